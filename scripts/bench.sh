@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# snapguard benchmarks (DESIGN.md section 5): each one times snapguard against what an admin
+# would otherwise run, in the same hyperfine run, and prints the ratio.
+#
+#   scripts/bench.sh [BENCH...]     BENCH: scan (default) | all
+#
+#   scan   `snapguard scan --json` of 100 ext4 images in one process, against a `dumpe2fs -h`
+#          loop and a `tune2fs -l` loop over the same images; plus snapguard's peak RSS.
+#
+# Results: a Markdown table on stdout and in target/bench/<bench>.md, hyperfine's JSON beside
+# it. Runs as any user (image files only: no loop devices, no root). Installs hyperfine and
+# GNU time with apt-get when missing and when it can (root or password-less sudo).
+#
+# To add a benchmark: write bench_NAME (use $work for scratch files, call write_table), and
+# list it in BENCHES below. Planned: XFS dirty-log detection vs `xfs_logprint -t`, frozen
+# window vs `fsfreeze -f; fsfreeze -u`, holder scan vs `fuser -vm`/`lsof`.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+for d in /usr/local/sbin /usr/sbin /sbin; do
+  case ":$PATH:" in *":$d:"*) ;; *) PATH="$PATH:$d" ;; esac
+done
+export PATH
+
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+out_dir=$target_dir/bench
+bin=$target_dir/release/snapguard
+RUNS=${BENCH_RUNS:-10}
+WARMUP=${BENCH_WARMUP:-2}
+
+# name:function, in the order `all` runs them.
+BENCHES=(scan:bench_scan_ext)
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+die() {
+  printf 'scripts/bench.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+# need PACKAGE TOOL...: install PACKAGE when one of the TOOLs is missing.
+need() {
+  local pkg=$1 tool
+  shift
+  for tool in "$@"; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+      say "installing $pkg (for $tool)"
+      local sudo=()
+      ((EUID == 0)) || sudo=(sudo -n)
+      [[ -n ${apt_updated:-} ]] || "${sudo[@]}" apt-get update -q || die "apt-get update failed"
+      apt_updated=1
+      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q \
+        --no-install-recommends "$pkg" </dev/null || die "cannot install $pkg; install it by hand"
+      command -v "$tool" >/dev/null 2>&1 || die "$tool still missing after installing $pkg"
+      return
+    fi
+  done
+}
+
+build() {
+  say "cargo build --release"
+  cargo build --release --bin snapguard
+  [[ -x $bin ]] || die "no binary at $bin"
+}
+
+# write_table NAME REF_NAME TITLE CSV [EXTRA_LINE...]: Markdown table of a hyperfine CSV export,
+# each mean divided by REF_NAME's mean; printed and saved to $out_dir/NAME.md.
+write_table() {
+  local name=$1 ref=$2 title=$3 csv=$4
+  shift 4
+  local md=$out_dir/$name.md
+  {
+    printf '### %s\n\n' "$title"
+    awk -F, -v ref="$ref" '
+      NR == 1 { next }
+      { cmd[NR] = $1; mean[NR] = $2 * 1000; sd[NR] = $3 * 1000; if ($1 == ref) base = $2 * 1000 }
+      END {
+        if (!base) { print "reference command " ref " not in results" > "/dev/stderr"; exit 1 }
+        print "| command | mean (ms) | ± σ (ms) | time vs snapguard |"
+        print "|---|---:|---:|---:|"
+        for (i = 2; i <= NR; i++)
+          printf "| %s | %.1f | %.1f | %.2f× |\n", cmd[i], mean[i], sd[i], mean[i] / base
+      }' "$csv"
+    printf '\n'
+    local line
+    for line in "$@"; do printf '%s\n' "$line"; done
+  } >"$md"
+  cat "$md"
+  say "saved $md"
+}
+
+machine_line() {
+  printf '%s, %s cores, kernel %s, %s, snapguard %s; %s warm-cache runs after %s warm-ups.' \
+    "$(date -u +%Y-%m-%d)" "$(nproc)" "$(uname -r)" \
+    "$(dumpe2fs -V 2>&1 | head -n1 | awk '{print "e2fsprogs " $2}')" \
+    "$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)" "$RUNS" "$WARMUP"
+}
+
+# --- scan: 100 ext4 images -------------------------------------------------------------------
+# Image mix (sparse files of 16, 24 or 32 MiB): 40 clean, 20 not cleanly unmounted
+# (state 0), 20 clean with an error history (error_count and first/last error recorded),
+# 20 with the errors flag set (state 2 or 3).
+make_ext_images() {
+  local dir=$1 n=$2 i img
+  mkdir -p "$dir"
+  for ((i = 0; i < n; i++)); do
+    img=$(printf '%s/ext4-%03d.img' "$dir" "$i")
+    truncate -s "$((16 + (i % 3) * 8))M" "$img"
+    mkfs.ext4 -q -F -L "bench$i" "$img" </dev/null
+    case $((i % 5)) in
+      0 | 1) ;;
+      2) debugfs -w -R "ssv state 0" "$img" >/dev/null 2>&1 ;;
+      3)
+        printf '%s\n' 'ssv error_count 3' 'ssv first_error_time 20240102030405' \
+          'ssv first_error_func ext4_lookup' 'ssv first_error_line 1234' \
+          'ssv first_error_ino 12' 'ssv last_error_time 20240203040506' \
+          'ssv last_error_func ext4_find_entry' 'ssv last_error_line 1601' >"$dir/cmds"
+        debugfs -w -f "$dir/cmds" "$img" >/dev/null 2>&1
+        ;;
+      4) debugfs -w -R "ssv state $((2 + i % 2))" "$img" >/dev/null 2>&1 ;;
+    esac
+  done
+  rm -f "$dir/cmds"
+}
+
+bench_scan_ext() {
+  local n=100 dir=$work/scan-ext
+  need e2fsprogs mkfs.ext4 debugfs dumpe2fs tune2fs
+  say "making $n ext4 images in $dir"
+  make_ext_images "$dir" "$n"
+  local imgs=("$dir"/ext4-*.img)
+  ((${#imgs[@]} == n)) || die "expected $n images, made ${#imgs[@]}"
+
+  # One checked run first: exit 0-2 is a verdict, 3 (could not assess) or a crash is a bug.
+  say "checking snapguard on the images"
+  local rc=0
+  /usr/bin/time -f %M -o "$work/rss" "$bin" scan --json "${imgs[@]}" >"$work/scan.json" ||
+    rc=$?
+  ((rc <= 2)) || die "snapguard scan exited $rc on the benchmark images"
+  local rss_kib summary
+  rss_kib=$(tail -n1 "$work/rss")
+  summary=$(grep -oE '"(ok|warning|critical|unknown)": *[0-9]+' "$work/scan.json" | head -n4 |
+    tr -d '" ' | paste -sd' ' -)
+
+  # The snapguard command checks its own exit code the same way on every run; the loops'
+  # status is the last tool's, always 0 here.
+  local sg loop_dump loop_tune
+  sg="$(printf '%q ' "$bin" scan --json "${imgs[@]}")>/dev/null; [ \$? -le 2 ]"
+  loop_dump="for i in $(printf '%q ' "${imgs[@]}"); do dumpe2fs -h \"\$i\"; done >/dev/null 2>&1"
+  loop_tune="for i in $(printf '%q ' "${imgs[@]}"); do tune2fs -l \"\$i\"; done >/dev/null 2>&1"
+
+  say "hyperfine: $n images"
+  mkdir -p "$out_dir"
+  hyperfine --warmup "$WARMUP" --runs "$RUNS" --style basic \
+    --export-json "$out_dir/scan.json" --export-csv "$work/scan.csv" \
+    --command-name "snapguard scan --json ($n images in 1 process)" "$sg" \
+    --command-name "dumpe2fs -h loop ($n processes)" "$loop_dump" \
+    --command-name "tune2fs -l loop ($n processes)" "$loop_tune"
+
+  write_table scan "snapguard scan --json ($n images in 1 process)" \
+    "scan: $n ext4 images (16-32 MiB, clean / not clean / error history / errors flag)" \
+    "$work/scan.csv" \
+    "snapguard peak RSS: $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f MiB (%d KiB, GNU time %%M)", k / 1024, k }')." \
+    "snapguard verdicts: ${summary:-?} (exit $rc)." \
+    "$(machine_line)"
+}
+
+# --- main ------------------------------------------------------------------------------------
+usage() {
+  local names=("${BENCHES[@]%%:*}")
+  printf 'usage: scripts/bench.sh [%s|all]...\n' "$(
+    IFS='|'
+    echo "${names[*]}"
+  )" >&2
+  exit 2
+}
+
+main() {
+  local selected=() arg entry
+  (($#)) || set -- scan
+  for arg in "$@"; do
+    case $arg in
+      all) selected=("${BENCHES[@]}") ;;
+      -h | --help) usage ;;
+      *)
+        for entry in "${BENCHES[@]}"; do
+          if [[ ${entry%%:*} == "$arg" ]]; then
+            selected+=("$entry")
+            continue 2
+          fi
+        done
+        usage
+        ;;
+    esac
+  done
+
+  need hyperfine hyperfine
+  [[ -x /usr/bin/time ]] || need time /usr/bin/time
+  build
+
+  work=$(mktemp -d "${TMPDIR:-/tmp}/snapguard-bench.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  for entry in "${selected[@]}"; do
+    "${entry#*:}"
+  done
+}
+
+main "$@"

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# snapguard's test command: the one the README shows and .ci/run calls.
+#
+#   scripts/test.sh [ARGS...]
+#
+# 1. Installs the filesystem tools the tests drive (apt-get, only when one is missing).
+# 2. Makes sure loop devices can be set up (privileged tests need them).
+# 3. cargo fmt --check, cargo clippy --all-targets -- -D warnings.
+# 4. Doctests (cargo test --doc), then the whole suite with cargo-nextest when it is installed,
+#    else with cargo test. ARGS go to that runner unchanged, e.g.
+#      scripts/test.sh json_schema                 # filter (both runners)
+#      scripts/test.sh --no-capture                # nextest: show test output
+#      SNAPGUARD_TEST_RUNNER=cargo scripts/test.sh -- --nocapture
+#
+# Environment:
+#   SNAPGUARD_TEST_RUNNER=nextest|cargo  force a runner (default: nextest if available)
+#   SNAPGUARD_NO_INSTALL=1               never call apt-get; fail if a tool is missing
+#   SNAPGUARD_CORPUS                     e2fsprogs image corpus; defaults to ../shared/corpus
+#                                        beside the repository when that directory exists
+#   SNAPGUARD_REQUIRE_PRIVILEGED=1       (set by .ci/run) privileged tests fail instead of
+#                                        skipping; here it also makes a loop-device problem fatal
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+say() { printf '\n==> %s\n' "$*"; }
+run() {
+  printf '+ %s\n' "$*"
+  "$@"
+}
+die() {
+  printf 'scripts/test.sh: %s\n' "$*" >&2
+  exit 1
+}
+# `command -v` alone also "finds" a non-executable file of that name.
+have() {
+  local p
+  p=$(command -v "$1" 2>/dev/null) && [[ -x $p ]]
+}
+
+# The mkfs/fsck tools live in /sbin and /usr/sbin, which a non-login shell may lack.
+for d in /usr/local/sbin /usr/sbin /sbin; do
+  case ":$PATH:" in *":$d:"*) ;; *) PATH="$PATH:$d" ;; esac
+done
+export PATH
+
+# --- 1. tools --------------------------------------------------------------------------------
+# tool -> Debian package (losetup is in "mount" on Debian 12, fsfreeze in "util-linux").
+declare -A pkg_of=(
+  [dumpe2fs]=e2fsprogs [debugfs]=e2fsprogs [mkfs.ext4]=e2fsprogs [tune2fs]=e2fsprogs
+  [e2fsck]=e2fsprogs
+  [mkfs.xfs]=xfsprogs [xfs_io]=xfsprogs [xfs_db]=xfsprogs [xfs_logprint]=xfsprogs
+  [mkfs.btrfs]=btrfs-progs
+  [mkfs.fat]=dosfstools [fsck.fat]=dosfstools
+  [sfdisk]=fdisk [sgdisk]=gdisk
+  [qemu-img]=qemu-utils
+  [hyperfine]=hyperfine
+  [fsfreeze]=util-linux [losetup]=mount
+  [stdbuf]=coreutils
+)
+
+say "checking test tools"
+missing_tools=()
+missing_pkgs=()
+for tool in "${!pkg_of[@]}"; do
+  if ! have "$tool"; then
+    missing_tools+=("$tool")
+    pkg=${pkg_of[$tool]}
+    case " ${missing_pkgs[*]-} " in *" $pkg "*) ;; *) missing_pkgs+=("$pkg") ;; esac
+  fi
+done
+
+if ((${#missing_tools[@]})); then
+  echo "missing: ${missing_tools[*]}"
+  if [[ ${SNAPGUARD_NO_INSTALL:-0} == 1 ]]; then
+    die "SNAPGUARD_NO_INSTALL=1 and tools are missing; install: apt-get install ${missing_pkgs[*]}"
+  fi
+  command -v apt-get >/dev/null 2>&1 ||
+    die "no apt-get here; install the packages providing: ${missing_tools[*]}"
+  sudo=()
+  if ((EUID != 0)); then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      die "not root and no password-less sudo; run: sudo apt-get install ${missing_pkgs[*]}"
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  run "${sudo[@]}" apt-get update -q
+  run "${sudo[@]}" apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "${missing_pkgs[@]}" </dev/null
+  hash -r
+  for tool in "${missing_tools[@]}"; do
+    have "$tool" || die "$tool is still missing after installing ${pkg_of[$tool]}"
+  done
+else
+  echo "all present"
+fi
+
+# --- 2. loop devices -------------------------------------------------------------------------
+say "checking loop devices"
+loop_ok=0
+if ((EUID == 0)); then
+  if [[ ! -e /dev/loop-control ]]; then
+    if command -v modprobe >/dev/null 2>&1; then
+      run modprobe loop || echo "modprobe loop failed (built in, or no module access); going on"
+    fi
+    # A container may have the driver but no node: loop-control is char 10:237.
+    [[ -e /dev/loop-control ]] || run mknod -m 0660 /dev/loop-control c 10 237 || true
+  fi
+  # losetup -f asks loop-control for a free index, which may be past the nodes a container's
+  # /dev has; create the usual first 16 block nodes (major 7) when they are absent. This only
+  # makes device nodes: it attaches nothing.
+  if [[ -e /dev/loop-control ]]; then
+    for i in $(seq 0 15); do
+      [[ -e /dev/loop$i ]] || mknod -m 0660 "/dev/loop$i" b 7 "$i" 2>/dev/null || true
+    done
+  fi
+  if free_loop=$(losetup -f 2>/dev/null) && [[ -b $free_loop ]]; then
+    echo "losetup -f: $free_loop"
+    loop_ok=1
+  fi
+  if ((!loop_ok)); then
+    msg="losetup -f does not give a usable loop device: loop-device tests will fail or skip"
+    if [[ ${SNAPGUARD_REQUIRE_PRIVILEGED:-0} == 1 ]]; then
+      die "$msg (SNAPGUARD_REQUIRE_PRIVILEGED=1)"
+    fi
+    echo "warning: $msg"
+  fi
+else
+  echo "not root: privileged tests (loop devices, freeze, repair) will skip"
+  if [[ ${SNAPGUARD_REQUIRE_PRIVILEGED:-0} == 1 ]]; then
+    die "SNAPGUARD_REQUIRE_PRIVILEGED=1 but not running as root"
+  fi
+fi
+
+# --- 3. corpus -------------------------------------------------------------------------------
+if [[ -z ${SNAPGUARD_CORPUS:-} && -d $repo/../shared/corpus ]]; then
+  SNAPGUARD_CORPUS=$(cd "$repo/../shared/corpus" && pwd)
+  export SNAPGUARD_CORPUS
+fi
+echo "SNAPGUARD_CORPUS=${SNAPGUARD_CORPUS:-(unset)}"
+echo "SNAPGUARD_REQUIRE_PRIVILEGED=${SNAPGUARD_REQUIRE_PRIVILEGED:-0}"
+
+# --- 4. lint and tests -----------------------------------------------------------------------
+say "format"
+run cargo fmt --check
+
+say "lint"
+run cargo clippy --all-targets -- -D warnings
+
+runner=${SNAPGUARD_TEST_RUNNER:-}
+if [[ -z $runner ]]; then
+  if cargo nextest --version >/dev/null 2>&1; then runner=nextest; else runner=cargo; fi
+fi
+
+case $runner in
+  nextest)
+    # nextest does not run doctests: run them first, so that nextest's summary stays the
+    # last line of the run.
+    say "doctests"
+    run cargo test --doc
+    say "tests (cargo nextest)"
+    run cargo nextest run --no-fail-fast "$@"
+    ;;
+  cargo)
+    say "tests (cargo test)"
+    run cargo test --no-fail-fast "$@"
+    ;;
+  *) die "SNAPGUARD_TEST_RUNNER must be nextest or cargo, not '$runner'" ;;
+esac

@@ -1,0 +1,95 @@
+//! Command-line interface: global options, the subcommand enum and dispatch. Glue only.
+
+pub mod scan;
+
+use crate::config::Config;
+use crate::report::Format;
+use crate::root::{DEFAULT_CONFIG, SysRoot};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit codes, shown at the end of `--help`.
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status (read-only commands, the Nagios convention):
+  0  OK        every target is clean
+  1  WARNING   the worst finding is a warning
+  2  CRITICAL  at least one critical finding (recorded errors, corrupt superblock)
+  3  UNKNOWN   could not assess: bad input, unreadable target, unknown fs or features
+When targets differ, CRITICAL beats UNKNOWN beats WARNING beats OK.
+A broken pipe on standard output is not an error.";
+
+/// snapguard: will this machine give a consistent snapshot, and if not, why and how to fix it.
+#[derive(Debug, Parser)]
+#[command(name = "snapguard", version, about, long_about = None, after_long_help = EXIT_STATUS_HELP)]
+pub struct Cli {
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human, value_name = "FORMAT")]
+    pub format: Format,
+    /// Same as --format json.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Read /proc, /sys, /etc, /var and /run under DIR instead of / (fixture trees, offline
+    /// disks mounted elsewhere). Device and image paths given as arguments are not re-rooted.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output on stderr (errors only).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Configuration file [default: /etc/snapguard/snapguard.toml under --root; a missing
+    /// default file means defaults].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find unclean filesystems, with exactly the semantics of tune2fs -l and e2fsck.
+    Scan(scan::ScanArgs),
+}
+
+impl Cli {
+    /// The output format after `--json`.
+    pub fn output_format(&self) -> Format {
+        if self.json { Format::Json } else { self.format }
+    }
+
+    /// The root everything system-wide is read under.
+    pub fn sys_root(&self) -> SysRoot {
+        SysRoot::new(&self.root)
+    }
+
+    /// Load the configuration named by `--config`, or the default one if present.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        match &self.config {
+            Some(path) => Config::load(path, true),
+            None => Config::load(&self.sys_root().path(DEFAULT_CONFIG), false),
+        }
+    }
+}
+
+/// Writes a command's report to stdout (deferred so `main` owns the output stream).
+pub type Render = Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>>;
+
+/// What a command hands back to `main`: the document to print and the exit code.
+pub struct Outcome {
+    /// Writes the report in the chosen format.
+    pub render: Render,
+    /// One line each for stderr (targets that could not be assessed).
+    pub problems: Vec<String>,
+    /// The process exit code.
+    pub exit_code: u8,
+}
+
+/// Run the chosen subcommand.
+pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    let config = cli.load_config()?;
+    match &cli.command {
+        Command::Scan(args) => scan::run(args, cli, &config),
+    }
+}

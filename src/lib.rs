@@ -1,0 +1,21 @@
+//! snapguard: a Linux snapshot-consistency toolkit.
+//!
+//! Before a VM backup it answers: will this machine give a consistent snapshot, and if not,
+//! why and how to fix it. See `ARCHITECTURE.md` for the module map and its invariants.
+
+/// Command-line interface: clap definitions and per-subcommand glue.
+pub mod cli;
+/// The configuration file.
+pub mod config;
+/// Pure on-disk parsers: bytes in, structs out, no I/O.
+pub mod fs;
+/// Pure mountinfo parser and the mount table keyed by superblock.
+pub mod mount;
+/// The report model and the only code that prints (human, JSON).
+pub mod report;
+/// `SysRoot`: where /proc, /sys, /etc, /var and /run are read.
+pub mod root;
+/// `snapguard scan`: unclean-filesystem detection.
+pub mod scan;
+/// The only kernel-facing layer and the only place `unsafe` is allowed.
+pub mod sys;

@@ -1,0 +1,71 @@
+//! The `snapguard` binary: parse arguments, set up logging, run, map the outcome to an
+//! exit code. The only place besides `report/` that writes to stdout or stderr.
+#![allow(clippy::print_stderr)]
+
+use clap::Parser;
+use snapguard::cli::{self, Cli};
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+/// UNKNOWN: could not run (bad usage, unreadable configuration, no mount table).
+const EXIT_UNKNOWN: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let informational =
+                matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+            // clap prints help to stdout and usage errors to stderr by itself.
+            let _ = e.print();
+            return ExitCode::from(if informational { 0 } else { EXIT_UNKNOWN });
+        }
+    };
+    init_logging(&cli);
+    match cli::run(&cli) {
+        Ok(outcome) => {
+            for problem in &outcome.problems {
+                eprintln!("snapguard: {problem}");
+            }
+            // Stdout is line-buffered; one report is thousands of lines, so batch them.
+            let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+            match (outcome.render)(&mut out).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                // A closed pipe (`snapguard scan | head`) is not an error.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                Err(e) => {
+                    eprintln!("snapguard: cannot write the report: {e}");
+                    return ExitCode::from(EXIT_UNKNOWN);
+                }
+            }
+            ExitCode::from(outcome.exit_code)
+        }
+        Err(e) => {
+            eprintln!("snapguard: {e:#}");
+            ExitCode::from(EXIT_UNKNOWN)
+        }
+    }
+}
+
+/// Logs go to stderr through tracing; `SNAPGUARD_LOG` (an env-filter) overrides -v/-q.
+fn init_logging(cli: &Cli) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SNAPGUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,242 @@
+//! Human renderer: a short `tune2fs -l` of the fields that matter, then the findings.
+//!
+//! Strings that come from disk or from mount points (labels, paths, function names) are
+//! untrusted: control characters are escaped so they cannot garble the terminal.
+
+use super::model::{ExtDetails, ExtErrorRecord, ScanReport, Severity, TargetReport};
+use std::io::{self, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Width of the label column, as in `tune2fs -l`.
+const LABEL_WIDTH: usize = 26;
+
+/// Render the scan document.
+pub fn write_scan(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
+    for (i, target) in report.targets.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        write_target(target, out)?;
+    }
+    let s = &report.summary;
+    if !report.targets.is_empty() {
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "{}: {} critical, {} warning, {} unknown, {} ok",
+        report.summary.worst().label(),
+        s.critical,
+        s.warning,
+        s.unknown,
+        s.ok
+    )?;
+    out.flush()
+}
+
+fn write_target(t: &TargetReport, out: &mut dyn Write) -> io::Result<()> {
+    let mut heading = vec![t.fstype.clone().unwrap_or_else(|| "unknown".into())];
+    if let Some(device) = &t.device {
+        if device != &t.target {
+            heading.push(format!("device {}", sanitize(device)));
+        }
+    }
+    if let Some(mp) = &t.mountpoint {
+        if mp != &t.target {
+            heading.push(format!("mounted on {}", sanitize(mp)));
+        }
+    }
+    if let Some(p) = &t.partition {
+        heading.push(format!(
+            "{} partition {} at offset {}",
+            p.scheme, p.index, p.offset
+        ));
+    }
+    heading.push(format!("{:?}", t.context).to_lowercase());
+    writeln!(
+        out,
+        "{} ({}): {}",
+        sanitize(&t.target),
+        heading.join(", "),
+        t.status.label()
+    )?;
+    if !t.other_mountpoints.is_empty() {
+        let others: Vec<String> = t.other_mountpoints.iter().map(|m| sanitize(m)).collect();
+        field(out, "Also mounted on", &others.join(", "))?;
+    }
+    if let Some(error) = &t.error {
+        field(out, "Cannot assess", &sanitize(error))?;
+    }
+    if let Some(state) = &t.state {
+        field(out, "Filesystem state", state)?;
+    }
+    if let Some(nr) = t.needs_recovery {
+        field(out, "Needs recovery", if nr { "yes" } else { "no" })?;
+    }
+    if t.state.is_some() {
+        let verdict = match &t.fsck_reason {
+            Some(reason) => format!("yes: {reason}"),
+            None => "no (clean)".to_string(),
+        };
+        field(out, "e2fsck would check", &verdict)?;
+    }
+    if let Some(ext) = &t.ext {
+        write_ext(ext, out)?;
+    }
+    for f in &t.findings {
+        let sev = match f.severity {
+            Severity::Info => "info",
+            Severity::Warning => "WARNING",
+            Severity::Critical => "CRITICAL",
+        };
+        writeln!(out, "  {sev:<8} {}: {}", f.id, sanitize(&f.message))?;
+        if let Some(remedy) = &f.remedy {
+            writeln!(out, "  {:<8}   fix: {}", "", sanitize(remedy))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_ext(e: &ExtDetails, out: &mut dyn Write) -> io::Result<()> {
+    if !e.label.is_empty() {
+        field(out, "Filesystem volume name", &sanitize(&e.label))?;
+    }
+    field(out, "Filesystem UUID", &e.uuid)?;
+    let features = if e.features.is_empty() {
+        "(none)".to_string()
+    } else {
+        e.features.join(" ")
+    };
+    field(out, "Filesystem features", &features)?;
+    field(out, "Errors behavior", e.errors_behavior)?;
+    field(
+        out,
+        "Block size / count",
+        &format!("{} / {}", e.block_size, e.blocks_count),
+    )?;
+    match (e.superblock, e.checksum) {
+        ("primary", "absent") => {}
+        ("primary", checksum) => field(out, "Superblock checksum", checksum)?,
+        (which, "bad") => field(
+            out,
+            "Superblock",
+            &format!("{which} (the primary's checksum is bad)"),
+        )?,
+        (which, _) => field(out, "Superblock", which)?,
+    }
+    field(out, "Mount count", &e.mount_count.to_string())?;
+    field(out, "Maximum mount count", &e.max_mount_count.to_string())?;
+    field(out, "Last mount time", &time_or_na(e.last_mount_time))?;
+    field(out, "Last checked", &time_or_na(e.last_checked))?;
+    let interval = match e.check_interval {
+        0 => "0 (<none>)".to_string(),
+        s => format!("{s} ({} days)", s / 86_400),
+    };
+    field(out, "Check interval", &interval)?;
+    if !e.last_mounted.is_empty() {
+        field(out, "Last mounted on", &sanitize(&e.last_mounted))?;
+    }
+    if let Some(orphan) = e.first_orphan_inode {
+        field(out, "First orphan inode", &orphan.to_string())?;
+    }
+    if e.error_count != 0 {
+        field(out, "FS Error count", &e.error_count.to_string())?;
+    }
+    if let Some(r) = &e.first_error {
+        field(out, "First error", &error_record(r))?;
+    }
+    if let Some(r) = &e.last_error {
+        field(out, "Last error", &error_record(r))?;
+    }
+    if let Some(j) = &e.journal {
+        let mut text = format!("start {}, sequence 0x{:08x}", j.start, j.sequence);
+        if j.errno != 0 {
+            text.push_str(&format!(", errno {}", j.errno));
+        }
+        field(out, "Journal", &text)?;
+    }
+    if let Some(live) = &e.live_errors {
+        let mut text = format!("{} errors since mount", live.errors_count);
+        if live.errors_count > 0 {
+            text.push_str(&format!(
+                ", last {} at {}:{}",
+                time_or_na(live.last_error_time),
+                sanitize(&live.last_error_func),
+                live.last_error_line
+            ));
+        }
+        field(out, "Live error counters", &text)?;
+    }
+    Ok(())
+}
+
+fn field(out: &mut dyn Write, label: &str, value: &str) -> io::Result<()> {
+    let label = format!("{label}:");
+    writeln!(out, "  {label:<LABEL_WIDTH$}{value}")
+}
+
+fn error_record(r: &ExtErrorRecord) -> String {
+    let mut text = format!(
+        "{} {}:{}",
+        time_or_na(r.time),
+        sanitize(&r.function),
+        r.line
+    );
+    if r.inode != 0 {
+        text.push_str(&format!(" inode {}", r.inode));
+    }
+    if r.block != 0 {
+        text.push_str(&format!(" block {}", r.block));
+    }
+    if !r.errcode.is_empty() {
+        text.push_str(&format!(" {}", r.errcode));
+    }
+    text
+}
+
+/// Format a Unix time as UTC, or `n/a` for zero, as dumpe2fs does.
+pub fn time_or_na(secs: u64) -> String {
+    if secs == 0 {
+        return "n/a".to_string();
+    }
+    match UNIX_EPOCH.checked_add(Duration::from_secs(secs)) {
+        Some(t) => humantime::format_rfc3339_seconds(t)
+            .to_string()
+            .replace('T', " "),
+        None => format!("@{secs}"),
+    }
+}
+
+/// Escape control characters (newlines in mount points, escape sequences in labels).
+pub fn sanitize(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_escapes_newlines_and_escape_sequences() {
+        assert_eq!(sanitize("/mnt/a b\nc"), "/mnt/a b\\nc");
+        assert_eq!(sanitize("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(sanitize("plain"), "plain");
+    }
+
+    #[test]
+    fn times_are_utc_and_zero_is_na() {
+        assert_eq!(time_or_na(0), "n/a");
+        assert_eq!(time_or_na(1_704_110_400), "2024-01-01 12:00:00Z");
+    }
+}

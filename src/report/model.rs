@@ -1,0 +1,321 @@
+//! The report data model: what every command produces, serialised as-is to JSON.
+//!
+//! Field names are snake_case and stable (DESIGN.md §1): fields may be added, none renamed
+//! without bumping [`SCHEMA_VERSION`]. Keep in sync with `docs/json-schema/scan-v1.schema.json`.
+
+use serde::Serialize;
+
+/// Version of the JSON documents; bumped on any breaking change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How bad a finding is. Ordered: `Info < Warning < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Expected or benign; worth knowing.
+    Info,
+    /// A check or replay will happen on restore or boot; act before the backup.
+    Warning,
+    /// Recorded corruption or an unusable filesystem.
+    Critical,
+}
+
+/// The verdict on one target, which also decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Nothing worse than informational findings.
+    Ok,
+    /// At least one warning.
+    Warning,
+    /// At least one critical finding.
+    Critical,
+    /// The target could not be assessed (bad input, unreadable, unsupported).
+    Unknown,
+}
+
+impl Status {
+    /// Status implied by the worst severity among findings.
+    pub fn from_worst(worst: Option<Severity>) -> Self {
+        match worst {
+            None | Some(Severity::Info) => Status::Ok,
+            Some(Severity::Warning) => Status::Warning,
+            Some(Severity::Critical) => Status::Critical,
+        }
+    }
+
+    /// Rank used to combine several statuses: critical beats unknown beats warning beats ok.
+    pub fn rank(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Unknown => 2,
+            Status::Critical => 3,
+        }
+    }
+
+    /// The Nagios exit code for a run whose worst status is this one.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+
+    /// Upper-case label for human output, as monitoring plugins print it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// One observation about a target: stable id, severity, one-line message, remedy command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable identifier, e.g. `ext.not-clean`.
+    pub id: &'static str,
+    /// How bad it is in this context.
+    pub severity: Severity,
+    /// One line, no trailing period.
+    pub message: String,
+    /// The exact command that fixes it, when there is one.
+    pub remedy: Option<String>,
+}
+
+impl Finding {
+    /// A finding without a remedy.
+    pub fn new(id: &'static str, severity: Severity, message: impl Into<String>) -> Self {
+        Finding {
+            id,
+            severity,
+            message: message.into(),
+            remedy: None,
+        }
+    }
+
+    /// Attach the remedy command.
+    pub fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
+        self.remedy = Some(remedy.into());
+        self
+    }
+}
+
+/// Counts of targets (or mounts, or checks) by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub ok: usize,
+    pub warning: usize,
+    pub critical: usize,
+    pub unknown: usize,
+}
+
+impl Summary {
+    /// Count one more item with `status`.
+    pub fn add(&mut self, status: Status) {
+        match status {
+            Status::Ok => self.ok += 1,
+            Status::Warning => self.warning += 1,
+            Status::Critical => self.critical += 1,
+            Status::Unknown => self.unknown += 1,
+        }
+    }
+
+    /// The worst status counted, which decides the exit code.
+    pub fn worst(&self) -> Status {
+        if self.critical > 0 {
+            Status::Critical
+        } else if self.unknown > 0 {
+            Status::Unknown
+        } else if self.warning > 0 {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// In what situation the scanned bytes were captured; it changes what counts as normal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Context {
+    /// A filesystem mounted on this machine right now.
+    Live,
+    /// A device or image that should have been cleanly unmounted.
+    Offline,
+    /// A crash-consistent snapshot of a running system (`--snapshot crash`).
+    Crash,
+    /// A snapshot taken while the filesystem was frozen (`--snapshot frozen`).
+    Frozen,
+}
+
+/// Where a partition sits inside a whole-disk target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionRef {
+    /// 1-based number, as Linux names `sdaN`.
+    pub index: u32,
+    /// `mbr` or `gpt`.
+    pub scheme: &'static str,
+    /// Byte offset from the start of the disk.
+    pub offset: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// The `scan` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub summary: Summary,
+    pub targets: Vec<TargetReport>,
+}
+
+impl ScanReport {
+    /// Build the document and its summary from the per-target results.
+    pub fn new(targets: Vec<TargetReport>) -> Self {
+        let mut summary = Summary::default();
+        for target in &targets {
+            summary.add(target.status);
+        }
+        ScanReport {
+            schema_version: SCHEMA_VERSION,
+            command: "scan",
+            summary,
+            targets,
+        }
+    }
+}
+
+/// The result for one scanned filesystem (or container, or unreadable target).
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    /// What was scanned, as named on the command line; partitions get `#pN`.
+    pub target: String,
+    /// The block device, when the target is or sits on one.
+    pub device: Option<String>,
+    /// Detected filesystem or container type.
+    pub fstype: Option<String>,
+    /// Where it is mounted (the first mount of the superblock).
+    pub mountpoint: Option<String>,
+    /// Further mount points of the same superblock (bind mounts).
+    pub other_mountpoints: Vec<String>,
+    /// How the bytes were captured.
+    pub context: Context,
+    /// Set when the target is one partition of a whole-disk image or device.
+    pub partition: Option<PartitionRef>,
+    /// The verdict.
+    pub status: Status,
+    /// For ext: exactly what `tune2fs -l` prints after `Filesystem state:`.
+    pub state: Option<String>,
+    /// For ext: incompat `needs_recovery`.
+    pub needs_recovery: Option<bool>,
+    /// For ext: the reason `e2fsck -n` prints before ", check forced.", or null.
+    pub fsck_reason: Option<String>,
+    /// Why the target could not be assessed at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// ext2/3/4 details, the fields of `tune2fs -l` that matter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ext: Option<ExtDetails>,
+    /// Everything noticed, worst first.
+    pub findings: Vec<Finding>,
+}
+
+impl TargetReport {
+    /// An empty report for `target`, to be filled by the scanner.
+    pub fn new(target: impl Into<String>, context: Context) -> Self {
+        TargetReport {
+            target: target.into(),
+            device: None,
+            fstype: None,
+            mountpoint: None,
+            other_mountpoints: Vec::new(),
+            context,
+            partition: None,
+            status: Status::Ok,
+            state: None,
+            needs_recovery: None,
+            fsck_reason: None,
+            error: None,
+            ext: None,
+            findings: Vec::new(),
+        }
+    }
+
+    /// Sort findings worst first and derive the status, keeping an `Unknown` already set.
+    pub fn finish(&mut self) {
+        self.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        let from_findings = Status::from_worst(self.findings.first().map(|f| f.severity));
+        if self.status != Status::Unknown || from_findings == Status::Critical {
+            self.status = from_findings;
+        }
+    }
+}
+
+/// One recorded ext4 error (first or last), as dumpe2fs prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtErrorRecord {
+    pub time: u64,
+    pub function: String,
+    pub line: u32,
+    pub inode: u32,
+    pub block: u64,
+    pub errcode: String,
+}
+
+/// The jbd2 journal superblock fields that matter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalDetails {
+    /// Non-zero: the log holds transactions to replay.
+    pub start: u32,
+    pub sequence: u32,
+    /// Set by a journal abort, e.g. -5 (EIO).
+    pub errno: i32,
+}
+
+/// Live error counters of a mounted ext4 from `/sys/fs/ext4/<dev>/`, ahead of the disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveErrors {
+    pub errors_count: u64,
+    pub first_error_time: u64,
+    pub first_error_func: String,
+    pub first_error_line: u64,
+    pub last_error_time: u64,
+    pub last_error_func: String,
+    pub last_error_line: u64,
+}
+
+/// ext2/3/4 superblock details for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtDetails {
+    pub block_size: u64,
+    pub blocks_count: u64,
+    pub inodes_count: u32,
+    pub label: String,
+    pub uuid: String,
+    pub last_mounted: String,
+    pub features: Vec<String>,
+    pub errors_behavior: &'static str,
+    pub mount_count: u16,
+    pub max_mount_count: i16,
+    pub last_checked: u64,
+    pub check_interval: u32,
+    pub last_mount_time: u64,
+    pub last_write_time: u64,
+    /// `primary`, or `backup` when the primary was unusable.
+    pub superblock: &'static str,
+    /// `ok`, `bad` or `absent` (no metadata_csum).
+    pub checksum: &'static str,
+    pub error_count: u32,
+    pub first_error: Option<ExtErrorRecord>,
+    pub last_error: Option<ExtErrorRecord>,
+    pub first_orphan_inode: Option<u32>,
+    pub journal: Option<JournalDetails>,
+    pub live_errors: Option<LiveErrors>,
+}

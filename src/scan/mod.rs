@@ -1,0 +1,392 @@
+//! `snapguard scan`: find unclean filesystems with the semantics of tune2fs and e2fsck.
+//!
+//! Flow: resolve targets (devices, images, mount points, or every mounted block
+//! filesystem) → open read-only → split whole disks into partitions → identify each
+//! volume → assess it (ext today) → one [`TargetReport`] each.
+
+pub mod disk;
+pub mod e2fsck_sim;
+pub mod ext;
+pub mod fsck_reason;
+pub mod journal;
+pub mod live;
+pub mod remedy;
+pub mod target;
+pub mod volume;
+
+use crate::fs::signature::{self, Content};
+use crate::mount::table::{MountTable, SuperblockMounts};
+use crate::report::{Context, Finding, PartitionRef, ScanReport, Severity, Status, TargetReport};
+use crate::root::{MOUNTINFO, SysRoot};
+use crate::sys::SourceFile;
+use anyhow::Context as _;
+use remedy::Location;
+use std::path::PathBuf;
+use target::Resolved;
+use volume::Volume;
+
+/// What is read first to identify a volume: enough for ext, XFS, LUKS, LVM2, 4 KiB-page
+/// swap, FAT, and MBR/GPT with 512- or 4096-byte sectors.
+const IDENTIFY_FIRST: usize = 8 * 1024;
+/// What is read when that is not enough (btrfs's superblock sits at 64 KiB, swap on
+/// 64 KiB pages at 64 KiB - 10).
+const IDENTIFY_MORE: usize = 128 * 1024;
+
+/// What the admin says an image is a copy of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Snapshot {
+    /// A crash-consistent copy of a running system (no freeze).
+    Crash,
+    /// A copy taken while the filesystems were frozen.
+    Frozen,
+}
+
+/// The scan request.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Devices, images or mount points; empty = every mounted block filesystem.
+    pub targets: Vec<PathBuf>,
+    /// Context for images and unmounted devices.
+    pub snapshot: Option<Snapshot>,
+    /// Unix time used for the check-interval rules.
+    pub now: i64,
+    /// Filesystem types left out when no TARGET is given (configuration).
+    pub skip_fstypes: Vec<String>,
+    /// Mount points left out when no TARGET is given (configuration).
+    pub skip_mountpoints: Vec<String>,
+}
+
+/// One line per target that could not even be opened, for stderr.
+pub type Problems = Vec<String>;
+
+/// Run the scan. `Err` only when nothing can run at all (no mount table to list).
+pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport, Problems)> {
+    let mountinfo_path = root.path(MOUNTINFO);
+    let table = match std::fs::read(&mountinfo_path) {
+        Ok(text) => MountTable::from_mountinfo(&text).with_context(|| {
+            format!(
+                "cannot parse the mount table '{}'",
+                mountinfo_path.display()
+            )
+        })?,
+        Err(e) if options.targets.is_empty() => {
+            return Err(e).with_context(|| {
+                format!("cannot read the mount table '{}'", mountinfo_path.display())
+            });
+        }
+        Err(e) => {
+            tracing::warn!(
+                "cannot read '{}': {e}; mount points cannot be resolved",
+                mountinfo_path.display()
+            );
+            MountTable::default()
+        }
+    };
+
+    let mut reports = Vec::new();
+    let mut problems = Vec::new();
+    let resolved: Vec<Result<Resolved, (String, String)>> = if options.targets.is_empty() {
+        target::mounted_block_filesystems(&table)
+            .into_iter()
+            .filter(|r| !is_skipped(r, options))
+            .map(Ok)
+            .collect()
+    } else {
+        options
+            .targets
+            .iter()
+            .map(|t| target::resolve(t, &table).map_err(|e| (t.display().to_string(), e.0)))
+            .collect()
+    };
+    for item in resolved {
+        match item {
+            Ok(resolved) => scan_resolved(&resolved, options, root, &mut reports, &mut problems),
+            Err((name, message)) => {
+                problems.push(message.clone());
+                reports.push(unassessable(name, context_for(None, options), message));
+            }
+        }
+    }
+    Ok((ScanReport::new(reports), problems))
+}
+
+/// Whether the configuration leaves this mounted filesystem out of a scan of everything.
+fn is_skipped(resolved: &Resolved, options: &ScanOptions) -> bool {
+    let Some(mounts) = &resolved.mounts else {
+        return false;
+    };
+    let mount_point = mounts.primary.mount_point.to_string_lossy();
+    let skipped = options.skip_fstypes.contains(&mounts.primary.fs_type)
+        || options.skip_mountpoints.iter().any(|m| *m == mount_point);
+    if skipped {
+        tracing::info!(
+            "skipping '{mount_point}' ({}): excluded by the configuration",
+            mounts.primary.fs_type
+        );
+    }
+    skipped
+}
+
+fn context_for(mounts: Option<&SuperblockMounts>, options: &ScanOptions) -> Context {
+    match (mounts, options.snapshot) {
+        (Some(_), _) => Context::Live,
+        (None, Some(Snapshot::Crash)) => Context::Crash,
+        (None, Some(Snapshot::Frozen)) => Context::Frozen,
+        (None, None) => Context::Offline,
+    }
+}
+
+fn unassessable(name: String, context: Context, message: String) -> TargetReport {
+    let mut report = TargetReport::new(name, context);
+    report.status = Status::Unknown;
+    report.error = Some(message);
+    report
+}
+
+fn scan_resolved(
+    resolved: &Resolved,
+    options: &ScanOptions,
+    root: &SysRoot,
+    reports: &mut Vec<TargetReport>,
+    problems: &mut Problems,
+) {
+    let context = context_for(resolved.mounts.as_ref(), options);
+    let mut base = TargetReport::new(resolved.name.clone(), context);
+    if resolved.is_device {
+        base.device = Some(resolved.path.display().to_string());
+    }
+    if let Some(mounts) = &resolved.mounts {
+        base.mountpoint = Some(mounts.primary.mount_point.display().to_string());
+        base.other_mountpoints = mounts
+            .others
+            .iter()
+            .map(|m| m.mount_point.display().to_string())
+            .collect();
+        base.fstype = Some(mounts.primary.fs_type.clone());
+    }
+    let fail = |mut report: TargetReport, message: String, problems: &mut Problems| {
+        problems.push(message.clone());
+        report.status = Status::Unknown;
+        report.error = Some(message);
+        report
+    };
+
+    let live = resolved.mounts.as_ref().and_then(|m| {
+        let name = live::kernel_name(root, m.major, m.minor)?;
+        live::ext4_errors(root, &name)
+    });
+    let source = match SourceFile::open(&resolved.path) {
+        Ok(source) => source,
+        Err(e) => {
+            let mut report = fail(
+                base,
+                format!("cannot scan '{}': {e}", resolved.name),
+                problems,
+            );
+            if let (Some(live), Some(location)) = (live, mounted_location(resolved)) {
+                // The device cannot be read (a container's device cgroup, say), but the
+                // kernel's own error counters still tell whether errors happened since mount.
+                ext::assess_live_only(live, &location, &mut report);
+            }
+            reports.push(report);
+            return;
+        }
+    };
+    if source.size() == 0 {
+        reports.push(fail(
+            base,
+            format!("cannot scan '{}': it is empty (0 bytes)", resolved.name),
+            problems,
+        ));
+        return;
+    }
+    let whole = match disk::unwrap_container(&source) {
+        Ok((volume, note)) => {
+            if let Some(note) = note {
+                base.findings.push(note);
+            }
+            volume
+        }
+        Err(message) => {
+            reports.push(fail(
+                base,
+                format!("cannot scan '{}': {message}", resolved.name),
+                problems,
+            ));
+            return;
+        }
+    };
+    let (content, head) = match identify_volume(&whole) {
+        Ok(found) => found,
+        Err(e) => {
+            reports.push(fail(
+                base,
+                format!("cannot read '{}': {e}", resolved.name),
+                problems,
+            ));
+            return;
+        }
+    };
+    if matches!(content, Content::Mbr | Content::Gpt) {
+        match disk::partitions(&whole, &head) {
+            Ok(parts) if !parts.is_empty() => {
+                for part in parts {
+                    let volume = whole.slice(part.offset, part.size);
+                    let mut report = base.clone();
+                    report.target = format!("{}#p{}", resolved.name, part.index);
+                    report.partition = Some(PartitionRef {
+                        index: part.index,
+                        scheme: part.scheme,
+                        offset: part.offset,
+                        size: part.size,
+                    });
+                    let location = if resolved.is_device {
+                        Location::Device(disk::partition_device_name(
+                            &resolved.path.display().to_string(),
+                            part.index,
+                        ))
+                    } else {
+                        Location::ImagePartition {
+                            image: resolved.name.clone(),
+                            index: part.index,
+                        }
+                    };
+                    let content = identify_volume(&volume).map_or(Content::Unknown, |(c, _)| c);
+                    assess_volume(volume, content, true, location, None, options, &mut report);
+                    reports.push(report);
+                }
+            }
+            Ok(_) => reports.push(fail(
+                base,
+                format!(
+                    "cannot scan '{}': the partition table has no partitions",
+                    resolved.name
+                ),
+                problems,
+            )),
+            Err(message) => reports.push(fail(
+                base,
+                format!("cannot scan '{}': {message}", resolved.name),
+                problems,
+            )),
+        }
+        return;
+    }
+
+    let location = match mounted_location(resolved) {
+        Some(location) => location,
+        None if resolved.is_device => Location::Device(resolved.name.clone()),
+        None => Location::Image(resolved.name.clone()),
+    };
+    let mut report = base;
+    assess_volume(whole, content, false, location, live, options, &mut report);
+    if report.status == Status::Unknown {
+        if let Some(error) = &report.error {
+            problems.push(format!("cannot assess '{}': {error}", resolved.name));
+        } else if let Some(first) = report.findings.first() {
+            problems.push(format!(
+                "cannot assess '{}': {}",
+                resolved.name, first.message
+            ));
+        }
+    }
+    reports.push(report);
+}
+
+fn mounted_location(resolved: &Resolved) -> Option<Location> {
+    let m = resolved.mounts.as_ref()?;
+    Some(Location::Mounted {
+        device: resolved.path.display().to_string(),
+        mountpoint: m.primary.mount_point.display().to_string(),
+        is_root: m.primary.mount_point == std::path::Path::new("/"),
+    })
+}
+
+fn assess_volume(
+    volume: Volume<'_>,
+    content: Content,
+    is_partition: bool,
+    location: Location,
+    live: Option<crate::report::LiveErrors>,
+    options: &ScanOptions,
+    report: &mut TargetReport,
+) {
+    match content {
+        Content::Ext => {
+            let scan = ext::ExtScan {
+                volume,
+                context: report.context,
+                location,
+                live,
+                now: options.now,
+            };
+            ext::assess(&scan, report);
+        }
+        Content::Lvm2Pv | Content::Luks { .. } | Content::Swap => {
+            report.fstype = Some(fstype_of(&content).to_string());
+            report.findings.push(Finding::new(
+                "disk.not-scanned",
+                Severity::Info,
+                format!("{}: not a filesystem, not scanned", content.describe()),
+            ));
+            report.finish();
+        }
+        Content::Unknown if is_partition => {
+            report.findings.push(Finding::new(
+                "disk.not-scanned",
+                Severity::Info,
+                "no known filesystem signature: unknown contents, not scanned",
+            ));
+            report.finish();
+        }
+        Content::Unknown => {
+            report.status = Status::Unknown;
+            report.error =
+                Some("no known filesystem, partition table or volume signature".to_string());
+        }
+        other => {
+            report.fstype = Some(fstype_of(&other).to_string());
+            report.status = Status::Unknown;
+            report.error = Some(format!(
+                "{} is not supported by this version of snapguard scan",
+                other.describe()
+            ));
+        }
+    }
+}
+
+/// Identify a volume from its first bytes, reading more only when the first read is not
+/// conclusive; also returns the bytes read.
+fn identify_volume(volume: &Volume<'_>) -> std::io::Result<(Content, Vec<u8>)> {
+    let head = volume.read_at(0, IDENTIFY_FIRST)?;
+    let content = identify(&head);
+    if content != Content::Unknown || volume.size() <= IDENTIFY_FIRST as u64 {
+        return Ok((content, head));
+    }
+    let head = volume.read_at(0, IDENTIFY_MORE)?;
+    Ok((identify(&head), head))
+}
+
+/// Identify a volume; an ext magic alone is enough for the ext assessment, which reports
+/// a damaged superblock itself rather than calling the volume unknown.
+fn identify(head: &[u8]) -> Content {
+    match signature::identify(head) {
+        Content::Unknown if head.get(1080..1082) == Some(&[0x53, 0xEF][..]) => Content::Ext,
+        content => content,
+    }
+}
+
+fn fstype_of(content: &Content) -> &'static str {
+    match content {
+        Content::Ext => "ext4",
+        Content::Xfs => "xfs",
+        Content::Btrfs => "btrfs",
+        Content::Fat => "vfat",
+        Content::ExFat => "exfat",
+        Content::Ntfs => "ntfs",
+        Content::Lvm2Pv => "lvm2",
+        Content::Luks { .. } => "luks",
+        Content::Swap => "swap",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,90 @@
+//! Remedy commands: the exact shell line an admin runs to fix a finding.
+
+use std::borrow::Cow;
+
+/// Where the filesystem is, as far as a remedy needs to know.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// Mounted at `mountpoint` from `device`; `is_root` for `/`.
+    Mounted {
+        device: String,
+        mountpoint: String,
+        is_root: bool,
+    },
+    /// An unmounted block device.
+    Device(String),
+    /// A filesystem image file.
+    Image(String),
+    /// Partition `index` of the whole-disk image `image`.
+    ImagePartition { image: String, index: u32 },
+}
+
+impl Location {
+    /// Run a checker command (`e2fsck -f`) on the filesystem, unmounting it first when
+    /// needed. `/` cannot be unmounted: the check is scheduled for the next boot instead.
+    pub fn check_command(&self, checker: &str) -> String {
+        match self {
+            Location::Mounted {
+                device,
+                is_root: true,
+                ..
+            } => format!(
+                "the root filesystem cannot be unmounted: reboot with fsck.mode=force on the kernel command line (or: tune2fs -C 65535 -c 1 {}) so {checker} runs at boot",
+                quote(device)
+            ),
+            Location::Mounted {
+                device, mountpoint, ..
+            } => {
+                let mp = quote(mountpoint);
+                format!("umount {mp} && {checker} {} && mount {mp}", quote(device))
+            }
+            Location::Device(device) => format!("{checker} {}", quote(device)),
+            Location::Image(image) => format!("{checker} {}", quote(image)),
+            Location::ImagePartition { image, index } => format!(
+                "dev=$(losetup --find --show --partscan {}) && {checker} \"${{dev}}p{index}\"; losetup -d \"$dev\"",
+                quote(image)
+            ),
+        }
+    }
+}
+
+/// Quote `text` for a POSIX shell when it needs it.
+pub fn quote(text: &str) -> Cow<'_, str> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(format!("'{}'", text.replace('\'', r"'\''")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_only_when_needed() {
+        assert_eq!(quote("/dev/sdb1"), "/dev/sdb1");
+        assert_eq!(quote("/mnt/a b"), "'/mnt/a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn mounted_filesystems_are_unmounted_around_the_check() {
+        let loc = Location::Mounted {
+            device: "/dev/sdb1".into(),
+            mountpoint: "/data".into(),
+            is_root: false,
+        };
+        assert_eq!(
+            loc.check_command("e2fsck -f"),
+            "umount /data && e2fsck -f /dev/sdb1 && mount /data"
+        );
+        let root = Location::Mounted {
+            device: "/dev/sda1".into(),
+            mountpoint: "/".into(),
+            is_root: true,
+        };
+        assert!(root.check_command("e2fsck -f").contains("fsck.mode=force"));
+    }
+}

@@ -1,0 +1,85 @@
+//! A volume: a byte range of a source (a whole device or image, or one partition of it).
+
+use crate::sys::SourceFile;
+use std::io;
+
+/// A window `[offset, offset + size)` onto an open source.
+#[derive(Debug, Clone, Copy)]
+pub struct Volume<'a> {
+    source: &'a SourceFile,
+    offset: u64,
+    size: u64,
+}
+
+impl<'a> Volume<'a> {
+    /// The whole of `source`.
+    pub fn whole(source: &'a SourceFile) -> Self {
+        Volume {
+            source,
+            offset: 0,
+            size: source.size(),
+        }
+    }
+
+    /// The first `size` bytes of `source` (a fixed VHD without its footer).
+    pub fn prefix(source: &'a SourceFile, size: u64) -> Self {
+        Volume {
+            source,
+            offset: 0,
+            size: size.min(source.size()),
+        }
+    }
+
+    /// A sub-range (a partition), clipped to what the source really has.
+    pub fn slice(&self, offset: u64, size: u64) -> Self {
+        let start = self
+            .offset
+            .saturating_add(offset)
+            .min(self.offset + self.size);
+        let end = start.saturating_add(size).min(self.offset + self.size);
+        Volume {
+            source: self.source,
+            offset: start,
+            size: end - start,
+        }
+    }
+
+    /// Size of the window in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Offset of the window in the source.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The source it reads from.
+    pub fn source(&self) -> &'a SourceFile {
+        self.source
+    }
+
+    /// Read up to `len` bytes at `offset` inside the window (short at its end).
+    pub fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        if offset >= self.size {
+            return Ok(Vec::new());
+        }
+        let len = len.min(usize::try_from(self.size - offset).unwrap_or(usize::MAX));
+        self.source.read_at(self.offset + offset, len)
+    }
+
+    /// Read exactly `len` bytes at `offset`, or fail with `UnexpectedEof` naming `what`.
+    pub fn read_exact_at(&self, offset: u64, len: usize, what: &str) -> io::Result<Vec<u8>> {
+        let bytes = self.read_at(offset, len)?;
+        if bytes.len() < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{what} at byte {offset} lies beyond the end ({} bytes)",
+                    self.size
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,110 @@
+//! Read-only access to what a scan reads: block devices and image files, by offset.
+
+use super::{SysError, ioctl};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// What kind of file a scan source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// A block device node; `rdev` major/minor identify the superblock when mounted.
+    Block { major: u32, minor: u32 },
+    /// A regular file holding an image.
+    Image,
+}
+
+/// A block device or image file opened read-only, with its size.
+#[derive(Debug)]
+pub struct SourceFile {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    kind: DeviceKind,
+}
+
+impl SourceFile {
+    /// Open `path` read-only. Fails for anything that is not a block device or regular file.
+    ///
+    /// No `O_EXCL`: scanning a mounted device must not disturb it, and a buffered read sees
+    /// the kernel's in-memory superblock, which is the live truth.
+    pub fn open(path: &Path) -> Result<Self, SysError> {
+        let io_err = |op, source| SysError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| io_err("cannot stat", e))?;
+        let file_type = meta.file_type();
+        let kind = if file_type.is_block_device() {
+            let rdev = meta.rdev();
+            DeviceKind::Block {
+                major: nix::sys::stat::major(rdev) as u32,
+                minor: nix::sys::stat::minor(rdev) as u32,
+            }
+        } else if file_type.is_file() {
+            DeviceKind::Image
+        } else {
+            return Err(io_err(
+                "not a block device, image file or mount point:",
+                io::Error::from(io::ErrorKind::InvalidInput),
+            ));
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| io_err("cannot open", e))?;
+        let size = match kind {
+            DeviceKind::Block { .. } => {
+                ioctl::block_device_size(&file).map_err(|errno| SysError::Ioctl {
+                    op: "BLKGETSIZE64",
+                    path: path.to_path_buf(),
+                    errno,
+                })?
+            }
+            DeviceKind::Image => meta.len(),
+        };
+        Ok(SourceFile {
+            file,
+            path: path.to_path_buf(),
+            size,
+            kind,
+        })
+    }
+
+    /// The path it was opened by.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size in bytes (device size, or file length).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Block device or image.
+    pub fn kind(&self) -> DeviceKind {
+        self.kind
+    }
+
+    /// Read up to `len` bytes at `offset`; shorter only at the end of the source.
+    pub fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let available = self.size.saturating_sub(offset);
+        let len = len.min(usize::try_from(available).unwrap_or(usize::MAX));
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            let pos = offset + filled as u64;
+            match self.file.read_at(&mut buf[filled..], pos) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+}
