@@ -2,10 +2,13 @@
 # snapguard benchmarks (DESIGN.md section 5): each one times snapguard against what an admin
 # would otherwise run, in the same hyperfine run, and prints the ratio.
 #
-#   scripts/bench.sh [BENCH...]     BENCH: scan (default) | all
+#   scripts/bench.sh [BENCH...]     BENCH: scan (default) | xfs | all
 #
 #   scan   `snapguard scan --json` of 100 ext4 images in one process, against a `dumpe2fs -h`
 #          loop and a `tune2fs -l` loop over the same images; plus snapguard's peak RSS.
+#   xfs    the XFS dirty-log test on 20 images (10 clean, 10 crash copies with a dirty log),
+#          `snapguard scan --json` against an `xfs_logprint -t` loop. Making the dirty copies
+#          loop-mounts an image, so it needs root; as another user all 20 are clean.
 #
 # Results: a Markdown table on stdout and in target/bench/<bench>.md, hyperfine's JSON beside
 # it. Runs as any user (image files only: no loop devices, no root). Installs hyperfine and
@@ -30,7 +33,7 @@ RUNS=${BENCH_RUNS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 
 # name:function, in the order `all` runs them.
-BENCHES=(scan:bench_scan_ext)
+BENCHES=(scan:bench_scan_ext xfs:bench_xfs_log)
 
 say() { printf '\n==> %s\n' "$*" >&2; }
 die() {
@@ -163,6 +166,72 @@ bench_scan_ext() {
     "snapguard peak RSS: $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f MiB (%d KiB, GNU time %%M)", k / 1024, k }')." \
     "snapguard verdicts: ${summary:-?} (exit $rc)." \
     "$(machine_line)"
+}
+
+# --- xfs: 20 XFS images, dirty-log detection -------------------------------------------------
+# make_xfs_dirty_copy SRC DST: copy SRC while it is loop-mounted and being written to, which
+# leaves a dirty log in DST (a crash-consistent copy). Only our own loop device is detached.
+make_xfs_dirty_copy() {
+  local src=$1 dst=$2 mnt dev
+  mnt=$(mktemp -d "$work/mnt.XXXXXX")
+  dev=$(losetup --find --show "$src")
+  if mount "$dev" "$mnt"; then
+    xfs_io -f -c "pwrite -q 0 1m" -c fsync "$mnt/f" >/dev/null
+    cp --sparse=always "$src" "$dst"
+    umount "$mnt"
+  fi
+  [[ $(cat "/sys/block/${dev#/dev/}/loop/backing_file") == "$(realpath "$src")" ]] && losetup -d "$dev"
+  rmdir "$mnt"
+  [[ -e $dst ]]
+}
+
+bench_xfs_log() {
+  local n=20 dir=$work/xfs i
+  need xfsprogs mkfs.xfs xfs_logprint xfs_io
+  mkdir -p "$dir"
+  say "making $n XFS images in $dir"
+  truncate -s 320M "$dir/clean.img"
+  mkfs.xfs -q -f "$dir/clean.img"
+  local dirty_src=$dir/clean.img
+  if ((EUID == 0)) && make_xfs_dirty_copy "$dir/clean.img" "$dir/dirty.img" 2>/dev/null; then
+    dirty_src=$dir/dirty.img
+  else
+    say "not root (or the loop mount failed): every image is clean"
+  fi
+  for ((i = 0; i < n; i++)); do
+    if ((i % 2)); then
+      cp --sparse=always "$dirty_src" "$(printf '%s/xfs-%02d.img' "$dir" "$i")"
+    else
+      cp --sparse=always "$dir/clean.img" "$(printf '%s/xfs-%02d.img' "$dir" "$i")"
+    fi
+  done
+  local imgs=("$dir"/xfs-*.img)
+
+  say "checking snapguard against xfs_logprint -t on each image"
+  local img ours theirs dirty=0
+  for img in "${imgs[@]}"; do
+    # Exit 1 (warning) is expected for a dirty offline log: only the verdict matters here.
+    ours=$({ "$bin" scan --json "$img" || true; } | grep -oE '"log_clean": *(true|false)' |
+      grep -oE 'true|false')
+    theirs=$(xfs_logprint -t "$img" 2>/dev/null | grep -qF '<CLEAN>' && echo true || echo false)
+    [[ $ours == "$theirs" ]] || die "$img: snapguard log_clean=$ours, xfs_logprint clean=$theirs"
+    [[ $ours == false ]] && dirty=$((dirty + 1))
+  done
+
+  local sg loop
+  sg="$(printf '%q ' "$bin" scan --json "${imgs[@]}")>/dev/null; [ \$? -le 2 ]"
+  loop="for i in $(printf '%q ' "${imgs[@]}"); do xfs_logprint -t \"\$i\"; done >/dev/null 2>&1"
+  say "hyperfine: $n images"
+  mkdir -p "$out_dir"
+  hyperfine --warmup "$WARMUP" --runs "$RUNS" --style basic \
+    --export-json "$out_dir/xfs.json" --export-csv "$work/xfs.csv" \
+    --command-name "snapguard scan --json ($n images in 1 process)" "$sg" \
+    --command-name "xfs_logprint -t loop ($n processes)" "$loop"
+  write_table xfs "snapguard scan --json ($n images in 1 process)" \
+    "xfs: dirty-log test on $n XFS images (320 MiB; $dirty with a dirty log)" \
+    "$work/xfs.csv" \
+    "Every image's clean/dirty verdict agreed with xfs_logprint -t before timing." \
+    "$(machine_line) $(mkfs.xfs -V 2>&1 | head -n1)."
 }
 
 # --- main ------------------------------------------------------------------------------------

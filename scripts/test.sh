@@ -53,6 +53,7 @@ declare -A pkg_of=(
   [mkfs.xfs]=xfsprogs [xfs_io]=xfsprogs [xfs_db]=xfsprogs [xfs_logprint]=xfsprogs
   [mkfs.btrfs]=btrfs-progs
   [mkfs.fat]=dosfstools [fsck.fat]=dosfstools
+  [mkfs.exfat]=exfatprogs [fsck.exfat]=exfatprogs
   [sfdisk]=fdisk [sgdisk]=gdisk
   [qemu-img]=qemu-utils
   [hyperfine]=hyperfine

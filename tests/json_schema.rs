@@ -162,6 +162,54 @@ fn scan_json_of_ext4_images_matches_schema() {
 }
 
 #[test]
+fn scan_json_of_xfs_btrfs_fat_and_exfat_images_matches_schema() {
+    let v = validator();
+    let dir = TempDir::new().expect("temp dir");
+    let make = |name: &str, size: u64, mkfs: &str, args: &[&str]| -> Option<String> {
+        let img = dir.path().join(name);
+        std::fs::File::create(&img)
+            .and_then(|f| f.set_len(size << 20))
+            .expect("create image");
+        let img = img.to_str().expect("utf-8 temp path").to_string();
+        which(mkfs)?;
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(&img);
+        run_tool(mkfs, &all);
+        Some(img)
+    };
+    let images: Vec<String> = [
+        make("x.img", 320, "mkfs.xfs", &["-q", "-f"]),
+        make("b.img", 128, "mkfs.btrfs", &["-q", "-f"]),
+        make("f16.img", 32, "mkfs.fat", &["-F", "16"]),
+        make("f32.img", 64, "mkfs.fat", &["-F", "32"]),
+        make("e.img", 32, "mkfs.exfat", &[]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(
+        images.len() >= 4,
+        "mkfs.xfs, mkfs.btrfs and mkfs.fat are required"
+    );
+    let args: Vec<&str> = images.iter().map(String::as_str).collect();
+    let (code, doc) = scan_json(&args);
+    assert_valid(&v, &doc, "scan of XFS, btrfs, FAT and exFAT images");
+    assert_summary_and_exit(&doc, code);
+    for img in &images {
+        let t = target(&doc, img);
+        assert_eq!(t["state"], "clean", "{t:#}");
+        assert_eq!(t["status"], "ok", "{t:#}");
+    }
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| PathBuf::from(d).join(tool))
+        .find(|p| p.exists())
+}
+
+#[test]
 fn scan_json_of_unreadable_target_matches_schema() {
     let v = validator();
     let dir = TempDir::new().expect("temp dir");

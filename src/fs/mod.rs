@@ -1,6 +1,10 @@
 //! Pure on-disk parsers: bytes in, structs out, no I/O (callbacks where more bytes are
 //! needed). Every parser survives arbitrary input without panicking.
 
+pub mod btrfs;
+pub mod exfat;
 pub mod ext;
+pub mod fat;
 pub mod partition;
 pub mod signature;
+pub mod xfs;

@@ -3,7 +3,10 @@
 //! Strings that come from disk or from mount points (labels, paths, function names) are
 //! untrusted: control characters are escaped so they cannot garble the terminal.
 
-use super::model::{ExtDetails, ExtErrorRecord, ScanReport, Severity, TargetReport};
+use super::model::{
+    BtrfsDetails, ExFatDetails, ExtDetails, ExtErrorRecord, FatDetails, ScanReport, Severity,
+    TargetReport, XfsDetails, XfsLogPosition,
+};
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -73,7 +76,7 @@ fn write_target(t: &TargetReport, out: &mut dyn Write) -> io::Result<()> {
     if let Some(nr) = t.needs_recovery {
         field(out, "Needs recovery", if nr { "yes" } else { "no" })?;
     }
-    if t.state.is_some() {
+    if t.ext.is_some() {
         let verdict = match &t.fsck_reason {
             Some(reason) => format!("yes: {reason}"),
             None => "no (clean)".to_string(),
@@ -82,6 +85,18 @@ fn write_target(t: &TargetReport, out: &mut dyn Write) -> io::Result<()> {
     }
     if let Some(ext) = &t.ext {
         write_ext(ext, out)?;
+    }
+    if let Some(xfs) = &t.xfs {
+        write_xfs(xfs, out)?;
+    }
+    if let Some(btrfs) = &t.btrfs {
+        write_btrfs(btrfs, out)?;
+    }
+    if let Some(fat) = &t.fat {
+        write_fat(fat, out)?;
+    }
+    if let Some(exfat) = &t.exfat {
+        write_exfat(exfat, out)?;
     }
     for f in &t.findings {
         let sev = match f.severity {
@@ -167,6 +182,112 @@ fn write_ext(e: &ExtDetails, out: &mut dyn Write) -> io::Result<()> {
         }
         field(out, "Live error counters", &text)?;
     }
+    Ok(())
+}
+
+fn write_xfs(x: &XfsDetails, out: &mut dyn Write) -> io::Result<()> {
+    if !x.label.is_empty() {
+        field(out, "Filesystem label", &sanitize(&x.label))?;
+    }
+    field(out, "Filesystem UUID", &x.uuid)?;
+    field(out, "Version / CRC", &format!("v{} / {}", x.version, x.crc))?;
+    field(out, "Features", &x.features.join(" "))?;
+    field(
+        out,
+        "Block size / count",
+        &format!("{} / {}", x.block_size, x.data_blocks),
+    )?;
+    let position = |p: &Option<XfsLogPosition>| match p {
+        Some(p) => format!("block {} cycle {}", p.block, p.cycle),
+        None => "not assessed".to_string(),
+    };
+    if x.log_external {
+        field(out, "Log", "external (not assessed)")?;
+    } else {
+        let state = match x.log_clean {
+            Some(true) => "clean",
+            Some(false) => "dirty",
+            None => "not assessed",
+        };
+        field(
+            out,
+            "Log",
+            &format!("{state}, {} blocks at {}", x.log_blocks, x.log_start),
+        )?;
+        field(out, "Log head", &position(&x.log_head))?;
+        field(out, "Log tail", &position(&x.log_tail))?;
+    }
+    Ok(())
+}
+
+fn write_btrfs(b: &BtrfsDetails, out: &mut dyn Write) -> io::Result<()> {
+    if !b.label.is_empty() {
+        field(out, "Label", &sanitize(&b.label))?;
+    }
+    field(out, "Filesystem UUID", &b.fsid)?;
+    field(
+        out,
+        "Device",
+        &format!("devid {} of {}", b.devid, b.num_devices),
+    )?;
+    field(out, "Generation", &b.generation.to_string())?;
+    field(
+        out,
+        "Superblock",
+        &format!(
+            "{} at {} (checksum {}, {})",
+            b.superblock, b.superblock_offset, b.checksum, b.csum_type
+        ),
+    )?;
+    if !b.flag_names.is_empty() {
+        field(out, "Flags", &b.flag_names.join(" "))?;
+    }
+    let log = if b.log_root == 0 {
+        "none".to_string()
+    } else {
+        format!("pending at {} (level {})", b.log_root, b.log_root_level)
+    };
+    field(out, "Log tree", &log)?;
+    if let Some(devices) = &b.device_errors {
+        for d in devices {
+            field(
+                out,
+                &format!("Device {} errors", d.devid),
+                &format!(
+                    "write {} read {} flush {} corruption {} generation {}",
+                    d.write_errs, d.read_errs, d.flush_errs, d.corruption_errs, d.generation_errs
+                ),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_fat(f: &FatDetails, out: &mut dyn Write) -> io::Result<()> {
+    if let Some(label) = &f.label {
+        field(out, "Label", &sanitize(label))?;
+    }
+    if let Some(id) = &f.volume_id {
+        field(out, "Volume ID", id)?;
+    }
+    field(
+        out,
+        "FAT type",
+        &format!("FAT{}, {} clusters", f.fat_bits, f.clusters),
+    )?;
+    field(
+        out,
+        "Boot sector dirty bit",
+        if f.boot_dirty { "set" } else { "clear" },
+    )?;
+    Ok(())
+}
+
+fn write_exfat(e: &ExFatDetails, out: &mut dyn Write) -> io::Result<()> {
+    field(out, "Volume serial", &e.volume_serial)?;
+    field(out, "Revision", &e.revision)?;
+    field(out, "Volume flags", &format!("0x{:04x}", e.volume_flags))?;
+    field(out, "Boot checksum", e.boot_checksum)?;
     Ok(())
 }
 

@@ -223,6 +223,18 @@ pub struct TargetReport {
     /// ext2/3/4 details, the fields of `tune2fs -l` that matter.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ext: Option<ExtDetails>,
+    /// btrfs superblock details and device error counters (only for btrfs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub btrfs: Option<BtrfsDetails>,
+    /// FAT12/16/32 boot sector and FAT[1] state (only for FAT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fat: Option<FatDetails>,
+    /// exFAT boot sector details (only for exFAT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exfat: Option<ExFatDetails>,
+    /// XFS details: superblock geometry, features and the log head/tail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xfs: Option<XfsDetails>,
     /// Everything noticed, worst first.
     pub findings: Vec<Finding>,
 }
@@ -244,6 +256,10 @@ impl TargetReport {
             fsck_reason: None,
             error: None,
             ext: None,
+            btrfs: None,
+            fat: None,
+            exfat: None,
+            xfs: None,
             findings: Vec::new(),
         }
     }
@@ -318,4 +334,142 @@ pub struct ExtDetails {
     pub first_orphan_inode: Option<u32>,
     pub journal: Option<JournalDetails>,
     pub live_errors: Option<LiveErrors>,
+}
+
+/// A position in the XFS log: a 512-byte basic block counted from the start of the log,
+/// and the log cycle written there (as `xfs_logprint -t` counts blocks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct XfsLogPosition {
+    pub block: u64,
+    pub cycle: u32,
+}
+
+/// XFS superblock and log details for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct XfsDetails {
+    /// Superblock version: 4, or 5 (CRC-enabled).
+    pub version: u8,
+    pub block_size: u32,
+    pub sector_size: u16,
+    pub data_blocks: u64,
+    pub ag_count: u32,
+    pub ag_blocks: u32,
+    pub label: String,
+    pub uuid: String,
+    /// First log block (filesystem block); 0 for an external log.
+    pub log_start: u64,
+    pub log_blocks: u32,
+    /// The log is on a separate device and was not assessed.
+    pub log_external: bool,
+    /// Where the next log write goes; null when the log was not assessed.
+    pub log_head: Option<XfsLogPosition>,
+    /// Where log recovery would start; null when the log was not assessed.
+    pub log_tail: Option<XfsLogPosition>,
+    /// head == tail (`xfs_logprint -t` `<CLEAN>`); null when the log was not assessed.
+    pub log_clean: Option<bool>,
+    /// The last record is an unmount record ending at the head.
+    pub log_unmount_record: Option<bool>,
+    /// `ok`, `bad` or `absent` (v4: no CRC).
+    pub crc: &'static str,
+    /// `sb_inprogress` is set.
+    pub inprogress: bool,
+    /// incompat NEEDSREPAIR is set.
+    pub needs_repair: bool,
+    /// Feature names as `xfs_db -c version` lists them.
+    pub features: Vec<String>,
+    pub features_compat: u32,
+    pub features_ro_compat: u32,
+    pub features_incompat: u32,
+    pub features_log_incompat: u32,
+}
+
+/// One btrfs device's error counters (`btrfs device stats`), live from sysfs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BtrfsDeviceErrors {
+    pub devid: u64,
+    pub write_errs: u64,
+    pub read_errs: u64,
+    pub flush_errs: u64,
+    pub corruption_errs: u64,
+    pub generation_errs: u64,
+}
+
+/// btrfs superblock details for the report (names as `btrfs inspect-internal dump-super`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BtrfsDetails {
+    pub label: String,
+    pub fsid: String,
+    pub metadata_uuid: String,
+    pub devid: u64,
+    pub num_devices: u64,
+    pub generation: u64,
+    pub total_bytes: u64,
+    pub bytes_used: u64,
+    /// `dev_item.total_bytes`: the size this device should have.
+    pub device_total_bytes: u64,
+    pub sectorsize: u32,
+    pub nodesize: u32,
+    /// `crc32c`, `xxhash64`, `sha256`, `blake2b` or `unknown (N)`.
+    pub csum_type: String,
+    /// `ok`, `bad` or `not verified` (only crc32c is computed).
+    pub checksum: &'static str,
+    /// `primary`, `mirror 1` or `mirror 2`: the copy the details come from.
+    pub superblock: &'static str,
+    /// Byte offset of that copy.
+    pub superblock_offset: u64,
+    pub flags: u64,
+    pub flag_names: Vec<String>,
+    pub features: Vec<String>,
+    /// Non-zero: an fsync log tree will be replayed at the next mount.
+    pub log_root: u64,
+    pub log_root_level: u8,
+    /// Live counters from `/sys/fs/btrfs/<fsid>/devinfo/<devid>/error_stats`; null when
+    /// not mounted here.
+    pub device_errors: Option<Vec<BtrfsDeviceErrors>>,
+}
+
+/// FAT12/16/32 details for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FatDetails {
+    /// 12, 16 or 32.
+    pub fat_bits: u8,
+    pub label: Option<String>,
+    /// `XXXX-XXXX`, as blkid prints it.
+    pub volume_id: Option<String>,
+    pub bytes_per_sector: u16,
+    pub sectors_per_cluster: u8,
+    pub reserved_sectors: u16,
+    pub fats: u8,
+    pub total_sectors: u32,
+    pub clusters: u64,
+    /// The boot-sector state byte (0x25 on FAT12/16, 0x41 on FAT32); bit 0 = dirty.
+    pub boot_state: u8,
+    pub boot_dirty: bool,
+    /// FAT entry 1 (null on FAT12 or when unreadable).
+    pub fat1: Option<u32>,
+    /// FAT[1] clean-shutdown bit (null on FAT12).
+    pub fat1_clean_shutdown: Option<bool>,
+    /// FAT[1] hard-error bit clear, i.e. disk errors recorded (null on FAT12).
+    pub fat1_hard_error: Option<bool>,
+}
+
+/// exFAT details for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExFatDetails {
+    /// `XXXX-XXXX`, as blkid prints it.
+    pub volume_serial: String,
+    /// `1.00`.
+    pub revision: String,
+    pub bytes_per_sector: u32,
+    pub sectors_per_cluster: u32,
+    /// In sectors.
+    pub volume_length: u64,
+    pub cluster_count: u32,
+    pub fats: u8,
+    /// Bit 1 VolumeDirty, bit 2 MediaFailure.
+    pub volume_flags: u16,
+    /// Null when the volume says "unknown" (0xFF).
+    pub percent_in_use: Option<u8>,
+    /// `ok`, `bad` or `unavailable`: the boot-region checksum.
+    pub boot_checksum: &'static str,
 }

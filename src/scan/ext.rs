@@ -15,7 +15,6 @@ use crate::report::{
     Context, ExtDetails, ExtErrorRecord, Finding, JournalDetails, LiveErrors, Severity, Status,
     TargetReport,
 };
-use std::io;
 
 /// Everything the assessment needs besides the bytes.
 #[derive(Debug, Clone)]
@@ -119,7 +118,7 @@ fn assess_inner(scan: &ExtScan<'_>, report: &mut TargetReport) -> Result<(), Str
                 Severity::Warning,
                 format!(
                     "the filesystem needs {fs_bytes} bytes but the {} holds only {}: truncated image or wrong partition table",
-                    if matches!(scan.location, Location::Image(_) | Location::ImagePartition { .. }) { "image" } else { "device" },
+                    scan.location.medium(),
                     volume.size()
                 ),
             ));
@@ -278,24 +277,14 @@ fn find_backup(volume: &Volume<'_>) -> Option<(Superblock, u64)> {
     None
 }
 
-fn read_block(volume: &Volume<'_>, block: u64, block_size: u64) -> io::Result<Vec<u8>> {
-    let offset = block.checked_mul(block_size).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("block {block} overflows"),
-        )
-    })?;
-    let len = usize::try_from(block_size).map_err(io::Error::other)?;
-    volume.read_exact_at(offset, len, "a filesystem block")
-}
-
 fn read_mmp(volume: &Volume<'_>, sb: &Superblock) -> Option<Result<Mmp, String>> {
     if !sb.has_mmp() {
         return None;
     }
     let block_size = sb.block_size()?;
     Some(
-        read_block(volume, sb.mmp_block, block_size)
+        volume
+            .read_block(sb.mmp_block, block_size)
             .map_err(|e| e.to_string())
             .and_then(|bytes| Mmp::parse(&bytes).map_err(|e: ExtError| e.to_string())),
     )

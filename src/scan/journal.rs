@@ -8,7 +8,6 @@ use crate::fs::ext::blockwalk::{self, BlockRange};
 use crate::fs::ext::inode;
 use crate::fs::ext::journal::{self, JBD2_SUPERBLOCK_V1, JBD2_SUPERBLOCK_V2, JournalSuperblock};
 use crate::fs::ext::superblock::{ChecksumStatus, Superblock};
-use std::io;
 
 /// `JBD2_MIN_JOURNAL_BLOCKS`.
 const MIN_JOURNAL_BLOCKS: u64 = 1024;
@@ -83,7 +82,7 @@ pub fn check(volume: &Volume<'_>, sb: &Superblock) -> JournalOutcome {
         Err(GetError::BadInode(why)) => return fix_bad_inode(sb, why),
         Err(GetError::Other(why)) => return JournalOutcome::Rejected(why),
     };
-    let raw = match read_block(volume, first_block, block_size) {
+    let raw = match volume.read_block(first_block, block_size) {
         Ok(raw) => raw,
         Err(e) => {
             return JournalOutcome::Rejected(format!("cannot read the journal superblock: {e}"));
@@ -174,7 +173,7 @@ fn usable(
         first: u64::from(sb.first_data_block),
         end: sb.blocks_count,
     };
-    let mut reader = |block: u64| read_block(volume, block, block_size);
+    let mut reader = |block: u64| volume.read_block(block, block_size);
     let walk = blockwalk::walk(
         &inode.i_block,
         inode.extents,
@@ -326,15 +325,4 @@ fn read_inode(
         mode: le16(0x00),
         flags,
     })
-}
-
-fn read_block(volume: &Volume<'_>, block: u64, block_size: u64) -> io::Result<Vec<u8>> {
-    let offset = block.checked_mul(block_size).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("block {block} overflows"),
-        )
-    })?;
-    let len = usize::try_from(block_size).map_err(io::Error::other)?;
-    volume.read_exact_at(offset, len, "a filesystem block")
 }

@@ -4,15 +4,19 @@
 //! filesystem) → open read-only → split whole disks into partitions → identify each
 //! volume → assess it (ext today) → one [`TargetReport`] each.
 
+pub mod btrfs;
 pub mod disk;
 pub mod e2fsck_sim;
+pub mod exfat;
 pub mod ext;
+pub mod fat;
 pub mod fsck_reason;
 pub mod journal;
 pub mod live;
 pub mod remedy;
 pub mod target;
 pub mod volume;
+pub mod xfs;
 
 use crate::fs::signature::{self, Content};
 use crate::mount::table::{MountTable, SuperblockMounts};
@@ -279,7 +283,19 @@ fn scan_resolved(
         None => Location::Image(resolved.name.clone()),
     };
     let mut report = base;
-    assess_volume(whole, content, false, location, live, options, &mut report);
+    let mounted = resolved.mounts.as_ref().map(|_| Mounted {
+        ext4_errors: live,
+        sys: root,
+    });
+    assess_volume(
+        whole,
+        content,
+        false,
+        location,
+        mounted,
+        options,
+        &mut report,
+    );
     if report.status == Status::Unknown {
         if let Some(error) = &report.error {
             problems.push(format!("cannot assess '{}': {error}", resolved.name));
@@ -302,15 +318,27 @@ fn mounted_location(resolved: &Resolved) -> Option<Location> {
     })
 }
 
+/// What is known about a volume because it is mounted on this machine right now.
+struct Mounted<'a> {
+    /// The ext4 error counters from `/sys/fs/ext4/<dev>/`.
+    ext4_errors: Option<crate::report::LiveErrors>,
+    /// Where the btrfs device error counters are read (`/sys/fs/btrfs/<fsid>/`).
+    sys: &'a SysRoot,
+}
+
 fn assess_volume(
     volume: Volume<'_>,
     content: Content,
     is_partition: bool,
     location: Location,
-    live: Option<crate::report::LiveErrors>,
+    mounted: Option<Mounted<'_>>,
     options: &ScanOptions,
     report: &mut TargetReport,
 ) {
+    let (live, sys) = match mounted {
+        Some(m) => (m.ext4_errors, Some(m.sys)),
+        None => (None, None),
+    };
     match content {
         Content::Ext => {
             let scan = ext::ExtScan {
@@ -321,6 +349,43 @@ fn assess_volume(
                 now: options.now,
             };
             ext::assess(&scan, report);
+        }
+        Content::Xfs => {
+            let scan = xfs::XfsScan {
+                volume,
+                context: report.context,
+                location,
+                now: options.now,
+            };
+            xfs::assess(&scan, report);
+        }
+        Content::Btrfs => {
+            let scan = btrfs::BtrfsScan {
+                volume,
+                context: report.context,
+                location,
+                sys,
+                now: options.now,
+            };
+            btrfs::assess(&scan, report);
+        }
+        Content::Fat => {
+            let scan = fat::FatScan {
+                volume,
+                context: report.context,
+                location,
+                now: options.now,
+            };
+            fat::assess(&scan, report);
+        }
+        Content::ExFat => {
+            let scan = exfat::ExFatScan {
+                volume,
+                context: report.context,
+                location,
+                now: options.now,
+            };
+            exfat::assess(&scan, report);
         }
         Content::Lvm2Pv | Content::Luks { .. } | Content::Swap => {
             report.fstype = Some(fstype_of(&content).to_string());

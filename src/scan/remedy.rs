@@ -48,6 +48,34 @@ impl Location {
     }
 }
 
+impl Location {
+    /// Run a tool that needs the filesystem unmounted and has no boot-time mode
+    /// (`fsck.fat`, `btrfs check`): like [`Location::check_command`], except that for `/`
+    /// the only way is rescue media.
+    pub fn offline_command(&self, command: &str) -> String {
+        match self {
+            Location::Mounted {
+                device,
+                is_root: true,
+                ..
+            } => format!(
+                "the root filesystem cannot be unmounted: boot rescue media and run {command} {}",
+                quote(device)
+            ),
+            other => other.check_command(command),
+        }
+    }
+
+    /// `image` or `device`, for messages about sizes and truncation.
+    pub fn medium(&self) -> &'static str {
+        if matches!(self, Location::Image(_) | Location::ImagePartition { .. }) {
+            "image"
+        } else {
+            "device"
+        }
+    }
+}
+
 /// Quote `text` for a POSIX shell when it needs it.
 pub fn quote(text: &str) -> Cow<'_, str> {
     let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);

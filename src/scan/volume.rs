@@ -68,6 +68,18 @@ impl<'a> Volume<'a> {
         self.source.read_at(self.offset + offset, len)
     }
 
+    /// Read filesystem block `block` of `block_size` bytes (whole, or an error).
+    pub fn read_block(&self, block: u64, block_size: u64) -> io::Result<Vec<u8>> {
+        let offset = block.checked_mul(block_size).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("block {block} overflows"),
+            )
+        })?;
+        let len = usize::try_from(block_size).map_err(io::Error::other)?;
+        self.read_exact_at(offset, len, "a filesystem block")
+    }
+
     /// Read exactly `len` bytes at `offset`, or fail with `UnexpectedEof` naming `what`.
     pub fn read_exact_at(&self, offset: u64, len: usize, what: &str) -> io::Result<Vec<u8>> {
         let bytes = self.read_at(offset, len)?;

@@ -1,0 +1,430 @@
+//! Assessment of an XFS volume: the primary superblock (CRC, `inprogress`, NEEDSREPAIR,
+//! unknown feature bits) and the internal log's head and tail, found as xfsprogs'
+//! `xlog_find_tail` finds them, turned into `state`, `needs_recovery` and findings.
+//!
+//! Severities follow shared/reference/ondisk-state.md §5 rows X1–X6: recorded damage is
+//! critical in every context; a dirty log is expected (info) in a live filesystem or a
+//! crash or frozen snapshot (a frozen XFS covers its log but writes no unmount record),
+//! and a warning on a disk that should have been cleanly unmounted.
+
+use super::remedy::{Location, quote};
+use super::volume::Volume;
+use crate::fs::xfs::{
+    self, BBSIZE, CrcStatus, LogLocation, LogState, XFS_MAX_SECTORSIZE, XfsError, XfsSuperblock,
+};
+use crate::report::{Context, Finding, Severity, Status, TargetReport, XfsDetails, XfsLogPosition};
+use std::io;
+
+/// `state` when a mkfs or other offline tool did not finish (`sb_inprogress`).
+pub const STATE_IN_PROGRESS: &str = "offline operation in progress";
+/// `state` when incompat NEEDSREPAIR is set.
+pub const STATE_NEEDS_REPAIR: &str = "needs repair";
+/// `state` when the log head and tail differ.
+pub const STATE_DIRTY_LOG: &str = "dirty log";
+/// `state` when the log is clean and no flag is set.
+pub const STATE_CLEAN: &str = "clean";
+
+/// Everything the assessment needs besides the bytes.
+#[derive(Debug, Clone)]
+pub struct XfsScan<'a> {
+    /// The bytes of the filesystem.
+    pub volume: Volume<'a>,
+    /// How the bytes were captured.
+    pub context: Context,
+    /// Where it lives, for remedy commands.
+    pub location: Location,
+    /// Unix time now (unused by XFS, which keeps no check schedule; kept for symmetry).
+    pub now: i64,
+}
+
+/// What became of the log search.
+enum LogOutcome {
+    /// `sb_logstart == 0`.
+    External,
+    /// The image ends before the filesystem does: not judged.
+    NotChecked,
+    /// Head and tail found.
+    Found(LogState),
+    /// The log is damaged: no head or tail (xfs_repair: "The log head and/or tail cannot
+    /// be discovered").
+    Corrupt(XfsError),
+    /// The bytes could not be read.
+    Unreadable(XfsError),
+}
+
+/// Assess the XFS volume and fill `report`. Read errors make the status `Unknown`.
+pub fn assess(scan: &XfsScan<'_>, report: &mut TargetReport) {
+    if let Err(error) = assess_inner(scan, report) {
+        report.status = Status::Unknown;
+        report.error = Some(error);
+    }
+    report.finish();
+}
+
+fn assess_inner(scan: &XfsScan<'_>, report: &mut TargetReport) -> Result<(), String> {
+    report.fstype = Some("xfs".to_string());
+    let volume = &scan.volume;
+    let raw = volume
+        .read_at(0, XFS_MAX_SECTORSIZE)
+        .map_err(|e| format!("cannot read the XFS superblock: {e}"))?;
+    let sb = match XfsSuperblock::parse(&raw) {
+        Ok(sb) => sb,
+        Err(XfsError::Truncated { needed, got, .. }) => {
+            report.findings.push(Finding::new(
+                "xfs.truncated",
+                Severity::Warning,
+                format!(
+                    "the XFS superblock sector needs {needed} bytes but the {} holds only {got}: truncated image or wrong partition table",
+                    scan.location.medium()
+                ),
+            ));
+            report.status = Status::Unknown;
+            return Ok(());
+        }
+        Err(e) => return Err(format!("cannot parse the XFS superblock: {e}")),
+    };
+
+    if let CrcStatus::Invalid { stored, computed } = sb.crc {
+        report.findings.push(
+            Finding::new(
+                "xfs.crc-mismatch",
+                Severity::Critical,
+                format!(
+                    "primary superblock CRC does not match (stored 0x{stored:08x}, computed 0x{computed:08x}): torn write or corruption; the kernel refuses to mount it"
+                ),
+            )
+            .with_remedy(repair_command(&scan.location)),
+        );
+    }
+    if let Some(unknown) = sb.unknown_features() {
+        report.status = Status::Unknown;
+        report.findings.push(Finding::new(
+            "xfs.unknown-features",
+            Severity::Warning,
+            format!("unknown feature bits ({unknown}): newer than xfsprogs 6.1; snapguard cannot assess it"),
+        ));
+    }
+    if sb.in_progress() {
+        report.findings.push(
+            Finding::new(
+                "xfs.inprogress",
+                Severity::Critical,
+                "sb_inprogress is set: mkfs or another offline tool did not finish; the kernel refuses to mount it (\"Offline file system operation in progress!\")",
+            )
+            .with_remedy(repair_command(&scan.location)),
+        );
+    }
+    if sb.needs_repair() {
+        report.findings.push(
+            Finding::new(
+                "xfs.needs-repair",
+                Severity::Critical,
+                "the NEEDSREPAIR feature is set: an xfs_repair was interrupted or the filesystem was marked for repair; the kernel refuses to mount it until xfs_repair completes",
+            )
+            .with_remedy(repair_command(&scan.location)),
+        );
+    }
+
+    let truncated = sb.fs_bytes().is_some_and(|bytes| bytes > volume.size());
+    if truncated {
+        report.status = Status::Unknown;
+        report.findings.push(Finding::new(
+            "xfs.truncated",
+            Severity::Warning,
+            format!(
+                "the filesystem needs {} bytes but the {} holds only {}: truncated image or wrong partition table",
+                sb.fs_bytes().unwrap_or(0),
+                scan.location.medium(),
+                volume.size()
+            ),
+        ));
+    }
+
+    let outcome = if truncated {
+        LogOutcome::NotChecked
+    } else {
+        search_log(volume, &sb)
+    };
+    findings_for_log(scan, &sb, &outcome, report);
+
+    let log = match &outcome {
+        LogOutcome::Found(st) => Some(st),
+        _ => None,
+    };
+    report.needs_recovery = log.map(|st| !st.clean);
+    report.fsck_reason = None;
+    report.state = if sb.in_progress() {
+        Some(STATE_IN_PROGRESS)
+    } else if sb.needs_repair() {
+        Some(STATE_NEEDS_REPAIR)
+    } else {
+        log.map(|st| {
+            if st.clean {
+                STATE_CLEAN
+            } else {
+                STATE_DIRTY_LOG
+            }
+        })
+    }
+    .map(str::to_string);
+    report.xfs = Some(details(&sb, &outcome));
+    Ok(())
+}
+
+/// Locate the log from the superblock and run the head/tail search on its blocks.
+fn search_log(volume: &Volume<'_>, sb: &XfsSuperblock) -> LogOutcome {
+    let (offset, len_bb) = match sb.log_location() {
+        Ok(LogLocation::External) => return LogOutcome::External,
+        Ok(LogLocation::Internal { offset, len_bb }) => (offset, len_bb),
+        Err(e) => return LogOutcome::Corrupt(e),
+    };
+    let mut read = |first: u64, count: usize| -> io::Result<Vec<u8>> {
+        let at = first
+            .checked_mul(BBSIZE as u64)
+            .and_then(|b| b.checked_add(offset))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "log offset overflows"))?;
+        let len = count
+            .checked_mul(BBSIZE)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "log read too large"))?;
+        volume.read_exact_at(at, len, "the XFS log")
+    };
+    match xfs::find_log_head_tail(len_bb, sb.has_logv2(), &mut read) {
+        Ok(st) => LogOutcome::Found(st),
+        Err(e) if e.is_log_corruption() => LogOutcome::Corrupt(e),
+        Err(e) => LogOutcome::Unreadable(e),
+    }
+}
+
+fn describe(st: &LogState) -> String {
+    format!(
+        "head block {} cycle {}, tail block {} cycle {}",
+        st.head_block, st.head_cycle, st.tail_block, st.tail_cycle
+    )
+}
+
+fn findings_for_log(
+    scan: &XfsScan<'_>,
+    sb: &XfsSuperblock,
+    outcome: &LogOutcome,
+    report: &mut TargetReport,
+) {
+    match outcome {
+        LogOutcome::NotChecked => {}
+        LogOutcome::External => report.findings.push(Finding::new(
+            "xfs.external-log",
+            Severity::Info,
+            "the log is on an external device: clean or dirty could not be assessed without the log device",
+        )),
+        LogOutcome::Unreadable(e) => {
+            report.status = Status::Unknown;
+            report.error = Some(format!("cannot read the XFS log: {e}"));
+        }
+        LogOutcome::Corrupt(e) => report.findings.push(
+            Finding::new(
+                "xfs.log-unreadable",
+                Severity::Critical,
+                format!(
+                    "the log head or tail cannot be found ({e}); mount and xfs_repair will refuse it. Copy the filesystem before anything else: xfs_repair -L discards the log and is the last resort, never the first step"
+                ),
+            )
+            .with_remedy(replay_then_repair_command(&scan.location)),
+        ),
+        LogOutcome::Found(st) if !st.clean => {
+            let where_ = describe(st);
+            let blocked = sb.in_progress()
+                || sb.needs_repair()
+                || matches!(sb.crc, CrcStatus::Invalid { .. });
+            let (severity, mut message) = match scan.context {
+                Context::Live => (
+                    Severity::Info,
+                    format!("the log is active ({where_}): normal while mounted"),
+                ),
+                Context::Crash => (
+                    Severity::Info,
+                    format!(
+                        "the log needs replay ({where_}): expected in a crash-consistent copy; mounting it replays the log"
+                    ),
+                ),
+                Context::Frozen => (
+                    Severity::Info,
+                    format!(
+                        "the log needs replay ({where_}): expected in a frozen copy, since a frozen XFS covers its log but writes no unmount record; mounting it replays the log"
+                    ),
+                ),
+                Context::Offline => (
+                    Severity::Warning,
+                    format!(
+                        "the log needs replay ({where_}): the filesystem was not cleanly unmounted (crash, power loss or shutdown); xfs_repair refuses it until a mount replays the log. Do not start with xfs_repair -L: it discards the log"
+                    ),
+                ),
+            };
+            if blocked {
+                message.push_str(
+                    "; the kernel will not mount this filesystem to replay the log, so if xfs_repair refuses it, copy the filesystem first: only then is xfs_repair -L the last resort",
+                );
+            }
+            let mut finding = Finding::new("xfs.dirty-log", severity, message);
+            if scan.context == Context::Offline {
+                finding = finding.with_remedy(replay_then_repair_command(&scan.location));
+            }
+            report.findings.push(finding);
+        }
+        LogOutcome::Found(_) => {}
+    }
+}
+
+/// `xfs_repair` on the filesystem, unmounting it first when needed.
+fn repair_command(location: &Location) -> String {
+    match location {
+        Location::Mounted {
+            device,
+            is_root: true,
+            ..
+        } => format!(
+            "the root filesystem cannot be unmounted: boot a rescue system and run xfs_repair {}",
+            quote(device)
+        ),
+        Location::Mounted {
+            device, mountpoint, ..
+        } => {
+            let mp = quote(mountpoint);
+            format!("umount {mp} && xfs_repair {} && mount {mp}", quote(device))
+        }
+        other => other.check_command("xfs_repair"),
+    }
+}
+
+/// Replay the log with a mount and umount, then run `xfs_repair` (never `-L` first).
+fn replay_then_repair_command(location: &Location) -> String {
+    const MNT: &str = "mnt=$(mktemp -d)";
+    const UMNT: &str = "umount \"$mnt\" && rmdir \"$mnt\"";
+    match location {
+        Location::Mounted {
+            device,
+            is_root: true,
+            ..
+        } => format!(
+            "the root filesystem cannot be unmounted: boot a rescue system, mount and unmount {dev} to replay its log, then run xfs_repair {dev}",
+            dev = quote(device)
+        ),
+        Location::Mounted {
+            device, mountpoint, ..
+        } => {
+            let mp = quote(mountpoint);
+            format!("umount {mp} && xfs_repair {} && mount {mp}", quote(device))
+        }
+        Location::Device(device) => {
+            let dev = quote(device);
+            format!("{MNT} && mount {dev} \"$mnt\" && {UMNT} && xfs_repair {dev}")
+        }
+        Location::Image(image) => {
+            let img = quote(image);
+            format!("{MNT} && mount -o loop {img} \"$mnt\" && {UMNT} && xfs_repair {img}")
+        }
+        Location::ImagePartition { image, index } => format!(
+            "dev=$(losetup --find --show --partscan {}) && {MNT} && mount \"${{dev}}p{index}\" \"$mnt\" && {UMNT} && xfs_repair \"${{dev}}p{index}\"; losetup -d \"$dev\"",
+            quote(image)
+        ),
+    }
+}
+
+fn format_uuid(uuid: &[u8; 16]) -> String {
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    let part = |r: std::ops::Range<usize>| hex.get(r).unwrap_or_default().to_string();
+    format!(
+        "{}-{}-{}-{}-{}",
+        part(0..8),
+        part(8..12),
+        part(12..16),
+        part(16..20),
+        part(20..32)
+    )
+}
+
+fn details(sb: &XfsSuperblock, outcome: &LogOutcome) -> XfsDetails {
+    let log = match outcome {
+        LogOutcome::Found(st) => Some(st),
+        _ => None,
+    };
+    XfsDetails {
+        version: sb.version(),
+        block_size: sb.blocksize,
+        sector_size: sb.sectsize,
+        data_blocks: sb.dblocks,
+        ag_count: sb.agcount,
+        ag_blocks: sb.agblocks,
+        label: sb.fname.clone(),
+        uuid: format_uuid(&sb.uuid),
+        log_start: sb.logstart,
+        log_blocks: sb.logblocks,
+        log_external: matches!(outcome, LogOutcome::External),
+        log_head: log.map(|st| XfsLogPosition {
+            block: st.head_block,
+            cycle: st.head_cycle,
+        }),
+        log_tail: log.map(|st| XfsLogPosition {
+            block: st.tail_block,
+            cycle: st.tail_cycle,
+        }),
+        log_clean: log.map(|st| st.clean),
+        log_unmount_record: log.map(|st| st.unmount_record),
+        crc: match sb.crc {
+            CrcStatus::Absent => "absent",
+            CrcStatus::Valid => "ok",
+            CrcStatus::Invalid { .. } => "bad",
+        },
+        inprogress: sb.in_progress(),
+        needs_repair: sb.needs_repair(),
+        features: sb.feature_names().into_iter().map(str::to_string).collect(),
+        features_compat: sb.features_compat,
+        features_ro_compat: sb.features_ro_compat,
+        features_incompat: sb.features_incompat,
+        features_log_incompat: sb.features_log_incompat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remedies_replay_before_repair_and_never_use_dash_l() {
+        let cases = [
+            Location::Device("/dev/sdb1".into()),
+            Location::Image("/tmp/a b.img".into()),
+            Location::ImagePartition {
+                image: "/tmp/disk.img".into(),
+                index: 2,
+            },
+            Location::Mounted {
+                device: "/dev/sdc".into(),
+                mountpoint: "/data".into(),
+                is_root: false,
+            },
+        ];
+        for loc in &cases {
+            let cmd = replay_then_repair_command(loc);
+            assert!(!cmd.contains(" -L"), "{cmd}");
+            let repair = cmd.find("xfs_repair").expect("xfs_repair in the remedy");
+            let replay = cmd.find("umount").expect("a umount replays the log");
+            assert!(replay < repair, "{cmd}");
+        }
+        assert_eq!(
+            replay_then_repair_command(&cases[1]),
+            "mnt=$(mktemp -d) && mount -o loop '/tmp/a b.img' \"$mnt\" && umount \"$mnt\" && rmdir \"$mnt\" && xfs_repair '/tmp/a b.img'"
+        );
+        assert_eq!(repair_command(&cases[0]), "xfs_repair /dev/sdb1");
+        assert_eq!(
+            repair_command(&cases[3]),
+            "umount /data && xfs_repair /dev/sdc && mount /data"
+        );
+    }
+
+    #[test]
+    fn uuid_is_formatted_like_xfs_db() {
+        let mut u = [0u8; 16];
+        u[0] = 0xbf;
+        u[15] = 0x88;
+        assert_eq!(format_uuid(&u), "bf000000-0000-0000-0000-000000000088");
+    }
+}
