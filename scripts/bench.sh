@@ -9,14 +9,17 @@
 #   xfs    the XFS dirty-log test on 20 images (10 clean, 10 crash copies with a dirty log),
 #          `snapguard scan --json` against an `xfs_logprint -t` loop. Making the dirty copies
 #          loop-mounts an image, so it needs root; as another user all 20 are clean.
+#   freeze the frozen window (first FIFREEZE to last FITHAW) and the longest stall a background
+#          writer sees, with a few hundred MiB of dirty data, `snapguard freeze -- true` against
+#          `fsfreeze -f M; fsfreeze -u M`, alternating in one run on one loop-mounted ext4
+#          (root only: loop device, mount, freeze; never any other filesystem).
 #
 # Results: a Markdown table on stdout and in target/bench/<bench>.md, hyperfine's JSON beside
 # it. Runs as any user (image files only: no loop devices, no root). Installs hyperfine and
 # GNU time with apt-get when missing and when it can (root or password-less sudo).
 #
 # To add a benchmark: write bench_NAME (use $work for scratch files, call write_table), and
-# list it in BENCHES below. Planned: XFS dirty-log detection vs `xfs_logprint -t`, frozen
-# window vs `fsfreeze -f; fsfreeze -u`, holder scan vs `fuser -vm`/`lsof`.
+# list it in BENCHES below. Planned: holder scan vs `fuser -vm`/`lsof`.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,7 +36,7 @@ RUNS=${BENCH_RUNS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 
 # name:function, in the order `all` runs them.
-BENCHES=(scan:bench_scan_ext xfs:bench_xfs_log)
+BENCHES=(scan:bench_scan_ext xfs:bench_xfs_log freeze:bench_freeze_window)
 
 say() { printf '\n==> %s\n' "$*" >&2; }
 die() {
@@ -232,6 +235,103 @@ bench_xfs_log() {
     "$work/xfs.csv" \
     "Every image's clean/dirty verdict agreed with xfs_logprint -t before timing." \
     "$(machine_line) $(mkfs.xfs -V 2>&1 | head -n1)."
+}
+
+# --- freeze: frozen window and writer stall vs fsfreeze -f; fsfreeze -u ----------------------
+# One ext4 image (sparse, in $work) on our own loop device, mounted under $work. A background
+# writer rewrites 1 MiB blocks of a 256 MiB file at ~100 MiB/s and logs every write that took
+# longer than 1 ms (CLOCK_MONOTONIC). Before each measured freeze, FREEZE_DIRTY_MIB (default 400)
+# MiB of dirty page cache are written (no sync). The runs alternate between the two tools.
+#   fsfreeze pair: window = wall time of `fsfreeze -f M; fsfreeze -u M` (writers block from the
+#                  start of FIFREEZE, whose kernel sync flushes everything, to FITHAW);
+#   snapguard:     window = the report's window_ms (first FIFREEZE call to last FITHAW return;
+#                  its bounded syncfs runs before, while writers still run).
+# Stall = the longest single write of the background writer during the command.
+bench_freeze_window() {
+  ((EUID == 0)) || die "the freeze benchmark needs root (loop device, mount, FIFREEZE)"
+  need e2fsprogs mkfs.ext4
+  need util-linux fsfreeze
+  need python3 python3
+  local runs=${FREEZE_RUNS:-$RUNS} dirty=${FREEZE_DIRTY_MIB:-400}
+  # Globals, not locals: the EXIT trap runs after this function has returned.
+  img=$work/freeze.img mnt=$work/freeze-mnt dev=
+  truncate -s 2G "$img"
+  mkfs.ext4 -q -F "$img"
+  mkdir -p "$mnt"
+  dev=$(losetup --find --show "$img")
+  # Cleanup only touches what we made: thaw and unmount our mount, detach our loop device.
+  freeze_cleanup() {
+    fsfreeze -u "$mnt" 2>/dev/null || true
+    if mountpoint -q "$mnt"; then umount "$mnt"; fi
+    [[ -n $dev && $(cat "/sys/block/${dev#/dev/}/loop/backing_file" 2>/dev/null) == "$img" ]] &&
+      losetup -d "$dev"
+    dev=
+  }
+  trap 'freeze_cleanup; rm -rf "$work"' EXIT
+  mount "$dev" "$mnt"
+  say "freeze: $runs runs per tool, $dirty MiB dirty before each, writer at ~100 MiB/s"
+  python3 - "$bin" "$mnt" "$runs" "$dirty" "$work/freeze.csv" <<'PY'
+import json, os, subprocess, sys, threading, time
+bin_, mnt, runs, dirty_mib, csv = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+stalls, lock, stop = [], threading.Lock(), False
+def writer():
+    fd = os.open(os.path.join(mnt, "writer.dat"), os.O_WRONLY | os.O_CREAT, 0o644)
+    block, i = b"w" * (1 << 20), 0
+    while not stop:
+        t0 = time.monotonic_ns()
+        os.pwrite(fd, block, (i % 256) << 20)
+        t1 = time.monotonic_ns()
+        if t1 - t0 > 1_000_000:
+            with lock: stalls.append((t0, t1))
+        i += 1
+        time.sleep(0.01)
+    os.close(fd)
+th = threading.Thread(target=writer, daemon=True); th.start()
+def make_dirty():
+    with open(os.path.join(mnt, "dirty.dat"), "wb") as f:
+        chunk = os.urandom(1 << 20)
+        for _ in range(dirty_mib): f.write(chunk)
+def stall(t0, t1):
+    with lock: return max([(b - a) / 1e6 for a, b in stalls if b >= t0 and a <= t1] or [0.0])
+rows = []
+for r in range(runs):
+    for tool in ("fsfreeze", "snapguard"):
+        make_dirty(); time.sleep(0.2)
+        t0 = time.monotonic_ns()
+        if tool == "fsfreeze":
+            subprocess.run(["fsfreeze", "-f", mnt], check=True)
+            subprocess.run(["fsfreeze", "-u", mnt], check=True)
+            t1 = time.monotonic_ns(); window = (t1 - t0) / 1e6
+        else:
+            out = subprocess.run([bin_, "freeze", "--json", "--no-hooks", mnt, "--", "true"],
+                                 check=True, capture_output=True, text=True).stdout
+            t1 = time.monotonic_ns(); window = json.loads(out)["window_ms"]
+        time.sleep(0.1)
+        rows.append((tool, window, stall(t0, time.monotonic_ns()), (t1 - t0) / 1e6))
+stop = True; th.join()
+with open(csv, "w") as f:
+    for row in rows: f.write("%s,%.3f,%.3f,%.3f\n" % row)
+PY
+  local md=$out_dir/freeze.md
+  mkdir -p "$out_dir"
+  {
+    printf '### freeze: frozen window and writer stall (%s MiB dirty, writer ~100 MiB/s, %s runs each)\n\n' "$dirty" "$runs"
+    awk -F, '
+      { n[$1]++; w[$1] += $2; s[$1] += $3; c[$1] += $4; if ($2 > wmax[$1]) wmax[$1] = $2 }
+      END {
+        print "| command | frozen window mean (ms) | max (ms) | writer stall mean (ms) | command wall time (ms) |"
+        print "|---|---:|---:|---:|---:|"
+        printf "| snapguard freeze -- true | %.1f | %.1f | %.1f | %.1f |\n", w["snapguard"]/n["snapguard"], wmax["snapguard"], s["snapguard"]/n["snapguard"], c["snapguard"]/n["snapguard"]
+        printf "| fsfreeze -f M; fsfreeze -u M | %.1f | %.1f | %.1f | %.1f |\n", w["fsfreeze"]/n["fsfreeze"], wmax["fsfreeze"], s["fsfreeze"]/n["fsfreeze"], c["fsfreeze"]/n["fsfreeze"]
+        printf "\nRatio (fsfreeze pair / snapguard): frozen window %.1f×, writer stall %.1f×.\n", (w["fsfreeze"]/n["fsfreeze"]) / (w["snapguard"]/n["snapguard"]), (s["fsfreeze"]/n["fsfreeze"]) / (s["snapguard"]/n["snapguard"])
+      }' "$work/freeze.csv"
+    printf '\n%s, %s cores, kernel %s, snapguard %s; ext4 on a loop device over a sparse file in %s.\n' \
+      "$(date -u +%Y-%m-%d)" "$(nproc)" "$(uname -r)" \
+      "$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)" "${TMPDIR:-/tmp}"
+  } >"$md"
+  cat "$md"
+  say "saved $md"
+  freeze_cleanup
 }
 
 # --- main ------------------------------------------------------------------------------------

@@ -13,6 +13,37 @@ pub struct Config {
     /// `[scan]` section.
     #[serde(default)]
     pub scan: ScanConfig,
+    /// `[freeze]` section (freeze-test, freeze, thaw).
+    #[serde(default)]
+    pub freeze: FreezeConfig,
+}
+
+/// `[freeze]`: what is never frozen, and the timeouts.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeConfig {
+    /// Mount-point globs never frozen, e.g. `["/mnt/resource", "/data/*"]` (`*` stays within
+    /// one path component, `**` crosses them).
+    #[serde(default)]
+    pub skip: Vec<String>,
+    /// Filesystem types never frozen, e.g. `["vfat"]`.
+    #[serde(default)]
+    pub skip_fstypes: Vec<String>,
+    /// Self-thaw deadline in seconds (default 60, as Azure's).
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// Per-hook timeout in seconds (default 30).
+    #[serde(default)]
+    pub hook_timeout: Option<u64>,
+    /// Bound on the syncfs before each freeze, in seconds (default 30).
+    #[serde(default)]
+    pub sync_timeout: Option<u64>,
+    /// Hook directory (default `/etc/snapguard/hooks.d` under --root).
+    #[serde(default)]
+    pub hooks_dir: Option<std::path::PathBuf>,
+    /// Read `MountsToSkip` from `/etc/azure/vmbackup.conf` (default true).
+    #[serde(default)]
+    pub azure_mounts_to_skip: Option<bool>,
 }
 
 /// `[scan]`: what a scan without TARGET leaves out.
@@ -90,5 +121,16 @@ mod tests {
             err.starts_with("line 2: unknown field `skip_fstype`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn freeze_section() {
+        let config = Config::parse(
+            "[freeze]\nskip = [\"/mnt/resource\", \"/data/*\"]\nskip_fstypes = [\"vfat\"]\ntimeout = 30\n",
+        )
+        .unwrap();
+        assert_eq!(config.freeze.skip, vec!["/mnt/resource", "/data/*"]);
+        assert_eq!(config.freeze.timeout, Some(30));
+        assert!(Config::parse("[freeze]\nskips = []\n").is_err());
     }
 }

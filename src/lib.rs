@@ -7,6 +7,8 @@
 pub mod cli;
 /// The configuration file.
 pub mod config;
+/// `freeze-test`, `freeze -- CMD`, `thaw`: probe, order, guardian, engine, hooks.
+pub mod freeze;
 /// Pure on-disk parsers: bytes in, structs out, no I/O.
 pub mod fs;
 /// Pure mountinfo parser and the mount table keyed by superblock.

@@ -62,9 +62,23 @@ fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SNAPGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Opened now, before anything is frozen; the sink holds output while frozen.
+    if let Some(path) = &cli.log_file {
+        match std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            Ok(file) => snapguard::freeze::logbuf::set_file(file),
+            Err(e) => eprintln!(
+                "snapguard: cannot open the log file '{}': {e}",
+                path.display()
+            ),
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
+        .with_writer(snapguard::freeze::logbuf::writer)
         .with_target(false)
         .without_time()
         .init();

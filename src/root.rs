@@ -14,6 +14,14 @@ pub const SYS_FS_EXT4: &str = "sys/fs/ext4";
 pub const SYS_DEV_BLOCK: &str = "sys/dev/block";
 /// Default configuration file.
 pub const DEFAULT_CONFIG: &str = "etc/snapguard/snapguard.toml";
+/// Block devices by kernel name (`loopN/loop/backing_file`, `dm-0/slaves/`).
+pub const SYS_BLOCK: &str = "sys/block";
+/// Where `freeze` keeps its per-run record of what it froze (tmpfs, never a frozen filesystem).
+pub const RUN_DIR: &str = "run/snapguard";
+/// Freeze/thaw hooks, run in name order with `freeze`, in reverse with `thaw`.
+pub const HOOKS_DIR: &str = "etc/snapguard/hooks.d";
+/// Azure VM backup's configuration; `[SnapshotThread] MountsToSkip` is honoured.
+pub const AZURE_VMBACKUP_CONF: &str = "etc/azure/vmbackup.conf";
 
 /// The directory that stands in for `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]

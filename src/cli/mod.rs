@@ -1,6 +1,9 @@
 //! Command-line interface: global options, the subcommand enum and dispatch. Glue only.
 
+pub mod freeze;
+pub mod freeze_test;
 pub mod scan;
+pub mod thaw;
 
 use crate::config::Config;
 use crate::report::Format;
@@ -28,6 +31,10 @@ pub struct Cli {
     /// Same as --format json.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Write logs to FILE (appended) instead of stderr. Held in memory while anything is
+    /// frozen, like stderr, so it may live on a filesystem being frozen.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     /// Read /proc, /sys, /etc, /var and /run under DIR instead of / (fixture trees, offline
     /// disks mounted elsewhere). Device and image paths given as arguments are not re-rooted.
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
@@ -51,6 +58,21 @@ pub struct Cli {
 pub enum Command {
     /// Find unclean filesystems, with exactly the semantics of tune2fs -l and e2fsck.
     Scan(scan::ScanArgs),
+    // ---- freeze (issue #4) ----
+    /// Can every mount point be frozen? Static verdicts, then a real freeze and thaw of each.
+    #[command(name = "freeze-test")]
+    FreezeTest(freeze_test::FreezeTestArgs),
+    /// Freeze mount points, run CMD, thaw: a guardian guarantees the thaw.
+    Freeze(freeze::FreezeArgs),
+    /// Rescue: thaw what a dead snapguard run froze (--force: any frozen mount named).
+    Thaw(thaw::ThawArgs),
+    /// Internal: the guardian process of a freeze.
+    #[command(name = "__guardian", hide = true)]
+    Guardian(freeze::GuardianArgs),
+    /// Internal: one bounded syncfs.
+    #[command(name = "__syncfs", hide = true)]
+    Syncfs(freeze::SyncfsArgs),
+    // ---- end freeze ----
 }
 
 impl Cli {
@@ -88,8 +110,19 @@ pub struct Outcome {
 
 /// Run the chosen subcommand.
 pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    // The freeze engine's helpers read no configuration: they must start fast and fail only
+    // for their own reasons.
+    match &cli.command {
+        Command::Guardian(args) => return Ok(freeze::run_guardian(args)),
+        Command::Syncfs(args) => return Ok(freeze::run_syncfs(args)),
+        _ => {}
+    }
     let config = cli.load_config()?;
     match &cli.command {
         Command::Scan(args) => scan::run(args, cli, &config),
+        Command::FreezeTest(args) => freeze_test::run(args, cli, &config),
+        Command::Freeze(args) => freeze::run(args, cli, &config),
+        Command::Thaw(args) => thaw::run(args, cli),
+        Command::Guardian(_) | Command::Syncfs(_) => unreachable!("handled above"),
     }
 }

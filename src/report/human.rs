@@ -7,6 +7,7 @@ use super::model::{
     BtrfsDetails, ExFatDetails, ExtDetails, ExtErrorRecord, FatDetails, ScanReport, Severity,
     TargetReport, XfsDetails, XfsLogPosition,
 };
+use super::model::{FreezeReport, FreezeTestReport, MountVerdict, ThawReport};
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -343,6 +344,152 @@ pub fn sanitize(text: &str) -> String {
         })
         .collect()
 }
+
+// ---- freeze-test, freeze, thaw (issue #4) ------------------------------------------------------
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v < 10.0 => format!("{v:.2}"),
+        Some(v) => format!("{v:.0}"),
+        None => "-".to_string(),
+    }
+}
+
+fn write_mount_rows(mounts: &[MountVerdict], out: &mut dyn Write) -> io::Result<()> {
+    let width = mounts
+        .iter()
+        .map(|m| sanitize(&m.mountpoint).chars().count())
+        .max()
+        .unwrap_or(10)
+        .clamp(10, 40);
+    writeln!(
+        out,
+        "{:<width$}  {:<8}  {:<14}  {:>7}  {:>7}  {:>7}  {:>7}",
+        "MOUNTPOINT", "FSTYPE", "VERDICT", "SYNC", "FREEZE", "FROZEN", "THAW"
+    )?;
+    for m in mounts {
+        writeln!(
+            out,
+            "{:<width$}  {:<8}  {:<14}  {:>7}  {:>7}  {:>7}  {:>7}",
+            sanitize(&m.mountpoint),
+            sanitize(&m.fstype),
+            m.verdict.label(),
+            ms(m.sync_ms),
+            ms(m.freeze_ms),
+            ms(m.frozen_ms),
+            ms(m.thaw_ms)
+        )?;
+        let mut reason = sanitize(&m.reason);
+        if let Some(device) = &m.device {
+            reason = format!("{reason} [{}]", sanitize(device));
+        }
+        writeln!(out, "  {reason}")?;
+    }
+    Ok(())
+}
+
+/// Render the `freeze-test` document: one row per mount point with its timings (ms), the
+/// reason under it, then the totals.
+pub fn write_freeze_test(report: &FreezeTestReport, out: &mut dyn Write) -> io::Result<()> {
+    write_mount_rows(&report.mounts, out)?;
+    let s = &report.summary;
+    writeln!(
+        out,
+        "\n{}: {} freezable, {} warning, {} failed{}",
+        s.worst().label(),
+        s.ok,
+        s.warning,
+        s.critical,
+        if report.probe_only {
+            " (static probe only: nothing was frozen)"
+        } else {
+            ""
+        }
+    )?;
+    out.flush()
+}
+
+/// Render the `freeze` document: mounts, hooks, CMD, the frozen window and the outcome.
+pub fn write_freeze(report: &FreezeReport, out: &mut dyn Write) -> io::Result<()> {
+    write_mount_rows(&report.mounts, out)?;
+    if !report.hooks.is_empty() {
+        writeln!(out)?;
+        for h in &report.hooks {
+            let detail = h.detail.as_deref().map(sanitize).unwrap_or_default();
+            writeln!(
+                out,
+                "hook {:<6} {:<8} {:>7} ms  {} {}",
+                h.phase,
+                h.result,
+                ms(Some(h.duration_ms)),
+                sanitize(&h.path),
+                detail
+            )?;
+        }
+    }
+    if let Some(cmd) = &report.cmd {
+        let argv: Vec<String> = cmd.argv.iter().map(|a| sanitize(a)).collect();
+        let status = match (&cmd.error, cmd.exit_code, cmd.signal) {
+            (Some(e), _, _) => format!("not started: {}", sanitize(e)),
+            (None, Some(code), _) => format!("exit {code}"),
+            (None, None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "unknown".to_string(),
+        };
+        writeln!(
+            out,
+            "\ncommand: {} -> {status} after {} ms{}",
+            argv.join(" "),
+            ms(Some(cmd.duration_ms)),
+            if cmd.terminated {
+                " (terminated by snapguard)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    for m in &report.messages {
+        writeln!(out, "note: {}", sanitize(m))?;
+    }
+    let outcome = serde_json::to_value(report.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "\n{outcome}: frozen window {} ms (deadline {} ms), exit {}",
+        ms(report.window_ms),
+        report.timeout_ms,
+        report.exit_code
+    )?;
+    out.flush()
+}
+
+/// Render the `thaw` document.
+pub fn write_thaw(report: &ThawReport, out: &mut dyn Write) -> io::Result<()> {
+    for m in &report.mounts {
+        writeln!(
+            out,
+            "{}: {}: {}",
+            sanitize(&m.mountpoint),
+            m.result.label(),
+            sanitize(&m.reason)
+        )?;
+    }
+    let s = &report.summary;
+    if report.mounts.is_empty() {
+        writeln!(out, "nothing to thaw: no record of a snapguard freeze")?;
+    }
+    writeln!(
+        out,
+        "{}: {} ok, {} skipped, {} failed",
+        s.worst().label(),
+        s.ok,
+        s.warning,
+        s.critical
+    )?;
+    out.flush()
+}
+// ---- end freeze-test, freeze, thaw ------------------------------------------------------------
 
 #[cfg(test)]
 mod tests {

@@ -24,3 +24,33 @@ pub fn write_scan(report: &ScanReport, format: Format, out: &mut dyn Write) -> i
         Format::Json => json::write(report, out),
     }
 }
+
+// ---- freeze-test, freeze, thaw (issue #4) ------------------------------------------------------
+/// Write a `freeze-test` document.
+pub fn write_freeze_test(
+    report: &FreezeTestReport,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        Format::Human => human::write_freeze_test(report, out),
+        Format::Json => json::write(report, out),
+    }
+}
+
+/// Write a `freeze` document.
+pub fn write_freeze(report: &FreezeReport, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Human => human::write_freeze(report, out),
+        Format::Json => json::write(report, out),
+    }
+}
+
+/// Write a `thaw` document.
+pub fn write_thaw(report: &ThawReport, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Human => human::write_thaw(report, out),
+        Format::Json => json::write(report, out),
+    }
+}
+// ---- end freeze-test, freeze, thaw ------------------------------------------------------------

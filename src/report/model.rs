@@ -473,3 +473,301 @@ pub struct ExFatDetails {
     /// `ok`, `bad` or `unavailable`: the boot-region checksum.
     pub boot_checksum: &'static str,
 }
+
+// ---- freeze-test, freeze, thaw (issue #4) ------------------------------------------------------
+// Keep in sync with docs/json-schema/{freeze-test,freeze,thaw}-v1.schema.json.
+
+/// What a freeze test (or a freeze) says about one mount point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// FIFREEZE and FITHAW both succeeded (or, with `--probe-only`, the type is known to).
+    Freezable,
+    /// The filesystem cannot be frozen (pseudo, memory, remote, or EOPNOTSUPP).
+    Unsupported,
+    /// Left out by configuration (a skip glob, an fstype list, Azure `MountsToSkip`).
+    Skipped,
+    /// Read-only superblock: nothing to flush, a snapshot of it is consistent already.
+    ReadOnly,
+    /// FIFREEZE said EBUSY: someone else holds a freeze; it was left as it is.
+    AlreadyFrozen,
+    /// The freeze or the thaw failed (errno in `errno`), or the mount could not be opened.
+    Failed,
+}
+
+impl Verdict {
+    /// Status for the summary and the exit code: freezable → ok, failed → critical, the rest
+    /// → warning.
+    pub fn status(self) -> Status {
+        match self {
+            Verdict::Freezable => Status::Ok,
+            Verdict::Failed => Status::Critical,
+            Verdict::Unsupported
+            | Verdict::Skipped
+            | Verdict::ReadOnly
+            | Verdict::AlreadyFrozen => Status::Warning,
+        }
+    }
+
+    /// The JSON spelling, for human output.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Freezable => "freezable",
+            Verdict::Unsupported => "unsupported",
+            Verdict::Skipped => "skipped",
+            Verdict::ReadOnly => "read-only",
+            Verdict::AlreadyFrozen => "already-frozen",
+            Verdict::Failed => "failed",
+        }
+    }
+}
+
+/// Who thawed a mount that was frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThawedBy {
+    /// The controller, in order.
+    Snapguard,
+    /// The guardian process (deadline, controller death, signal).
+    Guardian,
+}
+
+/// One mount point in a freeze-test or freeze document.
+#[derive(Debug, Clone, Serialize)]
+pub struct MountVerdict {
+    pub mountpoint: String,
+    /// The block device (or mount source) behind it.
+    pub device: Option<String>,
+    pub fstype: String,
+    pub verdict: Verdict,
+    /// One line: why this verdict.
+    pub reason: String,
+    /// The errno name (`EBUSY`, `EOPNOTSUPP`, ...) when a call failed.
+    pub errno: Option<String>,
+    /// Set when this mount is another mount of a superblock listed under that mount point.
+    pub duplicate_of: Option<String>,
+    /// For a loop-backed filesystem: its image file.
+    pub backing_file: Option<String>,
+    /// For a loop-backed filesystem: the mount point holding its image (frozen after it).
+    pub backing_mount: Option<String>,
+    /// Bounded syncfs before the freeze.
+    pub sync_ms: Option<f64>,
+    /// FIFREEZE call.
+    pub freeze_ms: Option<f64>,
+    /// From FIFREEZE's return to FITHAW's call.
+    pub frozen_ms: Option<f64>,
+    /// FITHAW call.
+    pub thaw_ms: Option<f64>,
+    /// FIFREEZE return, in ms since the command started (freeze order).
+    pub frozen_at_ms: Option<f64>,
+    /// FITHAW return, in ms since the command started (thaw order).
+    pub thawed_at_ms: Option<f64>,
+    /// Who thawed it, when it was frozen.
+    pub thawed_by: Option<ThawedBy>,
+}
+
+impl MountVerdict {
+    /// A row with only the identity and a verdict.
+    pub fn new(
+        mountpoint: impl Into<String>,
+        device: Option<String>,
+        fstype: impl Into<String>,
+        verdict: Verdict,
+        reason: impl Into<String>,
+    ) -> Self {
+        MountVerdict {
+            mountpoint: mountpoint.into(),
+            device,
+            fstype: fstype.into(),
+            verdict,
+            reason: reason.into(),
+            errno: None,
+            duplicate_of: None,
+            backing_file: None,
+            backing_mount: None,
+            sync_ms: None,
+            freeze_ms: None,
+            frozen_ms: None,
+            thaw_ms: None,
+            frozen_at_ms: None,
+            thawed_at_ms: None,
+            thawed_by: None,
+        }
+    }
+}
+
+/// Summary over mount rows: freezable → ok, failed → critical, everything else → warning.
+pub fn verdict_summary(mounts: &[MountVerdict]) -> Summary {
+    let mut summary = Summary::default();
+    for m in mounts {
+        summary.add(m.verdict.status());
+    }
+    summary
+}
+
+/// The `freeze-test` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreezeTestReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub summary: Summary,
+    /// Static verdicts only: nothing was frozen.
+    pub probe_only: bool,
+    /// The guardian's self-thaw deadline for each test freeze.
+    pub timeout_ms: u64,
+    pub mounts: Vec<MountVerdict>,
+}
+
+impl FreezeTestReport {
+    /// Build the document and its summary.
+    pub fn new(probe_only: bool, timeout_ms: u64, mounts: Vec<MountVerdict>) -> Self {
+        FreezeTestReport {
+            schema_version: SCHEMA_VERSION,
+            command: "freeze-test",
+            summary: verdict_summary(&mounts),
+            probe_only,
+            timeout_ms,
+            mounts,
+        }
+    }
+}
+
+/// How a `freeze -- CMD` run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FreezeOutcome {
+    /// Everything froze, CMD ran, everything thawed before the deadline.
+    Completed,
+    /// The deadline passed: the guardian thawed, CMD was terminated.
+    Timeout,
+    /// SIGTERM, SIGINT or SIGHUP reached snapguard while frozen: thawed at once.
+    Interrupted,
+    /// A mount could not be frozen: what was frozen was thawed, CMD did not run.
+    FreezeFailed,
+    /// A hook was refused, failed or timed out on `freeze`: nothing frozen, CMD did not run.
+    HookFailed,
+    /// CMD could not be started (not found, not executable).
+    CommandFailed,
+    /// A thaw failed, or a thaw hook failed.
+    ThawFailed,
+}
+
+/// One hook execution.
+#[derive(Debug, Clone, Serialize)]
+pub struct HookRun {
+    pub path: String,
+    /// `freeze` or `thaw`.
+    pub phase: &'static str,
+    /// `ok`, `failed`, `timeout`, `refused` or `error` (could not start).
+    pub result: &'static str,
+    pub exit_code: Option<i32>,
+    pub duration_ms: f64,
+    pub detail: Option<String>,
+}
+
+/// What CMD did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandRun {
+    pub argv: Vec<String>,
+    pub pid: Option<u32>,
+    /// Its exit status, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+    /// snapguard sent it SIGTERM (deadline or interruption), SIGKILL after the grace period.
+    pub terminated: bool,
+    pub duration_ms: f64,
+    /// Why it could not start.
+    pub error: Option<String>,
+}
+
+/// The `freeze` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreezeReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub summary: Summary,
+    pub outcome: FreezeOutcome,
+    /// The exit code of this run (see `snapguard freeze --help`).
+    pub exit_code: u8,
+    pub timeout_ms: u64,
+    /// First FIFREEZE call to last FITHAW return.
+    pub window_ms: Option<f64>,
+    pub mounts: Vec<MountVerdict>,
+    pub hooks: Vec<HookRun>,
+    pub cmd: Option<CommandRun>,
+    /// Notes on what happened (guardian reports, signals), in order.
+    pub messages: Vec<String>,
+}
+
+/// What `thaw` did to one mount point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThawResult {
+    /// FITHAW succeeded.
+    Thawed,
+    /// FITHAW said EINVAL: it was not frozen.
+    NotFrozen,
+    /// Not touched (not snapguard's, or its owner is still running); the reason says how.
+    Skipped,
+    /// FITHAW failed, or the mount could not be opened.
+    Failed,
+}
+
+impl ThawResult {
+    /// Status: thawed / not-frozen → ok, skipped → warning, failed → critical.
+    pub fn status(self) -> Status {
+        match self {
+            ThawResult::Thawed | ThawResult::NotFrozen => Status::Ok,
+            ThawResult::Skipped => Status::Warning,
+            ThawResult::Failed => Status::Critical,
+        }
+    }
+
+    /// The JSON spelling.
+    pub fn label(self) -> &'static str {
+        match self {
+            ThawResult::Thawed => "thawed",
+            ThawResult::NotFrozen => "not-frozen",
+            ThawResult::Skipped => "skipped",
+            ThawResult::Failed => "failed",
+        }
+    }
+}
+
+/// One mount point in a thaw document.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThawEntry {
+    pub mountpoint: String,
+    pub result: ThawResult,
+    pub reason: String,
+    pub errno: Option<String>,
+    /// The record this entry came from (`/run/snapguard/freeze-PID.json`), if any.
+    pub record: Option<String>,
+}
+
+/// The `thaw` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThawReport {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub summary: Summary,
+    pub mounts: Vec<ThawEntry>,
+}
+
+impl ThawReport {
+    /// Build the document and its summary.
+    pub fn new(mounts: Vec<ThawEntry>) -> Self {
+        let mut summary = Summary::default();
+        for m in &mounts {
+            summary.add(m.result.status());
+        }
+        ThawReport {
+            schema_version: SCHEMA_VERSION,
+            command: "thaw",
+            summary,
+            mounts,
+        }
+    }
+}
+// ---- end freeze-test, freeze, thaw ------------------------------------------------------------

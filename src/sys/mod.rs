@@ -4,7 +4,9 @@
 #![allow(unsafe_code)]
 
 pub mod blockdev;
+pub mod freeze;
 mod ioctl;
+pub mod process;
 
 pub use blockdev::{DeviceKind, SourceFile};
 

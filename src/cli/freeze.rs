@@ -1,0 +1,270 @@
+//! `snapguard freeze [MOUNT...] -- CMD`, plus the hidden helpers the freeze engine re-executes
+//! the binary as (`__guardian`, `__syncfs`), and what the freeze commands share.
+
+use super::{Cli, Outcome};
+use crate::config::Config;
+use crate::freeze::engine::{self, FreezeRun, Options, exit};
+use crate::freeze::{guardian, skip::SkipRules};
+use crate::mount::MountTable;
+use crate::report;
+use crate::root::{HOOKS_DIR, MOUNTINFO, SysRoot};
+use crate::sys::process::{BlockedSignals, euid};
+use anyhow::Context as _;
+use clap::Args;
+use nix::sys::signal::Signal;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit codes of freeze-test and thaw (the Nagios convention).
+pub const FREEZE_TEST_EXIT_HELP: &str = "\
+Exit status:
+  0  every mount point is freezable (thaw: everything asked for is thawed, or was not frozen)
+  1  something was skipped, unsupported, read-only or already frozen by someone else
+  2  a freeze or a thaw failed (errno in the report)
+  3  could not run: bad usage, not a mount point, no privileges, unreadable configuration";
+
+/// Exit codes of `freeze -- CMD`.
+pub const FREEZE_EXIT_HELP: &str = "\
+Exit status (CMD's own status is passed through, as timeout(1) and env(1) do):
+  N    CMD's exit status, when everything froze, CMD ran and everything thawed in time
+       (128+N when CMD was killed by signal N)
+  124  the --timeout deadline passed: the guardian thawed, CMD got SIGTERM (SIGKILL after
+       --kill-after)
+  125  snapguard failed: a mount could not be frozen (what was frozen is thawed, CMD did not
+       run), a hook was refused or failed, a thaw failed, or it could not run at all (not
+       root, not a mount point, bad configuration)
+  126  CMD could not be executed
+  127  CMD was not found
+  128+N  snapguard got signal N (SIGTERM, SIGINT, SIGHUP): thawed at once, CMD got it too
+Usage errors found by the argument parser exit 3, as for every snapguard command.";
+
+const HELP: &str = "\
+Freeze mount points, run CMD while they are frozen (typically the snapshot trigger),
+and thaw them again, with a thaw that is guaranteed.
+
+Order: each loop-backed filesystem is frozen before the filesystem holding its image
+file (otherwise its freeze-time sync would block forever), `/` last; thaw is the
+reverse. Before each FIFREEZE a bounded syncfs flushes dirty data while writers still
+run, so the frozen window holds only what was written since.
+
+The guarantee: before the first FIFREEZE, a guardian process (the same binary,
+re-executed; memory locked; in its own session, so killing snapguard's process group
+does not reach it) holds its own fds of the mount points. It thaws what snapguard froze,
+and only that, on the --timeout deadline (CLOCK_MONOTONIC), when snapguard dies (even by
+SIGKILL), and on SIGTERM, SIGINT or SIGHUP. A mount frozen by someone else makes the
+run fail (already-frozen) and is left as it is. `snapguard thaw` is the rescue if both
+processes die; its record is /run/snapguard/freeze-PID.json.
+
+Nothing is written to a frozen filesystem: logs (stderr or --log-file) are held in
+memory and written after the thaw.
+
+CMD gets SNAPGUARD_FROZEN (the frozen mount points, one per line, in freeze order),
+SNAPGUARD_FROZEN_COUNT and SNAPGUARD_TIMEOUT_MS. With --json, CMD's stdout goes to
+stderr so that stdout holds only the report.
+
+Hooks: executables in /etc/snapguard/hooks.d/ (or [freeze] hooks_dir) run in name order
+with the argument `freeze` before the first freeze, and in reverse order with `thaw`
+after the last thaw; every hook that ran for freeze runs for thaw, even if it failed.
+Each has a timeout (--hook-timeout) and gets SNAPGUARD_PHASE and SNAPGUARD_MOUNTS. A hook
+(or the directory) not owned by root, or writable by group or others, is refused, and
+then nothing is frozen. A failing freeze hook stops the run before anything is frozen.
+
+Needs root (CAP_SYS_ADMIN).
+
+Examples:
+  snapguard freeze -- /usr/local/bin/take-snapshot
+  snapguard freeze /data /var --timeout 30s -- az snapshot create ...
+  snapguard --log-file /var/log/snapguard.log freeze -- true";
+
+/// Parse `10s`, `500ms`, `2m` (humantime) or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 60, 10s, 500ms, 2m)"))
+}
+
+/// The live mount table.
+pub fn load_table(root: &SysRoot) -> anyhow::Result<MountTable> {
+    let path = root.path(MOUNTINFO);
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    MountTable::from_mountinfo(&bytes).with_context(|| format!("invalid '{}'", path.display()))
+}
+
+/// Options from the command line, then the configuration, then the defaults.
+pub fn options(
+    config: &Config,
+    timeout: Option<Duration>,
+    sync_timeout: Option<Duration>,
+    hook_timeout: Option<Duration>,
+    hooks_dir: Option<PathBuf>,
+    kill_after: Duration,
+) -> Options {
+    let f = &config.freeze;
+    Options {
+        timeout: timeout.unwrap_or(Duration::from_secs(f.timeout.unwrap_or(60))),
+        sync_timeout: sync_timeout.unwrap_or(Duration::from_secs(f.sync_timeout.unwrap_or(30))),
+        hook_timeout: hook_timeout.unwrap_or(Duration::from_secs(f.hook_timeout.unwrap_or(30))),
+        hooks_dir,
+        kill_after,
+    }
+}
+
+/// Arguments of `snapguard freeze`.
+#[derive(Debug, Args)]
+#[command(long_about = HELP, after_long_help = FREEZE_EXIT_HELP)]
+pub struct FreezeArgs {
+    /// Self-thaw deadline from the first FIFREEZE (e.g. 30s) [default: 60s, or [freeze]
+    /// timeout].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Bound on the syncfs before each freeze [default: 30s, or [freeze] sync_timeout].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub sync_timeout: Option<Duration>,
+    /// Timeout of each hook [default: 30s, or [freeze] hook_timeout].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub hook_timeout: Option<Duration>,
+    /// Hook directory [default: /etc/snapguard/hooks.d, or [freeze] hooks_dir].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_hooks")]
+    pub hooks_dir: Option<PathBuf>,
+    /// Run no hooks.
+    #[arg(long)]
+    pub no_hooks: bool,
+    /// After the deadline or a signal, CMD gets SIGTERM, then SIGKILL after this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub kill_after: Duration,
+    /// Mount points to freeze [default: every local block-backed filesystem].
+    #[arg(value_name = "MOUNT")]
+    pub mounts: Vec<PathBuf>,
+    /// The command to run while frozen, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<OsString>,
+}
+
+/// A failure before anything was frozen: no report, exit 125.
+fn cannot_run(e: anyhow::Error) -> Outcome {
+    Outcome {
+        render: Box::new(|_| Ok(())),
+        problems: vec![format!("{e:#}")],
+        exit_code: exit::FAILED,
+    }
+}
+
+/// Run `freeze -- CMD`.
+pub fn run(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outcome> {
+    match run_inner(args, cli, config) {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => Ok(cannot_run(e)),
+    }
+}
+
+fn run_inner(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outcome> {
+    let root = cli.sys_root();
+    if !root.is_host() {
+        anyhow::bail!("freeze works on the running system only (no --root)");
+    }
+    if euid() != 0 {
+        anyhow::bail!("freeze needs root (CAP_SYS_ADMIN)");
+    }
+    // Blocked before any thread or child exists; waited for synchronously while frozen.
+    let signals = BlockedSignals::block(&[
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ])?;
+    let table = load_table(&root)?;
+    let (targets, order) = engine::prepare(&table, &args.mounts, false, &root)?;
+    let skip = SkipRules::load(&config.freeze, &root)?;
+    let hooks_dir = if args.no_hooks {
+        None
+    } else {
+        Some(
+            args.hooks_dir
+                .clone()
+                .or_else(|| config.freeze.hooks_dir.clone())
+                .unwrap_or_else(|| root.path(HOOKS_DIR)),
+        )
+    };
+    let opts = options(
+        config,
+        args.timeout,
+        args.sync_timeout,
+        args.hook_timeout,
+        hooks_dir,
+        args.kill_after,
+    );
+    let format = cli.output_format();
+    let report = engine::freeze(&FreezeRun {
+        targets: &targets,
+        order: &order,
+        table: &table,
+        skip: &skip,
+        opts: &opts,
+        root: &root,
+        argv: &args.cmd,
+        cmd_stdout_to_stderr: format == report::Format::Json,
+        signals: &signals,
+    });
+    drop(signals);
+    let exit_code = report.exit_code;
+    Ok(Outcome {
+        render: Box::new(move |out| report::write_freeze(&report, format, out)),
+        problems: Vec::new(),
+        exit_code,
+    })
+}
+
+/// Hidden: `snapguard __guardian [--record FILE] -- PATH DEV:INO...` (started by the engine).
+#[derive(Debug, Args)]
+pub struct GuardianArgs {
+    /// The run's record, removed after a thaw caused by the controller's death or a signal.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// PATH DEV:INO pairs.
+    #[arg(last = true)]
+    pub mounts: Vec<OsString>,
+}
+
+/// Run the guardian.
+pub fn run_guardian(args: &GuardianArgs) -> Outcome {
+    let code = match guardian::parse_mount_args(&args.mounts) {
+        Some(mounts) => guardian::serve(args.record.as_deref(), &mounts),
+        None => 3,
+    };
+    Outcome {
+        render: Box::new(|_| Ok(())),
+        problems: Vec::new(),
+        exit_code: code,
+    }
+}
+
+/// Hidden: `snapguard __syncfs PATH` (a bounded syncfs, started by the engine).
+#[derive(Debug, Args)]
+pub struct SyncfsArgs {
+    pub path: PathBuf,
+}
+
+/// Run the syncfs helper.
+pub fn run_syncfs(args: &SyncfsArgs) -> Outcome {
+    Outcome {
+        render: Box::new(|_| Ok(())),
+        problems: Vec::new(),
+        exit_code: engine::syncfs_helper(&args.path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+    }
+}

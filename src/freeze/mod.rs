@@ -1,0 +1,158 @@
+//! `freeze-test`, `freeze -- CMD` and `thaw`: which mount points can be frozen, freezing them
+//! in a safe order with a guaranteed thaw, and the rescue thaw.
+//!
+//! The pieces, in the order a run uses them:
+//!
+//! * [`select`] (here): which superblocks, named how, with their other mount points;
+//! * [`probe`]: the static verdict of each (configuration skip, pseudo, remote, read-only,
+//!   known fstype) before anything is opened;
+//! * [`plan`]: loop-device backing files and the freeze order (inner before the filesystem
+//!   holding its image, `/` last);
+//! * [`guardian`]: the separate process that thaws on deadline, controller death or signal;
+//! * [`engine`]: bounded syncfs, FIFREEZE, FITHAW and their timings;
+//! * [`hooks`], [`record`] (`/run/snapguard`), [`skip`], [`logbuf`] (no log writes while frozen);
+//! * [`rescue`]: `snapguard thaw`.
+
+pub mod engine;
+pub mod guardian;
+pub mod hooks;
+pub mod logbuf;
+pub mod plan;
+pub mod probe;
+pub mod record;
+pub mod rescue;
+pub mod skip;
+
+use crate::mount::{MountTable, is_block_backed, is_pseudo_fstype};
+use anyhow::bail;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One superblock to consider, under the mount point it is named by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The mount point used to open it (the one named on the command line, or the mount of the
+    /// whole filesystem).
+    pub mountpoint: PathBuf,
+    /// `major:minor` of the superblock as mountinfo shows it.
+    pub major: u32,
+    pub minor: u32,
+    pub fstype: String,
+    /// The mount source (`/dev/vda1`, `tmpfs`, `server:/export`).
+    pub source: Option<String>,
+    /// The superblock is read-only.
+    pub read_only: bool,
+    /// Other mount points of the same superblock that are listed as duplicates.
+    pub duplicates: Vec<PathBuf>,
+    /// For a loop-backed filesystem (directly or through dm/md): its image file and where that
+    /// file lives.
+    pub backing: Option<plan::Backing>,
+}
+
+impl Target {
+    /// Whether this is the root filesystem (frozen last).
+    pub fn is_root(&self) -> bool {
+        self.mountpoint == Path::new("/")
+    }
+}
+
+/// The targets of a run: the superblocks of the named mount points (each named mount point is
+/// listed; one named twice or sharing a superblock with an earlier one becomes a duplicate), or
+/// without names every local block-backed superblock (btrfs included), or with `all` every
+/// superblock. Default order: reverse mountinfo order (later, deeper mounts first).
+pub fn select(table: &MountTable, named: &[PathBuf], all: bool) -> anyhow::Result<Vec<Target>> {
+    let mut targets: Vec<Target> = Vec::new();
+    if named.is_empty() {
+        for sb in table.superblocks().into_iter().rev() {
+            let m = &sb.primary;
+            let local = is_block_backed(m) && !is_pseudo_fstype(&m.fs_type);
+            if !all && !local {
+                continue;
+            }
+            targets.push(Target {
+                mountpoint: m.mount_point.clone(),
+                major: sb.major,
+                minor: sb.minor,
+                fstype: m.fs_type.clone(),
+                source: m.source.as_ref().map(|s| s.to_string_lossy().into_owned()),
+                read_only: m.super_is_read_only(),
+                duplicates: sb.others.iter().map(|o| o.mount_point.clone()).collect(),
+                backing: None,
+            });
+        }
+        return Ok(targets);
+    }
+    let mut by_sb: HashMap<(u32, u32), usize> = HashMap::new();
+    for name in named {
+        let canonical = std::fs::canonicalize(name).map_err(|e| {
+            anyhow::anyhow!("'{}': {}", name.display(), crate::sys::describe_io(&e))
+        })?;
+        let Some(m) = table.by_mount_point(&canonical) else {
+            bail!(
+                "'{}' is not a mount point (freeze works on whole filesystems: name the \
+                 directory a filesystem is mounted on)",
+                name.display()
+            );
+        };
+        match by_sb.get(&(m.major, m.minor)) {
+            Some(&i) => {
+                if targets[i].mountpoint != canonical && !targets[i].duplicates.contains(&canonical)
+                {
+                    targets[i].duplicates.push(canonical);
+                }
+            }
+            None => {
+                by_sb.insert((m.major, m.minor), targets.len());
+                targets.push(Target {
+                    mountpoint: canonical,
+                    major: m.major,
+                    minor: m.minor,
+                    fstype: m.fs_type.clone(),
+                    source: m.source.as_ref().map(|s| s.to_string_lossy().into_owned()),
+                    read_only: m.super_is_read_only(),
+                    duplicates: Vec::new(),
+                    backing: None,
+                });
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// Milliseconds of a duration, for reports.
+pub fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &[u8] = b"22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+60 27 7:1 / /mnt/a rw,relatime - ext4 /dev/loop1 rw
+61 27 7:1 / /mnt/bind rw,relatime - ext4 /dev/loop1 rw
+62 27 0:50 / /mnt/t rw - tmpfs tmpfs rw
+63 27 0:51 /@home /home rw - btrfs /dev/loop2 rw
+64 27 7:3 / /mnt/ro ro - xfs /dev/loop3 ro
+";
+
+    #[test]
+    fn default_set_is_block_backed_reverse_order_with_duplicates() {
+        let t = MountTable::from_mountinfo(TABLE).unwrap();
+        let sel = select(&t, &[], false).unwrap();
+        let names: Vec<&Path> = sel.iter().map(|t| t.mountpoint.as_path()).collect();
+        assert_eq!(
+            names,
+            vec![
+                Path::new("/mnt/ro"),
+                Path::new("/home"),
+                Path::new("/mnt/a"),
+                Path::new("/")
+            ]
+        );
+        assert_eq!(sel[2].duplicates, vec![PathBuf::from("/mnt/bind")]);
+        assert!(sel[0].read_only);
+        assert_eq!(select(&t, &[], true).unwrap().len(), 6);
+    }
+}

@@ -1,0 +1,298 @@
+//! Helpers shared by the freeze test binaries (`tests/freeze_*.rs`): test filesystems on our own
+//! loop devices that are always thawed before they are unmounted, the "accepts a write within a
+//! second" check, background snapguard runs, and JSON Schema validation.
+#![allow(
+    dead_code,
+    reason = "each freeze test binary uses a different subset of these helpers"
+)]
+
+use crate::common::{Freeze, LoopDevice, Mount, TestDir, note, run, run_any};
+use serde_json::Value;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MIB: u64 = 1 << 20;
+
+/// `fsfreeze -u DIR` on drop (errors ignored: usually it is not frozen). Only ever built for
+/// mount points of filesystems this test created.
+pub struct ThawOnDrop(PathBuf);
+
+impl Drop for ThawOnDrop {
+    fn drop(&mut self) {
+        let _ = run_any("fsfreeze", &[OsStr::new("-u"), self.0.as_os_str()]);
+    }
+}
+
+/// A filesystem made by this test on its own loop device and mounted under its own temp dir.
+/// Fields drop in order: thaw first, then unmount, then detach.
+pub struct TestFs {
+    _thaw: ThawOnDrop,
+    mount: Mount,
+    pub dev: LoopDevice,
+    pub image: PathBuf,
+}
+
+impl TestFs {
+    /// `mkfs.KIND` on a sparse `size`-byte image `NAME.img` in `dir`, mounted at `dir/NAME`.
+    pub fn new(dir: &TestDir, name: &str, kind: &str, size: u64) -> Self {
+        Self::in_dir(&dir.path(), dir, name, kind, size, None)
+    }
+
+    /// Same, with the image in `image_dir` (e.g. inside another test filesystem) and mount
+    /// options.
+    pub fn in_dir(
+        image_dir: &Path,
+        dir: &TestDir,
+        name: &str,
+        kind: &str,
+        size: u64,
+        opts: Option<&str>,
+    ) -> Self {
+        let image = image_dir.join(format!("{name}.img"));
+        fs::File::create(&image)
+            .and_then(|f| f.set_len(size))
+            .expect("create image");
+        let mkfs_args: Vec<&OsStr> = match kind {
+            "ext4" => vec![OsStr::new("-q"), OsStr::new("-F")],
+            "xfs" => vec![OsStr::new("-q"), OsStr::new("-f")],
+            "btrfs" => vec![OsStr::new("-q"), OsStr::new("-f")],
+            other => panic!("no mkfs recipe for {other}"),
+        };
+        let mut args = mkfs_args;
+        args.push(image.as_os_str());
+        run(&format!("mkfs.{kind}"), &args);
+        let dev = LoopDevice::attach(&image);
+        let mp = dir.mkdir(name);
+        let mount = Mount::new(dev.dev(), &mp, opts);
+        TestFs {
+            _thaw: ThawOnDrop(mp),
+            mount,
+            dev,
+            image,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.mount.dir()
+    }
+
+    /// `fsfreeze -f` by "someone else" (thawed by the guard, or on drop).
+    pub fn fsfreeze(&self) -> Freeze {
+        Freeze::new(&self.mount)
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.mount.dir().to_path_buf()
+    }
+}
+
+/// A tmpfs we mounted; unmounted on drop (plain umount, never lazy).
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn new(dir: &TestDir, name: &str) -> Self {
+        let mp = dir.mkdir(name);
+        run(
+            "mount",
+            &[
+                OsStr::new("-t"),
+                OsStr::new("tmpfs"),
+                OsStr::new("-o"),
+                OsStr::new("size=1m"),
+                OsStr::new("tmpfs"),
+                mp.as_os_str(),
+            ],
+        );
+        Tmpfs(mp)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = run_any("umount", &[self.0.as_os_str()]);
+    }
+}
+
+/// Panics unless a write into `dir` (in a child process, so a frozen filesystem cannot block
+/// the test) completes within one second. A failure thaws `dir` first (ours) so the suite does
+/// not hang.
+pub fn assert_writable(dir: &Path, context: &str) {
+    let file = dir.join(format!(".writable-{}", std::process::id()));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("echo x > \"$1\" && rm -f \"$1\"")
+        .arg("sh")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn writer");
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            assert!(
+                st.success(),
+                "{context}: write into {} failed",
+                dir.display()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = run_any("fsfreeze", &[OsStr::new("-u"), dir.as_os_str()]);
+    let _ = child.wait();
+    panic!(
+        "{context}: {} did not accept a write within a second (left frozen)",
+        dir.display()
+    );
+}
+
+/// True if a write into `dir` is still blocked after `wait` (the filesystem is frozen). The
+/// writer is left to finish after the thaw; returns it so the caller can reap it.
+pub fn write_blocks(dir: &Path, wait: Duration) -> (bool, Child) {
+    let file = dir.join(format!(".probe-{}", std::process::id()));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("echo x > \"$1\" && rm -f \"$1\"")
+        .arg("sh")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn writer");
+    std::thread::sleep(wait);
+    let blocked = child.try_wait().expect("try_wait").is_none();
+    (blocked, child)
+}
+
+/// The snapguard binary.
+pub fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("snapguard")
+}
+
+/// A snapguard started in the background (stdout/stderr piped to files in `dir`).
+pub struct Background {
+    pub child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Background {
+    /// Start `snapguard ARGS`; with `own_group`, in a new process group (for `kill -- -PGID`).
+    pub fn start(dir: &Path, tag: &str, args: &[&OsStr], own_group: bool) -> Self {
+        use std::os::unix::process::CommandExt;
+        let stdout = dir.join(format!("{tag}.out"));
+        let stderr = dir.join(format!("{tag}.err"));
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"))
+            .env_remove("SNAPGUARD_LOG");
+        if own_group {
+            cmd.process_group(0);
+        }
+        Background {
+            child: cmd.spawn().expect("spawn snapguard"),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Wait (bounded) for the exit code; None if killed by a signal.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st.code();
+            }
+            if Instant::now() >= end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "snapguard did not exit within {limit:?}\n--- stderr\n{}",
+                    fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+/// Wait until `path` exists and holds a number (a pid written by a CMD); bounded.
+pub fn wait_for_pid_file(path: &Path, limit: Duration) -> i32 {
+    let end = Instant::now() + limit;
+    loop {
+        if let Ok(text) = fs::read_to_string(path) {
+            if let Ok(pid) = text.trim().parse() {
+                return pid;
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "{} did not appear within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// SIGKILL a process this test started (directly or through the snapguard it started).
+pub fn sigkill(pid: i32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+}
+
+/// Validate `doc` against `docs/json-schema/NAME-v1.schema.json`.
+pub fn assert_schema(name: &str, doc: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/json-schema")
+        .join(format!("{name}-v1.schema.json"));
+    let schema: Value = serde_json::from_str(&fs::read_to_string(&path).expect("read schema"))
+        .expect("schema json");
+    let v = jsonschema::draft202012::new(&schema)
+        .unwrap_or_else(|e| panic!("{} is not a valid schema: {e}", path.display()));
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("  at '{}': {e}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "document does not match {}:\n{}\n{doc:#}",
+        path.display(),
+        errors.join("\n")
+    );
+}
+
+/// The mount row named `mp` in a freeze-test / freeze document.
+pub fn row<'a>(doc: &'a Value, mp: &Path) -> &'a Value {
+    doc["mounts"]
+        .as_array()
+        .expect("mounts array")
+        .iter()
+        .find(|m| m["mountpoint"].as_str() == Some(mp.to_str().expect("utf-8 path")))
+        .unwrap_or_else(|| panic!("no row for {} in {doc:#}", mp.display()))
+}
+
+/// A config file in `dir` with `text`.
+pub fn config(dir: &TestDir, text: &str) -> PathBuf {
+    let p = dir.join("snapguard.toml");
+    fs::write(&p, text).expect("write config");
+    p
+}
+
+/// Print how long a test took (for the report).
+pub fn timed(name: &str, start: Instant) {
+    note(&format!("{name}: {:.1} s", start.elapsed().as_secs_f64()));
+}
