@@ -34,8 +34,13 @@ die() {
   exit 1
 }
 # `command -v` alone also "finds" a non-executable file of that name.
+# have TOOL: an executable on PATH; have /PATH: that file exists (data-only packages).
 have() {
   local p
+  if [[ $1 == /* ]]; then
+    [[ -e $1 ]]
+    return
+  fi
   p=$(command -v "$1" 2>/dev/null) && [[ -x $p ]]
 }
 
@@ -59,6 +64,11 @@ declare -A pkg_of=(
   [hyperfine]=hyperfine
   [fsfreeze]=util-linux [losetup]=mount
   [stdbuf]=coreutils
+  # snapguard selinux: matchpathcon and semanage are the reference for the file_contexts
+  # matcher; the policy itself is data (installing it does not enable SELinux).
+  [matchpathcon]=selinux-utils [semanage]=policycoreutils-python-utils
+  [restorecon]=policycoreutils
+  [/etc/selinux/default/contexts/files/file_contexts]=selinux-policy-default
 )
 
 say "checking test tools"

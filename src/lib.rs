@@ -19,5 +19,7 @@ pub mod report;
 pub mod root;
 /// `snapguard scan`: unclean-filesystem detection.
 pub mod scan;
+/// `snapguard selinux`: is /var/lib/waagent excluded from SELinux enforcement.
+pub mod selinux;
 /// The only kernel-facing layer and the only place `unsafe` is allowed.
 pub mod sys;

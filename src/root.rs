@@ -23,6 +23,56 @@ pub const HOOKS_DIR: &str = "etc/snapguard/hooks.d";
 /// Azure VM backup's configuration; `[SnapshotThread] MountsToSkip` is honoured.
 pub const AZURE_VMBACKUP_CONF: &str = "etc/azure/vmbackup.conf";
 
+// --- `snapguard selinux` inputs (selinux.md §1.2, §7, §8) --------------------------------
+/// Process directories (`<pid>/cmdline`, `<pid>/attr/current`).
+pub const PROC: &str = "proc";
+/// Filesystems the kernel knows (`nodev\tselinuxfs` when SELinux is built in).
+pub const PROC_FILESYSTEMS: &str = "proc/filesystems";
+/// The kernel command line (`selinux=`, `enforcing=`, `security=`, `lsm=`, `autorelabel=`).
+pub const PROC_CMDLINE: &str = "proc/cmdline";
+/// Comma-separated list of active LSMs (needs securityfs).
+pub const SYS_KERNEL_LSM: &str = "sys/kernel/security/lsm";
+/// selinuxfs mount point (`enforce`, `booleans/`).
+pub const SYS_FS_SELINUX: &str = "sys/fs/selinux";
+/// `/etc/selinux`: `config`, `semanage.conf`, one directory per policy type.
+pub const ETC_SELINUX: &str = "etc/selinux";
+/// libselinux's configuration (`SELINUX=`, `SELINUXTYPE=`).
+pub const SELINUX_CONFIG: &str = "etc/selinux/config";
+/// libsemanage's configuration (`store-root=`).
+pub const SEMANAGE_CONF: &str = "etc/selinux/semanage.conf";
+/// Present while a full relabel is pending for the next boot.
+pub const AUTORELABEL: &str = ".autorelabel";
+/// auditd's configuration (`log_file=`).
+pub const AUDITD_CONF: &str = "etc/audit/auditd.conf";
+/// auditd's default log when auditd.conf does not say.
+pub const DEFAULT_AUDIT_LOG: &str = "/var/log/audit/audit.log";
+/// Kernel and syslog files where AVC and AppArmor records land without auditd.
+pub const KERNEL_LOGS: [&str; 3] = ["/var/log/kern.log", "/var/log/messages", "/var/log/syslog"];
+/// The Azure Linux agent's state directory (extensions hard-code it).
+pub const WAAGENT_LIB_DIR: &str = "/var/lib/waagent";
+/// The Azure Linux agent's configuration (`Lib.Dir`).
+pub const WAAGENT_CONF: &str = "etc/waagent.conf";
+/// The Azure Linux agent's executable.
+pub const WAAGENT_BIN: &str = "/usr/sbin/waagent";
+/// Where systemd units live, to tell `waagent.service` (RHEL) from `walinuxagent.service`.
+pub const SYSTEMD_UNIT_DIRS: [&str; 3] = [
+    "etc/systemd/system",
+    "usr/lib/systemd/system",
+    "lib/systemd/system",
+];
+/// The static mount table, for an offline root (no mountinfo).
+pub const ETC_FSTAB: &str = "etc/fstab";
+/// fapolicyd's configuration directory (`rules.d/`, `fapolicyd.rules`, `trust.d/`).
+pub const ETC_FAPOLICYD: &str = "etc/fapolicyd";
+/// fapolicyd's runtime directory, present while it runs.
+pub const RUN_FAPOLICYD: &str = "run/fapolicyd";
+/// `Y` when AppArmor is enabled.
+pub const APPARMOR_ENABLED: &str = "sys/module/apparmor/parameters/enabled";
+/// Loaded AppArmor profiles, one `name (mode)` a line.
+pub const APPARMOR_PROFILES: &str = "sys/kernel/security/apparmor/profiles";
+/// AppArmor profile sources.
+pub const ETC_APPARMOR_D: &str = "etc/apparmor.d";
+
 /// The directory that stands in for `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysRoot {
@@ -63,6 +113,17 @@ impl SysRoot {
     /// `/sys/fs/ext4/<kernel_name>/<attribute>` under this root.
     pub fn ext4_attribute(&self, kernel_name: &str, attribute: &str) -> PathBuf {
         self.path(SYS_FS_EXT4).join(kernel_name).join(attribute)
+    }
+
+    /// `/proc/<pid>/<entry>` under this root.
+    pub fn proc_entry(&self, pid: u32, entry: &str) -> PathBuf {
+        self.path(PROC).join(pid.to_string()).join(entry)
+    }
+
+    /// A path of the system being checked (`/var/lib/waagent`, a `store-root` from
+    /// semanage.conf) resolved under this root.
+    pub fn host(&self, absolute: &str) -> PathBuf {
+        self.path(absolute)
     }
 
     /// `/sys/dev/block/<major>:<minor>` under this root.

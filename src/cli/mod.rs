@@ -3,6 +3,7 @@
 pub mod freeze;
 pub mod freeze_test;
 pub mod scan;
+pub mod selinux;
 pub mod thaw;
 
 use crate::config::Config;
@@ -57,6 +58,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Find unclean filesystems, with exactly the semantics of tune2fs -l and e2fsck.
+    // A variant's doc comment replaces the Args struct's `long_about`: repeat it here.
+    #[command(long_about = scan::SCAN_HELP, after_long_help = EXIT_STATUS_HELP)]
     Scan(scan::ScanArgs),
     // ---- freeze (issue #4) ----
     /// Can every mount point be frozen? Static verdicts, then a real freeze and thaw of each.
@@ -73,6 +76,9 @@ pub enum Command {
     #[command(name = "__syncfs", hide = true)]
     Syncfs(freeze::SyncfsArgs),
     // ---- end freeze ----
+    /// Is /var/lib/waagent excluded from SELinux enforcement, and if not, the exact fix.
+    #[command(long_about = selinux::SELINUX_HELP, after_long_help = selinux::SELINUX_EXIT_HELP)]
+    Selinux(selinux::SelinuxArgs),
 }
 
 impl Cli {
@@ -124,5 +130,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Freeze(args) => freeze::run(args, cli, &config),
         Command::Thaw(args) => thaw::run(args, cli),
         Command::Guardian(_) | Command::Syncfs(_) => unreachable!("handled above"),
+        Command::Selinux(args) => selinux::run(args, cli, &config),
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const SCAN_HELP: &str = "\
+pub const SCAN_HELP: &str = "\
 Reads superblocks directly (read-only opens, nothing is written, no external tools) and
 reports, for each filesystem, the state exactly as `tune2fs -l` prints it, whether the
 journal needs recovery, and the reason `e2fsck -n` would give for forcing a check, plus

@@ -4,8 +4,8 @@
 //! untrusted: control characters are escaped so they cannot garble the terminal.
 
 use super::model::{
-    BtrfsDetails, ExFatDetails, ExtDetails, ExtErrorRecord, FatDetails, ScanReport, Severity,
-    TargetReport, XfsDetails, XfsLogPosition,
+    BtrfsDetails, CheckStatus, ExFatDetails, ExtDetails, ExtErrorRecord, FatDetails, ScanReport,
+    SelinuxMode, SelinuxReport, Severity, TargetReport, XfsDetails, XfsLogPosition,
 };
 use super::model::{FreezeReport, FreezeTestReport, MountVerdict, ThawReport};
 use std::io::{self, Write};
@@ -290,6 +290,86 @@ fn write_exfat(e: &ExFatDetails, out: &mut dyn Write) -> io::Result<()> {
     field(out, "Volume flags", &format!("0x{:04x}", e.volume_flags))?;
     field(out, "Boot checksum", e.boot_checksum)?;
     Ok(())
+}
+
+/// Render the `snapguard selinux` document: the verdict line, the checks to act on (worst
+/// first, with remedy and evidence), then every check in one line each.
+pub fn write_selinux(report: &SelinuxReport, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "snapguard selinux: {}", sanitize(&report.verdict))?;
+    let mode = match report.mode {
+        SelinuxMode::Absent => "absent",
+        SelinuxMode::Disabled => "disabled",
+        SelinuxMode::Permissive => "permissive",
+        SelinuxMode::Enforcing => "enforcing",
+        SelinuxMode::Container => "container (host decides)",
+    };
+    let mut context = format!("mode {mode}");
+    if let Some(p) = &report.policy_type {
+        context.push_str(&format!(", policy {}", sanitize(p)));
+    }
+    if report.root != "/" {
+        context.push_str(&format!(", root {}", sanitize(&report.root)));
+    }
+    if report.offline {
+        context.push_str(" (offline)");
+    }
+    writeln!(out, "  ({context})")?;
+    let mut act: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| matches!(c.status, CheckStatus::Fail | CheckStatus::Warn))
+        .collect();
+    act.sort_by_key(|c| std::cmp::Reverse(c.status));
+    if !act.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "To fix:")?;
+        for c in act {
+            writeln!(
+                out,
+                "  {} {:<3} {}: {}",
+                c.status.label(),
+                c.id,
+                c.title,
+                sanitize(&c.message)
+            )?;
+            if let Some(remedy) = &c.remedy {
+                writeln!(out, "           fix: {}", sanitize(remedy))?;
+            }
+            for d in &c.details {
+                writeln!(out, "           - {}", sanitize(d))?;
+            }
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "Checks:")?;
+    let width = report
+        .checks
+        .iter()
+        .map(|c| c.title.len())
+        .max()
+        .unwrap_or(0);
+    for c in &report.checks {
+        writeln!(
+            out,
+            "  {:<3} {} {:<width$}  {}",
+            c.id,
+            c.status.label(),
+            c.title,
+            sanitize(&c.message)
+        )?;
+    }
+    let s = &report.summary;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}: {} fail, {} warn, {} pass, {} skip",
+        report.status.label(),
+        s.fail,
+        s.warn,
+        s.pass,
+        s.skip
+    )?;
+    out.flush()
 }
 
 fn field(out: &mut dyn Write, label: &str, value: &str) -> io::Result<()> {

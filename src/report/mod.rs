@@ -54,3 +54,15 @@ pub fn write_thaw(report: &ThawReport, format: Format, out: &mut dyn Write) -> i
     }
 }
 // ---- end freeze-test, freeze, thaw ------------------------------------------------------------
+
+/// Write the `snapguard selinux` report to `out` in `format`.
+pub fn write_selinux(
+    report: &SelinuxReport,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        Format::Human => human::write_selinux(report, out),
+        Format::Json => json::write(report, out),
+    }
+}

@@ -771,3 +771,170 @@ impl ThawReport {
     }
 }
 // ---- end freeze-test, freeze, thaw ------------------------------------------------------------
+
+// --- `snapguard selinux` ------------------------------------------------------------------
+// Keep in sync with `docs/json-schema/selinux-v1.schema.json`.
+
+/// The outcome of one `snapguard selinux` check. Ordered `Skip < Pass < Warn < Fail`, so the
+/// maximum is the worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// Not applicable here, or its inputs could not be read; does not affect the exit code.
+    Skip,
+    /// Nothing in the way.
+    Pass,
+    /// Worth fixing, or would block once enforcing; exit 1.
+    Warn,
+    /// Blocks the agent or the backup extension now; exit 2.
+    Fail,
+}
+
+impl CheckStatus {
+    /// Upper-case label for human output.
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckStatus::Skip => "SKIP",
+            CheckStatus::Pass => "PASS",
+            CheckStatus::Warn => "WARN",
+            CheckStatus::Fail => "FAIL",
+        }
+    }
+}
+
+/// One check of `snapguard selinux`: stable id, status, one-line message, remedy command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Stable identifier: `S1`…`S11` (SELinux, selinux.md §8), `L1`…`L3` (look-alikes).
+    pub id: &'static str,
+    /// Short name of what is checked (`agent domain`).
+    pub title: &'static str,
+    /// pass, warn, fail or skip.
+    pub status: CheckStatus,
+    /// One line, no trailing period.
+    pub message: String,
+    /// The exact command that fixes it, least privilege first; null when there is none.
+    pub remedy: Option<String>,
+    /// Evidence, one item a line (processes, files, denials); may be empty.
+    pub details: Vec<String>,
+}
+
+impl Check {
+    /// A check with a status and message, no remedy, no details.
+    pub fn new(
+        id: &'static str,
+        title: &'static str,
+        status: CheckStatus,
+        message: impl Into<String>,
+    ) -> Self {
+        Check {
+            id,
+            title,
+            status,
+            message: message.into(),
+            remedy: None,
+            details: Vec::new(),
+        }
+    }
+
+    /// Attach the remedy command.
+    pub fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
+        self.remedy = Some(remedy.into());
+        self
+    }
+
+    /// Attach evidence lines.
+    pub fn with_details(mut self, details: Vec<String>) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Counts of checks by status, under the contract's summary keys (DESIGN.md §1): `ok` =
+/// pass, `warning` = warn, `critical` = fail, `unknown` = skip (not applicable or not
+/// readable; skips never change the exit code).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CheckSummary {
+    #[serde(rename = "ok")]
+    pub pass: usize,
+    #[serde(rename = "warning")]
+    pub warn: usize,
+    #[serde(rename = "critical")]
+    pub fail: usize,
+    #[serde(rename = "unknown")]
+    pub skip: usize,
+}
+
+impl CheckSummary {
+    /// Count `checks`.
+    pub fn of(checks: &[Check]) -> Self {
+        let mut s = CheckSummary::default();
+        for c in checks {
+            match c.status {
+                CheckStatus::Pass => s.pass += 1,
+                CheckStatus::Warn => s.warn += 1,
+                CheckStatus::Fail => s.fail += 1,
+                CheckStatus::Skip => s.skip += 1,
+            }
+        }
+        s
+    }
+
+    /// The run's status: any fail is critical, else any warn is a warning; skips do not count.
+    pub fn status(&self) -> Status {
+        if self.fail > 0 {
+            Status::Critical
+        } else if self.warn > 0 {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// SELinux as found (runtime state, or the configured mode for an offline root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelinuxMode {
+    /// Not in the kernel, not an active LSM, or `selinux=0`.
+    Absent,
+    /// In the kernel but no policy loaded (selinuxfs not mounted), or disabled in the config
+    /// of an offline root.
+    Disabled,
+    /// Denials are logged, not enforced.
+    Permissive,
+    /// Denials are enforced.
+    Enforcing,
+    /// selinuxfs is mounted read-only: a container, whose host decides.
+    Container,
+}
+
+/// The `snapguard selinux` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SelinuxReport {
+    pub schema_version: u32,
+    /// Always `selinux`.
+    pub command: &'static str,
+    /// The directory read as `/` (`--root`).
+    pub root: String,
+    /// True when the root has no `/proc` (an offline disk): the mode is the configured one
+    /// and the process checks are skipped.
+    pub offline: bool,
+    /// SELinux mode as found.
+    pub mode: SelinuxMode,
+    /// `SELINUXTYPE` (`targeted`, `mls`, `default`, ...), null when SELinux is absent.
+    pub policy_type: Option<String>,
+    /// ok, warning or critical: the exit code's status (0, 1, 2).
+    pub status: Status,
+    /// Counts of checks by status.
+    pub summary: CheckSummary,
+    /// True when nothing SELinux does keeps the agent from working: SELinux is not
+    /// enforcing, or the unconfined module is there (S5), the agent runs unconfined or
+    /// permissive (S6), no label under /var/lib/waagent is broken (S8) and no agent denial
+    /// was enforced (S9). Look-alikes (L*) are not part of it.
+    pub excluded: bool,
+    /// One line: excluded or not, and why.
+    pub verdict: String,
+    /// S1…S11, then L1…L3, in that order.
+    pub checks: Vec<Check>,
+}

@@ -7,6 +7,7 @@ pub mod blockdev;
 pub mod freeze;
 mod ioctl;
 pub mod process;
+pub mod xattr;
 
 pub use blockdev::{DeviceKind, SourceFile};
 
