@@ -11,9 +11,9 @@ use std::io::{self, Write};
 /// Output format chosen with `--format` / `--json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Aligned text for a terminal, like `tune2fs -l` plus findings.
+    /// Aligned text for a terminal.
     Human,
-    /// One JSON document (DESIGN.md §1), for hooks and monitoring.
+    /// One JSON document on stdout, for hooks and monitoring (schema_version 1).
     Json,
 }
 
