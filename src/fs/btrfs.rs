@@ -561,19 +561,6 @@ impl DeviceErrorStats {
     }
 }
 
-/// Format a 16-byte UUID the way btrfs-progs and sysfs print it.
-pub fn format_uuid(uuid: &[u8; 16]) -> String {
-    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -639,7 +626,7 @@ mod tests {
         assert!(sb.problems().is_empty(), "{:?}", sb.problems());
         assert_eq!(verify_checksum(&raw), ChecksumStatus::Valid);
         assert_eq!(
-            format_uuid(&sb.fsid),
+            crate::fs::uuid::format(&sb.fsid),
             "11111111-1111-1111-1111-111111111111"
         );
     }

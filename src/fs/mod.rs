@@ -2,9 +2,11 @@
 //! needed). Every parser survives arbitrary input without panicking.
 
 pub mod btrfs;
+pub(crate) mod bytes;
 pub mod exfat;
 pub mod ext;
 pub mod fat;
 pub mod partition;
 pub mod signature;
+pub mod uuid;
 pub mod xfs;

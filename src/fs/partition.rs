@@ -8,6 +8,7 @@
 //! logical partitions are numbered from 5 in chain order, GPT partitions are numbered by their
 //! slot in the entry array (1-based), empty slots keep their number unused.
 
+use super::bytes::{be_u32 as be32, be_u64 as be64, le_u32 as le32, le_u64 as le64};
 use std::io;
 
 use super::signature;
@@ -152,26 +153,6 @@ pub const MAX_EBRS: usize = 100;
 /// Largest GPT partition-entry array accepted, in bytes (the kernel's limit is its kmalloc
 /// maximum, 4 MiB on common configurations).
 pub const MAX_GPT_ENTRIES_BYTES: u64 = 4 << 20;
-
-fn le32(bytes: &[u8], off: usize) -> Option<u32> {
-    let b = bytes.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-fn le64(bytes: &[u8], off: usize) -> Option<u64> {
-    let b: [u8; 8] = bytes.get(off..off.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_le_bytes(b))
-}
-
-fn be32(bytes: &[u8], off: usize) -> Option<u32> {
-    let b = bytes.get(off..off.checked_add(4)?)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-fn be64(bytes: &[u8], off: usize) -> Option<u64> {
-    let b: [u8; 8] = bytes.get(off..off.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_be_bytes(b))
-}
 
 fn check_sector_size(sector_size: u64) -> Result<(), PartitionError> {
     if sector_size.is_power_of_two() && (512..=65536).contains(&sector_size) {

@@ -28,6 +28,7 @@
 //!
 //! Anything else is [`Content::Unknown`].
 
+use super::bytes::{be_u32 as be32, le_u16 as le16, le_u32 as le32, le_u64 as le64};
 use super::partition::{self, MbrKind};
 
 /// What a volume contains.
@@ -87,26 +88,6 @@ fn has_at(bytes: &[u8], off: usize, magic: &[u8]) -> bool {
     off.checked_add(magic.len())
         .and_then(|end| bytes.get(off..end))
         .is_some_and(|s| s == magic)
-}
-
-fn le16(bytes: &[u8], off: usize) -> Option<u16> {
-    let b = bytes.get(off..off.checked_add(2)?)?;
-    Some(u16::from_le_bytes([b[0], b[1]]))
-}
-
-fn le32(bytes: &[u8], off: usize) -> Option<u32> {
-    let b = bytes.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-fn le64(bytes: &[u8], off: usize) -> Option<u64> {
-    let b: [u8; 8] = bytes.get(off..off.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_le_bytes(b))
-}
-
-fn be32(bytes: &[u8], off: usize) -> Option<u32> {
-    let b = bytes.get(off..off.checked_add(4)?)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Identify the content of a volume from its first bytes (128 KiB is enough for every check;

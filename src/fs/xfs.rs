@@ -242,27 +242,19 @@ pub struct XfsSuperblock {
 }
 
 fn be16(b: &[u8], off: usize) -> u16 {
-    b.get(off..off + 2)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u16::from_be_bytes)
+    super::bytes::be_u16(b, off).unwrap_or(0)
 }
 
 fn be32(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_be_bytes)
+    super::bytes::be_u32(b, off).unwrap_or(0)
 }
 
 fn be64(b: &[u8], off: usize) -> u64 {
-    b.get(off..off + 8)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u64::from_be_bytes)
+    super::bytes::be_u64(b, off).unwrap_or(0)
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_le_bytes)
+    super::bytes::le_u32(b, off).unwrap_or(0)
 }
 
 fn byte(b: &[u8], off: usize) -> u8 {

@@ -255,7 +255,7 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
     }
 
     let live_errors = scan.sys.map(|root| {
-        btrfs_error_stats(root, &btrfs::format_uuid(&sb.fsid))
+        btrfs_error_stats(root, &crate::fs::uuid::format(&sb.fsid))
             .into_iter()
             .map(|(devid, s)| BtrfsDeviceErrors {
                 devid,
@@ -296,8 +296,8 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
 
     report.btrfs = Some(BtrfsDetails {
         label: sb.label.clone(),
-        fsid: btrfs::format_uuid(&sb.fsid),
-        metadata_uuid: btrfs::format_uuid(&sb.effective_metadata_uuid()),
+        fsid: crate::fs::uuid::format(&sb.fsid),
+        metadata_uuid: crate::fs::uuid::format(&sb.effective_metadata_uuid()),
         devid: sb.dev_item.devid,
         num_devices: sb.num_devices,
         generation: sb.generation,

@@ -642,18 +642,6 @@ fn record(r: &ErrorRecord) -> ExtErrorRecord {
     }
 }
 
-fn format_uuid(uuid: &[u8; 16]) -> String {
-    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 fn details(
     sb: &Superblock,
     which: &'static str,
@@ -666,7 +654,7 @@ fn details(
         blocks_count: sb.blocks_count,
         inodes_count: sb.inodes_count,
         label: sb.volume_name.clone(),
-        uuid: format_uuid(&sb.uuid),
+        uuid: crate::fs::uuid::format(&sb.uuid),
         last_mounted: sb.last_mounted.clone(),
         features: sb.feature_names(),
         errors_behavior: sb.errors_behavior(),

@@ -328,19 +328,6 @@ fn replay_then_repair_command(location: &Location) -> String {
     }
 }
 
-fn format_uuid(uuid: &[u8; 16]) -> String {
-    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
-    let part = |r: std::ops::Range<usize>| hex.get(r).unwrap_or_default().to_string();
-    format!(
-        "{}-{}-{}-{}-{}",
-        part(0..8),
-        part(8..12),
-        part(12..16),
-        part(16..20),
-        part(20..32)
-    )
-}
-
 fn details(sb: &XfsSuperblock, outcome: &LogOutcome) -> XfsDetails {
     let log = match outcome {
         LogOutcome::Found(st) => Some(st),
@@ -354,7 +341,7 @@ fn details(sb: &XfsSuperblock, outcome: &LogOutcome) -> XfsDetails {
         ag_count: sb.agcount,
         ag_blocks: sb.agblocks,
         label: sb.fname.clone(),
-        uuid: format_uuid(&sb.uuid),
+        uuid: crate::fs::uuid::format(&sb.uuid),
         log_start: sb.logstart,
         log_blocks: sb.logblocks,
         log_external: matches!(outcome, LogOutcome::External),
@@ -425,6 +412,9 @@ mod tests {
         let mut u = [0u8; 16];
         u[0] = 0xbf;
         u[15] = 0x88;
-        assert_eq!(format_uuid(&u), "bf000000-0000-0000-0000-000000000088");
+        assert_eq!(
+            crate::fs::uuid::format(&u),
+            "bf000000-0000-0000-0000-000000000088"
+        );
     }
 }

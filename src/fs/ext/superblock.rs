@@ -775,18 +775,6 @@ mod tests {
         (raw, sb)
     }
 
-    fn uuid_string(uuid: &[u8; 16]) -> String {
-        let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        )
-    }
-
     /// Asserts every header field we mirror equals what dumpe2fs prints.
     fn assert_matches_dumpe2fs(path: &Path) -> Superblock {
         let (raw, sb) = primary(path);
@@ -831,7 +819,10 @@ mod tests {
             sb.first_data_block.to_string(),
             field(&fields, "First block")
         );
-        assert_eq!(uuid_string(&sb.uuid), field(&fields, "Filesystem UUID"));
+        assert_eq!(
+            crate::fs::uuid::format(&sb.uuid),
+            field(&fields, "Filesystem UUID")
+        );
         let label = if sb.volume_name.is_empty() {
             "<none>"
         } else {
