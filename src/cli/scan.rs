@@ -10,9 +10,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const SCAN_HELP: &str = "\
 Reads superblocks directly (read-only opens, nothing is written, no external tools) and
-reports, for each filesystem, the state exactly as `tune2fs -l` prints it, whether the
-journal needs recovery, and the reason `e2fsck -n` would give for forcing a check, plus
-findings with the command that fixes each.
+reports, for each filesystem, whether a snapshot of it would be consistent, plus findings
+with the command that fixes each:
+  ext2/3/4  the state exactly as `tune2fs -l` prints it, whether the journal needs
+            recovery, the reason `e2fsck -n` would give for forcing a check, error history
+  XFS       CRC, inprogress, NEEDSREPAIR, and a dirty log (head/tail as xfs_logprint -t)
+  btrfs     checksums (with the mirrors), ERROR and interrupted-operation flags, a pending
+            fsync log, and the device error counters of a mounted btrfs
+  FAT/exFAT the dirty and error bits
 
 TARGET may be a block device, an image file (a bare filesystem, an MBR or GPT whole-disk
 image whose partitions are scanned one by one as IMAGE#pN, or a fixed VHD), or a mount
@@ -20,10 +25,11 @@ point. Without TARGET, every mounted filesystem backed by a block device is scan
 each superblock once (bind mounts are listed with it).
 
 A mounted filesystem is scanned `live` (the journal is expected to be in use, and the
-kernel's error counters in /sys/fs/ext4 are read too); an unmounted device or image is
-`offline` (it should have been cleanly unmounted). Use --snapshot for an image that is a
-copy of a running system: needs_recovery is normal in a crash copy and a red flag in a
-frozen copy of ext4.
+kernel's error counters in /sys are read too); an unmounted device or image is `offline`
+(it should have been cleanly unmounted). Use --snapshot for an image that is a copy of a
+running system: a journal or log to replay is normal in a crash copy, and a red flag in a
+frozen copy of ext4 or btrfs (a frozen XFS keeps a dirty log). Recorded errors are critical
+in every context.
 
 Needs read access to the devices (root, or the disk group). Safe on mounted filesystems.
 
