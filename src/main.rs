@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             ExitCode::from(outcome.exit_code)
         }
         Err(e) => {
-            eprintln!("snapguard: {e:#}");
+            eprintln!("snapguard: {}", without_os_error_codes(&format!("{e:#}")));
             ExitCode::from(EXIT_UNKNOWN)
         }
     }
@@ -82,4 +82,40 @@ fn init_logging(cli: &Cli) {
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// Drop Rust's " (os error N)" suffixes: the errno's text is already in the message.
+fn without_os_error_codes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(" (os error ") {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start + " (os error ".len()..];
+        match tail.find(')') {
+            Some(end) if tail[..end].bytes().all(|b| b.is_ascii_digit()) => rest = &tail[end + 1..],
+            _ => {
+                out.push_str(" (os error ");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn os_error_codes_are_dropped() {
+        assert_eq!(
+            super::without_os_error_codes(
+                "cannot read 'x': No such file or directory (os error 2)"
+            ),
+            "cannot read 'x': No such file or directory"
+        );
+        assert_eq!(
+            super::without_os_error_codes("a (os error x) b"),
+            "a (os error x) b"
+        );
+    }
 }
