@@ -59,6 +59,7 @@ declare -A pkg_of=(
   [mkfs.btrfs]=btrfs-progs
   [mkfs.fat]=dosfstools [fsck.fat]=dosfstools
   [mkfs.exfat]=exfatprogs [fsck.exfat]=exfatprogs
+  [mkfs.f2fs]=f2fs-tools [fsck.f2fs]=f2fs-tools
   [sfdisk]=fdisk [sgdisk]=gdisk
   [qemu-img]=qemu-utils
   [hyperfine]=hyperfine

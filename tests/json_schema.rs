@@ -183,6 +183,7 @@ fn scan_json_of_xfs_btrfs_fat_and_exfat_images_matches_schema() {
         make("f16.img", 32, "mkfs.fat", &["-F", "16"]),
         make("f32.img", 64, "mkfs.fat", &["-F", "32"]),
         make("e.img", 32, "mkfs.exfat", &[]),
+        make("g.img", 64, "mkfs.f2fs", &["-q"]),
     ]
     .into_iter()
     .flatten()
@@ -193,7 +194,7 @@ fn scan_json_of_xfs_btrfs_fat_and_exfat_images_matches_schema() {
     );
     let args: Vec<&str> = images.iter().map(String::as_str).collect();
     let (code, doc) = scan_json(&args);
-    assert_valid(&v, &doc, "scan of XFS, btrfs, FAT and exFAT images");
+    assert_valid(&v, &doc, "scan of XFS, btrfs, FAT, exFAT and f2fs images");
     assert_summary_and_exit(&doc, code);
     for img in &images {
         let t = target(&doc, img);

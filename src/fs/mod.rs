@@ -5,6 +5,7 @@ pub mod btrfs;
 pub(crate) mod bytes;
 pub mod exfat;
 pub mod ext;
+pub mod f2fs;
 pub mod fat;
 pub mod partition;
 pub mod signature;

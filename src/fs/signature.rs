@@ -19,12 +19,20 @@
 //!    1024 bytes for a boot loader, so this must come before the sector-0 checks.
 //! 5. ext2/3/4 — `0xEF53` at 1080 plus superblock sanity (block size, group sizes). The first
 //!    1024 bytes are a boot block that may hold anything, including `0x55AA`.
-//! 6. btrfs — `_BHRfS_M` at 0x10040.
-//! 7. NTFS — `NTFS    ` OEM id at 3.
-//! 8. exFAT — `EXFAT   ` OEM id at 3.
-//! 9. FAT — jump instruction + BPB sanity + (`FAT..` type string at 0x36/0x52 or `0x55AA`).
-//! 10. GPT — `EFI PART` at 512 or 4096 (whole-disk image), or a protective MBR.
-//! 11. MBR — `0x55AA` with a valid partition table (see [`super::partition::parse_mbr`]).
+//! 6. f2fs — `0xF2F52010` (LE) at 1024. Like ext, f2fs leaves its first 1024 bytes to a
+//!    boot loader, so it must come before the sector-0 checks. It comes after ext: an ext
+//!    superblock passes only with a sane ext geometry, which the f2fs superblock at the same
+//!    place cannot have (its u16 at 1080 is the low half of `segment_count_sit`).
+//! 7. btrfs — `_BHRfS_M` at 0x10040.
+//! 8. NTFS — `NTFS    ` OEM id at 3.
+//! 9. exFAT — `EXFAT   ` OEM id at 3.
+//! 10. FAT — jump instruction + BPB sanity + (`FAT..` type string at 0x36/0x52 or `0x55AA`).
+//! 11. GPT — `EFI PART` at 512 or 4096 (whole-disk image), or a protective MBR.
+//! 12. MBR — `0x55AA` with a valid partition table (see [`super::partition::parse_mbr`]).
+//! 13. f2fs by its backup superblock only — the magic at 4096 + 1024 with
+//!     `log_blocks_per_seg` = 9, for an f2fs whose primary superblock is damaged. Last,
+//!     because that byte range is free space in the boot area of other layouts (the MBR
+//!     gap, say) where an old f2fs superblock can survive a repartition.
 //!
 //! Anything else is [`Content::Unknown`].
 
@@ -44,6 +52,8 @@ pub enum Content {
     Fat,
     /// exFAT filesystem.
     ExFat,
+    /// f2fs filesystem.
+    F2fs,
     /// NTFS filesystem.
     Ntfs,
     /// LVM2 physical volume.
@@ -72,6 +82,7 @@ impl Content {
             Content::Btrfs => "btrfs filesystem",
             Content::Fat => "FAT filesystem",
             Content::ExFat => "exFAT filesystem",
+            Content::F2fs => "f2fs filesystem",
             Content::Ntfs => "NTFS filesystem",
             Content::Lvm2Pv => "LVM2 physical volume",
             Content::Luks { .. } => "LUKS encrypted volume",
@@ -108,6 +119,9 @@ pub fn identify(head: &[u8]) -> Content {
     if is_ext(head) {
         return Content::Ext;
     }
+    if super::f2fs::has_primary_magic(head) {
+        return Content::F2fs;
+    }
     if has_at(head, 0x10040, b"_BHRfS_M") {
         return Content::Btrfs;
     }
@@ -126,6 +140,7 @@ pub fn identify(head: &[u8]) -> Content {
     match partition::parse_mbr(head) {
         Ok(MbrKind::Protective) => Content::Gpt,
         Ok(MbrKind::Partitions(_)) => Content::Mbr,
+        Ok(MbrKind::None) | Err(_) if super::f2fs::has_backup_magic(head) => Content::F2fs,
         Ok(MbrKind::None) | Err(_) => Content::Unknown,
     }
 }
@@ -358,6 +373,35 @@ mod tests {
     }
 
     #[test]
+    fn real_f2fs() {
+        // mkfs.f2fs 1.15 needs a bit more than 48 MiB.
+        if let Some(c) = mkfs("mkfs.f2fs", &["-q"], 64 << 20) {
+            assert_eq!(c, Content::F2fs);
+        }
+    }
+
+    #[test]
+    fn f2fs_backup_superblock_only_comes_last() {
+        let mut h = vec![0u8; 8192];
+        h[5120..5124].copy_from_slice(&0xF2F5_2010u32.to_le_bytes());
+        h[5140..5144].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(identify(&h), Content::F2fs);
+        // A valid MBR wins over a stale backup superblock in the gap.
+        h[446 + 4] = 0x83;
+        h[446 + 8] = 0x00;
+        h[446 + 9] = 0x08;
+        h[446 + 12] = 0x00;
+        h[446 + 13] = 0x08;
+        h[510] = 0x55;
+        h[511] = 0xAA;
+        assert_eq!(identify(&h), Content::Mbr);
+        let mut h = vec![0u8; 4096];
+        h[1024..1028].copy_from_slice(&0xF2F5_2010u32.to_le_bytes());
+        assert_eq!(identify(&h), Content::F2fs);
+        assert_eq!(Content::F2fs.describe(), "f2fs filesystem");
+    }
+
+    #[test]
     fn real_partition_tables() {
         if !have("sfdisk") {
             return;
@@ -485,10 +529,11 @@ mod tests {
         }
 
         #[test]
-        fn never_panics_with_magics(mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 600..5000), which in 0usize..6) {
+        fn never_panics_with_magics(mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 600..5000), which in 0usize..7) {
             let (off, magic): (usize, &[u8]) = [
                 (0, &b"LUKS\xba\xbe"[..]), (0, b"XFSB"), (512, b"LABELONE"),
                 (1080, b"\x53\xef"), (3, b"NTFS    "), (510, b"\x55\xaa"),
+                (1024, b"\x10\x20\xf5\xf2"),
             ][which];
             if off + magic.len() <= bytes.len() {
                 bytes[off..off + magic.len()].copy_from_slice(magic);

@@ -4,8 +4,8 @@
 //! untrusted: control characters are escaped so they cannot garble the terminal.
 
 use super::model::{
-    BtrfsDetails, CheckStatus, ExFatDetails, ExtDetails, ExtErrorRecord, FatDetails, ScanReport,
-    SelinuxMode, SelinuxReport, Severity, TargetReport, XfsDetails, XfsLogPosition,
+    BtrfsDetails, CheckStatus, ExFatDetails, ExtDetails, ExtErrorRecord, F2fsDetails, FatDetails,
+    ScanReport, SelinuxMode, SelinuxReport, Severity, TargetReport, XfsDetails, XfsLogPosition,
 };
 use super::model::{FreezeReport, FreezeTestReport, MountVerdict, ThawReport};
 use std::io::{self, Write};
@@ -98,6 +98,9 @@ fn write_target(t: &TargetReport, out: &mut dyn Write) -> io::Result<()> {
     }
     if let Some(exfat) = &t.exfat {
         write_exfat(exfat, out)?;
+    }
+    if let Some(f2fs) = &t.f2fs {
+        write_f2fs(f2fs, out)?;
     }
     for f in &t.findings {
         let sev = match f.severity {
@@ -289,6 +292,45 @@ fn write_exfat(e: &ExFatDetails, out: &mut dyn Write) -> io::Result<()> {
     field(out, "Revision", &e.revision)?;
     field(out, "Volume flags", &format!("0x{:04x}", e.volume_flags))?;
     field(out, "Boot checksum", e.boot_checksum)?;
+    Ok(())
+}
+
+fn write_f2fs(f: &F2fsDetails, out: &mut dyn Write) -> io::Result<()> {
+    if !f.label.is_empty() {
+        field(out, "Label", &sanitize(&f.label))?;
+    }
+    field(out, "UUID", &f.uuid)?;
+    field(
+        out,
+        "Superblock",
+        &format!("{}, checksum {}", f.superblock, f.checksum),
+    )?;
+    match (f.checkpoint_pack, f.checkpoint_version, f.checkpoint_flags) {
+        (Some(pack), Some(version), Some(flags)) => {
+            field(
+                out,
+                "Checkpoint",
+                &format!("pack {pack}, version {version:#x}"),
+            )?;
+            field(
+                out,
+                "Checkpoint state",
+                &format!("{flags:x} : {}", f.checkpoint_state.join(" ")),
+            )?;
+        }
+        _ => field(out, "Checkpoint", "no valid pack")?,
+    }
+    if !f.stop_reasons.is_empty() {
+        let reasons: Vec<String> = f
+            .stop_reasons
+            .iter()
+            .map(|r| format!("{}({})", sanitize(&r.reason), r.count))
+            .collect();
+        field(out, "Stop reasons", &reasons.join(" "))?;
+    }
+    if !f.errors.is_empty() {
+        field(out, "Errors", &f.errors.join(" "))?;
+    }
     Ok(())
 }
 

@@ -232,6 +232,9 @@ pub struct TargetReport {
     /// exFAT boot sector details (only for exFAT).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exfat: Option<ExFatDetails>,
+    /// f2fs superblock and current checkpoint details (only for f2fs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub f2fs: Option<F2fsDetails>,
     /// XFS details: superblock geometry, features and the log head/tail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub xfs: Option<XfsDetails>,
@@ -259,6 +262,7 @@ impl TargetReport {
             btrfs: None,
             fat: None,
             exfat: None,
+            f2fs: None,
             xfs: None,
             findings: Vec::new(),
         }
@@ -472,6 +476,57 @@ pub struct ExFatDetails {
     pub percent_in_use: Option<u8>,
     /// `ok`, `bad` or `unavailable`: the boot-region checksum.
     pub boot_checksum: &'static str,
+}
+
+/// One f2fs checkpoint pack as it was judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct F2fsPackDetails {
+    /// 1 or 2, as f2fs-tools numbers them (`cur_cp`).
+    pub pack: u8,
+    /// First block of the pack.
+    pub block: u64,
+    /// `checkpoint_ver` when the pack is valid.
+    pub version: Option<u64>,
+    /// Why the pack is not valid (CRC, torn write, unreadable), or null.
+    pub problem: Option<String>,
+}
+
+/// A recorded f2fs stop reason (`s_stop_reason[i]`) and how often it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct F2fsStopReason {
+    /// As f2fs-tools prints it, e.g. `write_fail`.
+    pub reason: String,
+    pub count: u8,
+}
+
+/// f2fs details for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct F2fsDetails {
+    pub label: String,
+    pub uuid: String,
+    /// On-disk format `major.minor`, e.g. `1.15`.
+    pub version: String,
+    pub block_size: u64,
+    pub block_count: u64,
+    pub segment_count: u32,
+    /// The superblock `feature` bits.
+    pub features: u32,
+    /// `primary` (byte 1024) or `backup` (byte 5120) when the primary was unusable.
+    pub superblock: &'static str,
+    /// `ok`, `bad` or `absent` (no sb_checksum feature): the superblock CRC.
+    pub checksum: &'static str,
+    /// The current checkpoint pack (1 or 2), null when neither is valid.
+    pub checkpoint_pack: Option<u8>,
+    pub checkpoint_version: Option<u64>,
+    /// `ckpt_flags` of the current pack.
+    pub checkpoint_flags: Option<u32>,
+    /// The flag names fsck.f2fs prints after "checkpoint state = <hex> :".
+    pub checkpoint_state: Vec<&'static str>,
+    pub packs: Vec<F2fsPackDetails>,
+    /// `s_stop_reason` (kernel 6.1+).
+    pub stop_reasons: Vec<F2fsStopReason>,
+    /// `s_errors` (kernel 6.2+), named as f2fs-tools prints them.
+    pub errors: Vec<String>,
 }
 
 // ---- freeze-test, freeze, thaw (issue #4) ------------------------------------------------------

@@ -2,13 +2,14 @@
 //!
 //! Flow: resolve targets (devices, images, mount points, or every mounted block
 //! filesystem) → open read-only → split whole disks into partitions → identify each
-//! volume → assess it (ext today) → one [`TargetReport`] each.
+//! volume → assess it (ext, XFS, btrfs, FAT, exFAT, f2fs) → one [`TargetReport`] each.
 
 pub mod btrfs;
 pub mod disk;
 pub mod e2fsck_sim;
 pub mod exfat;
 pub mod ext;
+pub mod f2fs;
 pub mod fat;
 pub mod fsck_reason;
 pub mod journal;
@@ -30,7 +31,8 @@ use target::Resolved;
 use volume::Volume;
 
 /// What is read first to identify a volume: enough for ext, XFS, LUKS, LVM2, 4 KiB-page
-/// swap, FAT, and MBR/GPT with 512- or 4096-byte sectors.
+/// swap, FAT, f2fs (both superblock copies end at 8 KiB), and MBR/GPT with 512- or
+/// 4096-byte sectors.
 const IDENTIFY_FIRST: usize = 8 * 1024;
 /// What is read when that is not enough (btrfs's superblock sits at 64 KiB, swap on
 /// 64 KiB pages at 64 KiB - 10).
@@ -387,6 +389,15 @@ fn assess_volume(
             };
             exfat::assess(&scan, report);
         }
+        Content::F2fs => {
+            let scan = f2fs::F2fsScan {
+                volume,
+                context: report.context,
+                location,
+                now: options.now,
+            };
+            f2fs::assess(&scan, report);
+        }
         Content::Lvm2Pv | Content::Luks { .. } | Content::Swap => {
             report.fstype = Some(fstype_of(&content).to_string());
             report.findings.push(Finding::new(
@@ -448,6 +459,7 @@ fn fstype_of(content: &Content) -> &'static str {
         Content::Btrfs => "btrfs",
         Content::Fat => "vfat",
         Content::ExFat => "exfat",
+        Content::F2fs => "f2fs",
         Content::Ntfs => "ntfs",
         Content::Lvm2Pv => "lvm2",
         Content::Luks { .. } => "luks",
