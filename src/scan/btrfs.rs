@@ -36,8 +36,6 @@ pub struct BtrfsScan<'a> {
     /// Where `/sys` is read from, when the filesystem is mounted on this machine; `None`
     /// for images and unmounted devices (no live counters then).
     pub sys: Option<&'a SysRoot>,
-    /// Unix time now (unused by btrfs today; kept for a uniform scan interface).
-    pub now: i64,
 }
 
 /// One superblock copy that was read and judged.
@@ -65,12 +63,7 @@ impl Copy {
 
 /// Assess the btrfs volume and fill `report`. I/O errors become an `Unknown` status.
 pub fn assess(scan: &BtrfsScan<'_>, report: &mut TargetReport) {
-    report.fstype = Some("btrfs".to_string());
-    if let Err(error) = assess_inner(scan, report) {
-        report.status = Status::Unknown;
-        report.error = Some(error);
-    }
-    report.finish();
+    super::assess_with(report, "btrfs", |report| assess_inner(scan, report));
 }
 
 /// The error counters of every device of the mounted btrfs `fsid`, from
@@ -573,7 +566,6 @@ mod tests {
             context,
             location: Location::Image("b.img".into()),
             sys: None,
-            now: 0,
         };
         let mut report = TargetReport::new("b.img", context);
         assess(&scan, &mut report);
@@ -777,7 +769,6 @@ mod tests {
                 is_root: false,
             },
             sys: Some(&root),
-            now: 0,
         };
         let mut report = TargetReport::new("/mnt/b", Context::Live);
         assess(&scan, &mut report);

@@ -6,36 +6,17 @@
 //! until a checker clears it. `fsck.exfat -n` (exfatprogs 1.2) reports a dirty volume as
 //! clean and exits 0, `fsck.exfat -a` clears VolumeDirty; neither clears MediaFailure.
 
-use super::remedy::Location;
-use super::volume::Volume;
+use super::volume::VolumeScan;
 use crate::fs::exfat::{self, BootSector, ChecksumStatus};
 use crate::report::{Context, ExFatDetails, Finding, Severity, Status, TargetReport};
 use std::io;
 
-/// Everything the assessment needs besides the bytes.
-#[derive(Debug, Clone)]
-pub struct ExFatScan<'a> {
-    /// The bytes of the filesystem.
-    pub volume: Volume<'a>,
-    /// How the bytes were captured.
-    pub context: Context,
-    /// Where it lives, for remedy commands.
-    pub location: Location,
-    /// Unix time now (unused by exFAT today; kept for a uniform scan interface).
-    pub now: i64,
-}
-
 /// Assess the exFAT volume and fill `report`. I/O errors become an `Unknown` status.
-pub fn assess(scan: &ExFatScan<'_>, report: &mut TargetReport) {
-    report.fstype = Some("exfat".to_string());
-    if let Err(error) = assess_inner(scan, report) {
-        report.status = Status::Unknown;
-        report.error = Some(error);
-    }
-    report.finish();
+pub fn assess(scan: &VolumeScan<'_>, report: &mut TargetReport) {
+    super::assess_with(report, "exfat", |report| assess_inner(scan, report));
 }
 
-fn truncated(scan: &ExFatScan<'_>, report: &mut TargetReport, what: String) {
+fn truncated(scan: &VolumeScan<'_>, report: &mut TargetReport, what: String) {
     let medium = scan.location.medium();
     report.status = Status::Unknown;
     report.findings.push(Finding::new(
@@ -48,7 +29,7 @@ fn truncated(scan: &ExFatScan<'_>, report: &mut TargetReport, what: String) {
     ));
 }
 
-fn assess_inner(scan: &ExFatScan<'_>, report: &mut TargetReport) -> Result<(), String> {
+fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), String> {
     let volume = &scan.volume;
     let raw = match volume.read_exact_at(0, 512, "the exFAT boot sector") {
         Ok(raw) => raw,
@@ -168,6 +149,8 @@ fn assess_inner(scan: &ExFatScan<'_>, report: &mut TargetReport) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::remedy::Location;
+    use crate::scan::volume::Volume;
     use crate::sys::SourceFile;
     use std::fs;
     use std::os::unix::fs::FileExt;
@@ -200,11 +183,10 @@ mod tests {
         f.write_all_at(boot, 0).unwrap();
         drop(f);
         let source = SourceFile::open(&path).unwrap();
-        let scan = ExFatScan {
+        let scan = VolumeScan {
             volume: Volume::whole(&source),
             context,
             location: Location::Image("x.img".into()),
-            now: 0,
         };
         let mut report = TargetReport::new("x.img", context);
         assess(&scan, &mut report);

@@ -10,8 +10,7 @@
 //! record why checkpointing stopped and which inconsistencies were met. `fsck.f2fs -a`
 //! at boot repairs only when those are set; `fsck.f2fs -f` always checks.
 
-use super::remedy::Location;
-use super::volume::Volume;
+use super::volume::{Volume, VolumeScan};
 use crate::fs::f2fs::{
     self, CP_BLOCK_SIZE, CP_ERROR, CP_FSCK, CP_ORPHAN_PRESENT, CP_QUOTA_NEED_FSCK, Checkpoint,
     ChecksumStatus, PackError, SUPER_SIZE, Superblock,
@@ -24,27 +23,9 @@ use std::io;
 /// The checker every remedy runs.
 const FSCK: &str = "fsck.f2fs -f";
 
-/// Everything the assessment needs besides the bytes.
-#[derive(Debug, Clone)]
-pub struct F2fsScan<'a> {
-    /// The bytes of the filesystem.
-    pub volume: Volume<'a>,
-    /// How the bytes were captured.
-    pub context: Context,
-    /// Where it lives, for remedy commands.
-    pub location: Location,
-    /// Unix time now (unused by f2fs today; kept for a uniform scan interface).
-    pub now: i64,
-}
-
 /// Assess the f2fs volume and fill `report`. I/O errors become an `Unknown` status.
-pub fn assess(scan: &F2fsScan<'_>, report: &mut TargetReport) {
-    report.fstype = Some("f2fs".to_string());
-    if let Err(error) = assess_inner(scan, report) {
-        report.status = Status::Unknown;
-        report.error = Some(error);
-    }
-    report.finish();
+pub fn assess(scan: &VolumeScan<'_>, report: &mut TargetReport) {
+    super::assess_with(report, "f2fs", |report| assess_inner(scan, report));
 }
 
 fn is_eof(e: &io::Error) -> bool {
@@ -170,7 +151,7 @@ fn read_pack(volume: &Volume<'_>, sb: &Superblock, index: usize) -> Result<Pack,
     })
 }
 
-fn assess_inner(scan: &F2fsScan<'_>, report: &mut TargetReport) -> Result<(), String> {
+fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), String> {
     let volume = &scan.volume;
     let primary = match read_copy(volume, 0) {
         Ok(copy) => copy,
@@ -353,7 +334,7 @@ fn assess_inner(scan: &F2fsScan<'_>, report: &mut TargetReport) -> Result<(), St
 
 /// `state`, `needs_recovery` and the findings from the current checkpoint's flags.
 fn assess_checkpoint(
-    scan: &F2fsScan<'_>,
+    scan: &VolumeScan<'_>,
     sb: &Superblock,
     cp: &Checkpoint,
     report: &mut TargetReport,
@@ -443,7 +424,7 @@ fn assess_checkpoint(
 }
 
 /// Findings from what the kernel recorded in the superblock: stop reasons and errors.
-fn assess_superblock_records(scan: &F2fsScan<'_>, sb: &Superblock, report: &mut TargetReport) {
+fn assess_superblock_records(scan: &VolumeScan<'_>, sb: &Superblock, report: &mut TargetReport) {
     let reasons = sb.stop_reasons();
     if !reasons.is_empty() {
         let list: Vec<String> = reasons
@@ -495,6 +476,8 @@ fn assess_superblock_records(scan: &F2fsScan<'_>, sb: &Superblock, report: &mut 
 mod tests {
     use super::*;
     use crate::fs::f2fs::{CP_UMOUNT, MAGIC, f2fs_crc32};
+    use crate::scan::remedy::Location;
+    use crate::scan::volume::Volume;
     use crate::sys::SourceFile;
     use std::os::unix::fs::FileExt;
 
@@ -564,11 +547,10 @@ mod tests {
 
     fn run(img: &Image, context: Context) -> TargetReport {
         let source = SourceFile::open(&img.path).unwrap();
-        let scan = F2fsScan {
+        let scan = VolumeScan {
             volume: Volume::whole(&source),
             context,
             location: Location::Image("g.img".into()),
-            now: 0,
         };
         let mut report = TargetReport::new("g.img", context);
         assess(&scan, &mut report);

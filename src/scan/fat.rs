@@ -4,36 +4,17 @@
 //! clear FAT[1] clean bit is "Dirty bit is set", exit 1; the hard-error bit is not
 //! looked at).
 
-use super::remedy::Location;
-use super::volume::Volume;
+use super::volume::VolumeScan;
 use crate::fs::fat::{BootSector, Fat1};
 use crate::report::{Context, FatDetails, Finding, Severity, Status, TargetReport};
 use std::io;
 
-/// Everything the assessment needs besides the bytes.
-#[derive(Debug, Clone)]
-pub struct FatScan<'a> {
-    /// The bytes of the filesystem.
-    pub volume: Volume<'a>,
-    /// How the bytes were captured.
-    pub context: Context,
-    /// Where it lives, for remedy commands.
-    pub location: Location,
-    /// Unix time now (unused by FAT today; kept for a uniform scan interface).
-    pub now: i64,
-}
-
 /// Assess the FAT volume and fill `report`. I/O errors become an `Unknown` status.
-pub fn assess(scan: &FatScan<'_>, report: &mut TargetReport) {
-    report.fstype = Some("vfat".to_string());
-    if let Err(error) = assess_inner(scan, report) {
-        report.status = Status::Unknown;
-        report.error = Some(error);
-    }
-    report.finish();
+pub fn assess(scan: &VolumeScan<'_>, report: &mut TargetReport) {
+    super::assess_with(report, "vfat", |report| assess_inner(scan, report));
 }
 
-fn assess_inner(scan: &FatScan<'_>, report: &mut TargetReport) -> Result<(), String> {
+fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), String> {
     let volume = &scan.volume;
     let raw = match volume.read_exact_at(0, 512, "the FAT boot sector") {
         Ok(raw) => raw,
@@ -164,6 +145,8 @@ fn assess_inner(scan: &FatScan<'_>, report: &mut TargetReport) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::remedy::Location;
+    use crate::scan::volume::Volume;
     use crate::sys::SourceFile;
     use std::fs;
     use std::os::unix::fs::FileExt;
@@ -209,11 +192,10 @@ mod tests {
     }
 
     fn run(img: &Image, context: Context) -> TargetReport {
-        let scan = FatScan {
+        let scan = VolumeScan {
             volume: Volume::whole(&img.source),
             context,
             location: Location::Image("f.img".into()),
-            now: 0,
         };
         let mut report = TargetReport::new("f.img", context);
         assess(&scan, &mut report);
@@ -261,11 +243,10 @@ mod tests {
         let path = dir.path().join("z.img");
         fs::write(&path, vec![0u8; 100]).unwrap();
         let source = SourceFile::open(&path).unwrap();
-        let scan = FatScan {
+        let scan = VolumeScan {
             volume: Volume::whole(&source),
             context: Context::Offline,
             location: Location::Image("z.img".into()),
-            now: 0,
         };
         let mut report = TargetReport::new("z.img", Context::Offline);
         assess(&scan, &mut report);

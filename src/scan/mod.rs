@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use remedy::Location;
 use std::path::PathBuf;
 use target::Resolved;
-use volume::Volume;
+use volume::{Volume, VolumeScan};
 
 /// What is read first to identify a volume: enough for ext, XFS, LUKS, LVM2, 4 KiB-page
 /// swap, FAT, f2fs (both superblock copies end at 8 KiB), and MBR/GPT with 512- or
@@ -341,63 +341,59 @@ fn assess_volume(
         Some(m) => (m.ext4_errors, Some(m.sys)),
         None => (None, None),
     };
+    let context = report.context;
     match content {
         Content::Ext => {
             let scan = ext::ExtScan {
                 volume,
-                context: report.context,
+                context,
                 location,
                 live,
                 now: options.now,
             };
             ext::assess(&scan, report);
         }
-        Content::Xfs => {
-            let scan = xfs::XfsScan {
+        Content::Xfs => xfs::assess(
+            &VolumeScan {
                 volume,
-                context: report.context,
+                context,
                 location,
-                now: options.now,
-            };
-            xfs::assess(&scan, report);
-        }
+            },
+            report,
+        ),
         Content::Btrfs => {
             let scan = btrfs::BtrfsScan {
                 volume,
-                context: report.context,
+                context,
                 location,
                 sys,
-                now: options.now,
             };
             btrfs::assess(&scan, report);
         }
-        Content::Fat => {
-            let scan = fat::FatScan {
+        Content::Fat => fat::assess(
+            &VolumeScan {
                 volume,
-                context: report.context,
+                context,
                 location,
-                now: options.now,
-            };
-            fat::assess(&scan, report);
-        }
-        Content::ExFat => {
-            let scan = exfat::ExFatScan {
+            },
+            report,
+        ),
+        Content::ExFat => exfat::assess(
+            &VolumeScan {
                 volume,
-                context: report.context,
+                context,
                 location,
-                now: options.now,
-            };
-            exfat::assess(&scan, report);
-        }
-        Content::F2fs => {
-            let scan = f2fs::F2fsScan {
+            },
+            report,
+        ),
+        Content::F2fs => f2fs::assess(
+            &VolumeScan {
                 volume,
-                context: report.context,
+                context,
                 location,
-                now: options.now,
-            };
-            f2fs::assess(&scan, report);
-        }
+            },
+            report,
+        ),
         Content::Lvm2Pv | Content::Luks { .. } | Content::Swap => {
             report.fstype = Some(fstype_of(&content).to_string());
             report.findings.push(Finding::new(
@@ -429,6 +425,22 @@ fn assess_volume(
             ));
         }
     }
+}
+
+/// Run one assessor's body: name the filesystem type, turn an error the body could not get
+/// past (an unreadable block) into an `unknown` status with its message, then derive the
+/// status from the findings.
+pub(crate) fn assess_with(
+    report: &mut TargetReport,
+    fstype: &str,
+    body: impl FnOnce(&mut TargetReport) -> Result<(), String>,
+) {
+    report.fstype = Some(fstype.to_string());
+    if let Err(error) = body(report) {
+        report.status = Status::Unknown;
+        report.error = Some(error);
+    }
+    report.finish();
 }
 
 /// Identify a volume from its first bytes, reading more only when the first read is not

@@ -1,5 +1,7 @@
 //! A volume: a byte range of a source (a whole device or image, or one partition of it).
 
+use super::remedy::Location;
+use crate::report::Context;
 use crate::sys::SourceFile;
 use std::io;
 
@@ -94,4 +96,16 @@ impl<'a> Volume<'a> {
         }
         Ok(bytes)
     }
+}
+
+/// What every filesystem assessor gets: the bytes, how they were captured (which changes
+/// what counts as normal), and where they live (for remedy commands).
+#[derive(Debug, Clone)]
+pub struct VolumeScan<'a> {
+    /// The bytes of the filesystem.
+    pub volume: Volume<'a>,
+    /// How the bytes were captured.
+    pub context: Context,
+    /// Where it lives, for remedy commands.
+    pub location: Location,
 }

@@ -8,7 +8,7 @@
 //! and a warning on a disk that should have been cleanly unmounted.
 
 use super::remedy::{Location, quote};
-use super::volume::Volume;
+use super::volume::{Volume, VolumeScan};
 use crate::fs::xfs::{
     self, BBSIZE, CrcStatus, LogLocation, LogState, XFS_MAX_SECTORSIZE, XfsError, XfsSuperblock,
 };
@@ -23,19 +23,6 @@ pub const STATE_NEEDS_REPAIR: &str = "needs repair";
 pub const STATE_DIRTY_LOG: &str = "dirty log";
 /// `state` when the log is clean and no flag is set.
 pub const STATE_CLEAN: &str = "clean";
-
-/// Everything the assessment needs besides the bytes.
-#[derive(Debug, Clone)]
-pub struct XfsScan<'a> {
-    /// The bytes of the filesystem.
-    pub volume: Volume<'a>,
-    /// How the bytes were captured.
-    pub context: Context,
-    /// Where it lives, for remedy commands.
-    pub location: Location,
-    /// Unix time now (unused by XFS, which keeps no check schedule; kept for symmetry).
-    pub now: i64,
-}
 
 /// What became of the log search.
 enum LogOutcome {
@@ -53,15 +40,11 @@ enum LogOutcome {
 }
 
 /// Assess the XFS volume and fill `report`. Read errors make the status `Unknown`.
-pub fn assess(scan: &XfsScan<'_>, report: &mut TargetReport) {
-    if let Err(error) = assess_inner(scan, report) {
-        report.status = Status::Unknown;
-        report.error = Some(error);
-    }
-    report.finish();
+pub fn assess(scan: &VolumeScan<'_>, report: &mut TargetReport) {
+    super::assess_with(report, "xfs", |report| assess_inner(scan, report));
 }
 
-fn assess_inner(scan: &XfsScan<'_>, report: &mut TargetReport) -> Result<(), String> {
+fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), String> {
     report.fstype = Some("xfs".to_string());
     let volume = &scan.volume;
     let raw = volume
@@ -203,7 +186,7 @@ fn describe(st: &LogState) -> String {
 }
 
 fn findings_for_log(
-    scan: &XfsScan<'_>,
+    scan: &VolumeScan<'_>,
     sb: &XfsSuperblock,
     outcome: &LogOutcome,
     report: &mut TargetReport,
@@ -373,6 +356,7 @@ fn details(sb: &XfsSuperblock, outcome: &LogOutcome) -> XfsDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::remedy::Location;
 
     #[test]
     fn remedies_replay_before_repair_and_never_use_dash_l() {
