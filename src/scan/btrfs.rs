@@ -9,15 +9,14 @@
 //! mount; fsfreeze commits the transaction and clears it) and the device error counters.
 
 use super::remedy::{Location, quote};
+use super::report_truncated;
 use super::volume::Volume;
 use crate::fs::btrfs::{
     self, ChecksumStatus, DeviceErrorStats, FLAG_CHANGING_BG_TREE, FLAG_CHANGING_CSUM_LEGACY,
     FLAG_CHANGING_DATA_CSUM, FLAG_CHANGING_FSID, FLAG_CHANGING_FSID_V2, FLAG_CHANGING_META_CSUM,
     SUPER_INFO_OFFSET, SUPER_INFO_SIZE, SUPER_MIRROR_MAX, Superblock,
 };
-use crate::report::{
-    BtrfsDetails, BtrfsDeviceErrors, Context, Finding, Severity, Status, TargetReport,
-};
+use crate::report::{BtrfsDetails, BtrfsDeviceErrors, Context, Finding, Severity, TargetReport};
 use crate::root::SysRoot;
 use std::io;
 
@@ -152,16 +151,14 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
     let primary = match read_copy(volume, 0) {
         Ok(copy) => copy,
         Err(e) if is_eof(&e) => {
-            report.status = Status::Unknown;
-            report.findings.push(Finding::new(
+            let needed = format!("the btrfs superblock lies at byte {SUPER_INFO_OFFSET}");
+            report_truncated(
+                report,
                 "btrfs.truncated",
-                Severity::Warning,
-                format!(
-                    "the {} holds only {} bytes, too few for the btrfs superblock at byte {SUPER_INFO_OFFSET}: truncated image or wrong partition table",
-                    scan.location.medium(),
-                    volume.size()
-                ),
-            ));
+                &scan.location,
+                volume.size(),
+                needed,
+            );
             return Ok(());
         }
         Err(e) => return Err(format!("cannot read the superblock: {e}")),
@@ -234,17 +231,17 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
 
     let device_bytes = sb.dev_item.total_bytes;
     if device_bytes > volume.size() {
-        report.status = Status::Unknown;
-        report.findings.push(Finding::new(
+        let needed = format!(
+            "the filesystem's device {} needs {device_bytes} bytes",
+            sb.dev_item.devid
+        );
+        report_truncated(
+            report,
             "btrfs.truncated",
-            Severity::Warning,
-            format!(
-                "the filesystem's device {} needs {device_bytes} bytes but the {} holds only {}: truncated image or wrong partition table",
-                sb.dev_item.devid,
-                scan.location.medium(),
-                volume.size()
-            ),
-        ));
+            &scan.location,
+            volume.size(),
+            needed,
+        );
     }
 
     let live_errors = scan.sys.map(|root| {
@@ -514,6 +511,7 @@ fn findings_for_device_errors(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Status;
     use crate::sys::SourceFile;
     use std::fs;
 

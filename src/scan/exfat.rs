@@ -6,9 +6,10 @@
 //! until a checker clears it. `fsck.exfat -n` (exfatprogs 1.2) reports a dirty volume as
 //! clean and exits 0, `fsck.exfat -a` clears VolumeDirty; neither clears MediaFailure.
 
+use super::report_truncated;
 use super::volume::VolumeScan;
 use crate::fs::exfat::{self, BootSector, ChecksumStatus};
-use crate::report::{Context, ExFatDetails, Finding, Severity, Status, TargetReport};
+use crate::report::{Context, ExFatDetails, Finding, Severity, TargetReport};
 use std::io;
 
 /// Assess the exFAT volume and fill `report`. I/O errors become an `Unknown` status.
@@ -17,16 +18,13 @@ pub fn assess(scan: &VolumeScan<'_>, report: &mut TargetReport) {
 }
 
 fn truncated(scan: &VolumeScan<'_>, report: &mut TargetReport, what: String) {
-    let medium = scan.location.medium();
-    report.status = Status::Unknown;
-    report.findings.push(Finding::new(
+    report_truncated(
+        report,
         "exfat.truncated",
-        Severity::Warning,
-        format!(
-            "{what} but the {medium} holds only {} bytes: truncated image or wrong partition table",
-            scan.volume.size()
-        ),
-    ));
+        &scan.location,
+        scan.volume.size(),
+        what,
+    );
 }
 
 fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), String> {
@@ -149,6 +147,7 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Status;
     use crate::scan::remedy::Location;
     use crate::scan::volume::Volume;
     use crate::sys::SourceFile;

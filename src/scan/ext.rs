@@ -4,6 +4,7 @@
 use super::fsck_reason::{FsckInputs, JournalVerdict, fsck_reason};
 use super::journal::{self, JournalOutcome};
 use super::remedy::Location;
+use super::report_truncated;
 use super::volume::Volume;
 use crate::fs::ext::ExtError;
 use crate::fs::ext::mmp::{Mmp, MmpState};
@@ -112,16 +113,14 @@ fn assess_inner(scan: &ExtScan<'_>, report: &mut TargetReport) -> Result<(), Str
         .is_some_and(|fs_bytes| fs_bytes > volume.size());
     if let Some(fs_bytes) = sb.fs_bytes() {
         if truncated {
-            report.status = Status::Unknown;
-            report.findings.push(Finding::new(
+            let needed = format!("the filesystem needs {fs_bytes} bytes");
+            report_truncated(
+                report,
                 "ext.truncated",
-                Severity::Warning,
-                format!(
-                    "the filesystem needs {fs_bytes} bytes but the {} holds only {}: truncated image or wrong partition table",
-                    scan.location.medium(),
-                    volume.size()
-                ),
-            ));
+                &scan.location,
+                volume.size(),
+                needed,
+            );
         }
     }
 

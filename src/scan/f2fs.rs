@@ -10,13 +10,14 @@
 //! record why checkpointing stopped and which inconsistencies were met. `fsck.f2fs -a`
 //! at boot repairs only when those are set; `fsck.f2fs -f` always checks.
 
+use super::report_truncated;
 use super::volume::{Volume, VolumeScan};
 use crate::fs::f2fs::{
     self, CP_BLOCK_SIZE, CP_ERROR, CP_FSCK, CP_ORPHAN_PRESENT, CP_QUOTA_NEED_FSCK, Checkpoint,
     ChecksumStatus, PackError, SUPER_SIZE, Superblock,
 };
 use crate::report::{
-    Context, F2fsDetails, F2fsPackDetails, F2fsStopReason, Finding, Severity, Status, TargetReport,
+    Context, F2fsDetails, F2fsPackDetails, F2fsStopReason, Finding, Severity, TargetReport,
 };
 use std::io;
 
@@ -156,16 +157,14 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     let primary = match read_copy(volume, 0) {
         Ok(copy) => copy,
         Err(e) if is_eof(&e) => {
-            report.status = Status::Unknown;
-            report.findings.push(Finding::new(
+            let needed = "the f2fs superblock lies at byte 1024";
+            report_truncated(
+                report,
                 "f2fs.truncated",
-                Severity::Warning,
-                format!(
-                    "the {} holds only {} bytes, too few for the f2fs superblock at byte 1024: truncated image or wrong partition table",
-                    scan.location.medium(),
-                    volume.size()
-                ),
-            ));
+                &scan.location,
+                volume.size(),
+                needed,
+            );
             return Ok(());
         }
         Err(e) => return Err(format!("cannot read the superblock: {e}")),
@@ -213,17 +212,17 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     if let Some(fs_bytes) = sb.fs_bytes() {
         if fs_bytes > volume.size() {
             truncated = true;
-            report.status = Status::Unknown;
-            report.findings.push(Finding::new(
+            let needed = format!(
+                "the filesystem needs {fs_bytes} bytes ({} blocks)",
+                sb.block_count
+            );
+            report_truncated(
+                report,
                 "f2fs.truncated",
-                Severity::Warning,
-                format!(
-                    "the filesystem needs {fs_bytes} bytes ({} blocks) but the {} holds only {}: truncated image or wrong partition table",
-                    sb.block_count,
-                    scan.location.medium(),
-                    volume.size()
-                ),
-            ));
+                &scan.location,
+                volume.size(),
+                needed,
+            );
         }
     }
 
@@ -476,6 +475,7 @@ fn assess_superblock_records(scan: &VolumeScan<'_>, sb: &Superblock, report: &mu
 mod tests {
     use super::*;
     use crate::fs::f2fs::{CP_UMOUNT, MAGIC, f2fs_crc32};
+    use crate::report::Status;
     use crate::scan::remedy::Location;
     use crate::scan::volume::Volume;
     use crate::sys::SourceFile;

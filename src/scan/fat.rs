@@ -4,9 +4,10 @@
 //! clear FAT[1] clean bit is "Dirty bit is set", exit 1; the hard-error bit is not
 //! looked at).
 
+use super::report_truncated;
 use super::volume::VolumeScan;
 use crate::fs::fat::{BootSector, Fat1};
-use crate::report::{Context, FatDetails, Finding, Severity, Status, TargetReport};
+use crate::report::{Context, FatDetails, Finding, Severity, TargetReport};
 use std::io;
 
 /// Assess the FAT volume and fill `report`. I/O errors become an `Unknown` status.
@@ -19,16 +20,14 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     let raw = match volume.read_exact_at(0, 512, "the FAT boot sector") {
         Ok(raw) => raw,
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            report.status = Status::Unknown;
-            report.findings.push(Finding::new(
+            let needed = "a FAT boot sector needs 512 bytes";
+            report_truncated(
+                report,
                 "fat.truncated",
-                Severity::Warning,
-                format!(
-                    "the {} holds only {} bytes, less than a FAT boot sector",
-                    scan.location.medium(),
-                    volume.size()
-                ),
-            ));
+                &scan.location,
+                volume.size(),
+                needed,
+            );
             return Ok(());
         }
         Err(e) => return Err(format!("cannot read the boot sector: {e}")),
@@ -38,16 +37,14 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     let fs_bytes = boot.fs_bytes();
     let truncated = fs_bytes > volume.size();
     if truncated {
-        report.status = Status::Unknown;
-        report.findings.push(Finding::new(
+        let needed = format!("the filesystem needs {fs_bytes} bytes");
+        report_truncated(
+            report,
             "fat.truncated",
-            Severity::Warning,
-            format!(
-                "the filesystem needs {fs_bytes} bytes but the {} holds only {}: truncated image or wrong partition table",
-                scan.location.medium(),
-                volume.size()
-            ),
-        ));
+            &scan.location,
+            volume.size(),
+            needed,
+        );
     }
 
     // FAT[1] at the start of the first FAT; on a truncated image it may be missing.
@@ -145,6 +142,7 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Status;
     use crate::scan::remedy::Location;
     use crate::scan::volume::Volume;
     use crate::sys::SourceFile;

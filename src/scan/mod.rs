@@ -443,6 +443,27 @@ pub(crate) fn assess_with(
     report.finish();
 }
 
+/// Record that the volume is shorter than the filesystem needs (`needed` says what needs
+/// how much): a truncated image or a wrong partition table. Blocks past the end are missing,
+/// not corrupt, so the target cannot be assessed: its status becomes `unknown`.
+pub(crate) fn report_truncated(
+    report: &mut TargetReport,
+    id: &'static str,
+    location: &Location,
+    size: u64,
+    needed: impl std::fmt::Display,
+) {
+    report.status = Status::Unknown;
+    report.findings.push(Finding::new(
+        id,
+        Severity::Warning,
+        format!(
+            "{needed} but the {} holds only {size} bytes: truncated image or wrong partition table",
+            location.medium()
+        ),
+    ));
+}
+
 /// Identify a volume from its first bytes, reading more only when the first read is not
 /// conclusive; also returns the bytes read.
 fn identify_volume(volume: &Volume<'_>) -> std::io::Result<(Content, Vec<u8>)> {

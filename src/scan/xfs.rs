@@ -8,6 +8,7 @@
 //! and a warning on a disk that should have been cleanly unmounted.
 
 use super::remedy::{Location, quote};
+use super::report_truncated;
 use super::volume::{Volume, VolumeScan};
 use crate::fs::xfs::{
     self, BBSIZE, CrcStatus, LogLocation, LogState, XFS_MAX_SECTORSIZE, XfsError, XfsSuperblock,
@@ -53,15 +54,8 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     let sb = match XfsSuperblock::parse(&raw) {
         Ok(sb) => sb,
         Err(XfsError::Truncated { needed, got, .. }) => {
-            report.findings.push(Finding::new(
-                "xfs.truncated",
-                Severity::Warning,
-                format!(
-                    "the XFS superblock sector needs {needed} bytes but the {} holds only {got}: truncated image or wrong partition table",
-                    scan.location.medium()
-                ),
-            ));
-            report.status = Status::Unknown;
+            let needed = format!("the XFS superblock sector needs {needed} bytes");
+            report_truncated(report, "xfs.truncated", &scan.location, got as u64, needed);
             return Ok(());
         }
         Err(e) => return Err(format!("cannot parse the XFS superblock: {e}")),
@@ -110,17 +104,14 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
 
     let truncated = sb.fs_bytes().is_some_and(|bytes| bytes > volume.size());
     if truncated {
-        report.status = Status::Unknown;
-        report.findings.push(Finding::new(
+        let needed = format!("the filesystem needs {} bytes", sb.fs_bytes().unwrap_or(0));
+        report_truncated(
+            report,
             "xfs.truncated",
-            Severity::Warning,
-            format!(
-                "the filesystem needs {} bytes but the {} holds only {}: truncated image or wrong partition table",
-                sb.fs_bytes().unwrap_or(0),
-                scan.location.medium(),
-                volume.size()
-            ),
-        ));
+            &scan.location,
+            volume.size(),
+            needed,
+        );
     }
 
     let outcome = if truncated {
