@@ -7,6 +7,8 @@ pub mod blockdev;
 pub mod freeze;
 mod ioctl;
 pub mod process;
+pub mod spawn;
+pub mod trusted;
 pub mod xattr;
 
 pub use blockdev::{DeviceKind, SourceFile};
