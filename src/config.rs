@@ -38,7 +38,8 @@ pub struct FreezeConfig {
     /// Bound on the syncfs before each freeze, in seconds (default 30).
     #[serde(default)]
     pub sync_timeout: Option<u64>,
-    /// Hook directory (default `/etc/snapguard/hooks.d` under --root).
+    /// Hook directory, which must exist; a relative one is taken from the current directory
+    /// (default `/etc/snapguard/hooks.d`, where missing means no hooks).
     #[serde(default)]
     pub hooks_dir: Option<std::path::PathBuf>,
     /// Read `MountsToSkip` from `/etc/azure/vmbackup.conf` (default true).

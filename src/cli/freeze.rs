@@ -4,6 +4,7 @@
 use super::{Cli, Outcome};
 use crate::config::Config;
 use crate::freeze::engine::{self, FreezeRun, Options, exit};
+use crate::freeze::hooks::HooksDir;
 use crate::freeze::{guardian, skip::SkipRules};
 use crate::mount::MountTable;
 use crate::report;
@@ -11,9 +12,10 @@ use crate::root::{HOOKS_DIR, MOUNTINFO, SysRoot};
 use crate::sys::process::{BlockedSignals, euid};
 use anyhow::Context as _;
 use clap::Args;
+use clap::builder::{OsStringValueParser, TypedValueParser as _};
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Exit codes of freeze-test and thaw (the Nagios convention).
@@ -63,12 +65,25 @@ CMD gets SNAPGUARD_FROZEN (the frozen mount points, one per line, in freeze orde
 SNAPGUARD_FROZEN_COUNT and SNAPGUARD_TIMEOUT_MS. With --json, CMD's stdout goes to
 stderr so that stdout holds only the report.
 
-Hooks: executables in /etc/snapguard/hooks.d/ (or [freeze] hooks_dir) run in name order
-with the argument `freeze` before the first freeze, and in reverse order with `thaw`
-after the last thaw; every hook that ran for freeze runs for thaw, even if it failed.
-Each has a timeout (--hook-timeout) and gets SNAPGUARD_PHASE and SNAPGUARD_MOUNTS. A hook
-(or the directory) not owned by root, or writable by group or others, is refused, and
-then nothing is frozen. A failing freeze hook stops the run before anything is frozen.
+Hooks: executables in /etc/snapguard/hooks.d/ (or --hooks-dir, or [freeze] hooks_dir;
+a relative one is taken from the current directory, once, when the arguments are read)
+run in name order with the argument `freeze` before the first freeze, and in reverse
+order with `thaw` after the last thaw; every hook that ran for freeze runs for thaw, even
+if it failed. A hook directory that was named but does not exist fails the run (125);
+the default one missing means no hooks.
+Only root may have put a hook there: every directory from / down to the hook (symbolic
+links included, and what they point to) must be owned by root and not writable by group
+or others, and so must the hook; otherwise it is refused and nothing is frozen. The
+checked file is kept open and executed through that fd, so a file renamed over it after
+the check never runs (a script's $0 is therefore /proc/self/fd/N).
+A hook gets a fixed environment, nothing of snapguard's own: PATH=/usr/sbin:/usr/bin:
+/sbin:/bin, SNAPGUARD_PHASE (freeze or thaw) and SNAPGUARD_MOUNTS (mount points, one per
+line); stdin /dev/null, stdout and stderr to snapguard's stderr, cwd /, its own process
+group (killed after --hook-timeout). A failing freeze hook stops the run before anything
+is frozen.
+
+CMD and hooks start with an empty signal mask and default signal dispositions, whatever
+snapguard itself blocks or ignores.
 
 Needs root (CAP_SYS_ADMIN).
 
@@ -99,7 +114,7 @@ pub fn options(
     timeout: Option<Duration>,
     sync_timeout: Option<Duration>,
     hook_timeout: Option<Duration>,
-    hooks_dir: Option<PathBuf>,
+    hooks_dir: Option<HooksDir>,
     kill_after: Duration,
 ) -> Options {
     let f = &config.freeze;
@@ -110,6 +125,30 @@ pub fn options(
         hooks_dir,
         kill_after,
     }
+}
+
+/// The hook directory of a run: none with `--no-hooks`; `--hooks-dir` (made absolute by the
+/// argument parser) or `[freeze] hooks_dir` (made absolute here, against the current
+/// directory) must exist; the default may be missing.
+fn choose_hooks_dir(
+    no_hooks: bool,
+    flag: Option<&Path>,
+    configured: Option<&Path>,
+    default: PathBuf,
+) -> std::io::Result<Option<HooksDir>> {
+    if no_hooks {
+        return Ok(None);
+    }
+    Ok(Some(match flag.or(configured) {
+        Some(dir) => HooksDir {
+            path: std::path::absolute(dir)?,
+            explicit: true,
+        },
+        None => HooksDir {
+            path: default,
+            explicit: false,
+        },
+    }))
 }
 
 /// Arguments of `snapguard freeze`.
@@ -126,8 +165,10 @@ pub struct FreezeArgs {
     /// Timeout of each hook [default: 30s, or [freeze] hook_timeout].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub hook_timeout: Option<Duration>,
-    /// Hook directory [default: /etc/snapguard/hooks.d, or [freeze] hooks_dir].
-    #[arg(long, value_name = "DIR", conflicts_with = "no_hooks")]
+    /// Hook directory, which must exist (a relative one is taken from the current directory)
+    /// [default: [freeze] hooks_dir, or /etc/snapguard/hooks.d if it exists].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_hooks",
+          value_parser = OsStringValueParser::new().try_map(std::path::absolute))]
     pub hooks_dir: Option<PathBuf>,
     /// Run no hooks.
     #[arg(long)]
@@ -178,16 +219,13 @@ fn run_inner(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Ou
     let table = load_table(&root)?;
     let (targets, order) = engine::prepare(&table, &args.mounts, false, &root)?;
     let skip = SkipRules::load(&config.freeze, &root)?;
-    let hooks_dir = if args.no_hooks {
-        None
-    } else {
-        Some(
-            args.hooks_dir
-                .clone()
-                .or_else(|| config.freeze.hooks_dir.clone())
-                .unwrap_or_else(|| root.path(HOOKS_DIR)),
-        )
-    };
+    let hooks_dir = choose_hooks_dir(
+        args.no_hooks,
+        args.hooks_dir.as_deref(),
+        config.freeze.hooks_dir.as_deref(),
+        root.path(HOOKS_DIR),
+    )
+    .context("cannot resolve [freeze] hooks_dir")?;
     let opts = options(
         config,
         args.timeout,
@@ -266,5 +304,64 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn hooks_dir_choice() {
+        let default = PathBuf::from("/etc/snapguard/hooks.d");
+        assert_eq!(
+            choose_hooks_dir(true, Some(Path::new("/h")), None, default.clone()).unwrap(),
+            None
+        );
+        assert_eq!(
+            choose_hooks_dir(false, None, None, default.clone()).unwrap(),
+            Some(HooksDir {
+                path: default.clone(),
+                explicit: false
+            })
+        );
+        let flag = choose_hooks_dir(
+            false,
+            Some(Path::new("/flag")),
+            Some(Path::new("/conf")),
+            default.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            flag,
+            Some(HooksDir {
+                path: PathBuf::from("/flag"),
+                explicit: true
+            })
+        );
+        let relative = choose_hooks_dir(false, None, Some(Path::new("conf.d")), default)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            relative.path,
+            std::env::current_dir().unwrap().join("conf.d")
+        );
+        assert!(relative.explicit);
+    }
+
+    #[test]
+    fn relative_hooks_dir_flag_is_made_absolute_when_parsed() {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from([
+            "snapguard",
+            "freeze",
+            "--hooks-dir",
+            "rel/hooks",
+            "--",
+            "true",
+        ])
+        .expect("parses");
+        let crate::cli::Command::Freeze(args) = cli.command else {
+            panic!("not freeze: {:?}", cli.command);
+        };
+        assert_eq!(
+            args.hooks_dir.unwrap(),
+            std::env::current_dir().unwrap().join("rel/hooks")
+        );
     }
 }

@@ -19,13 +19,14 @@ use crate::report::{
 use crate::root::SysRoot;
 use crate::sys::freeze::{MountDir, errno_meaning, errno_name};
 use crate::sys::process::{BlockedSignals, NEUTRAL_CWD, SELF_EXE, monotonic_ns, signal_pid};
+use crate::sys::spawn::{Program, Spawn};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The hidden subcommand running one bounded syncfs.
@@ -46,7 +47,7 @@ pub struct Options {
     /// Per-hook timeout.
     pub hook_timeout: Duration,
     /// Hook directory; `None`: no hooks.
-    pub hooks_dir: Option<PathBuf>,
+    pub hooks_dir: Option<hooks::HooksDir>,
     /// After SIGTERM to CMD (deadline or interruption), SIGKILL after this.
     pub kill_after: Duration,
 }
@@ -94,13 +95,13 @@ pub enum SyncResult {
 /// answers): nothing of ours waits for it.
 pub fn bounded_syncfs(path: &Path, timeout: Duration) -> SyncResult {
     let start = Instant::now();
-    let spawned = Command::new(SELF_EXE)
+    let spawned = Spawn::new(Program::Path(Path::new(SELF_EXE)))
         .arg(SYNCFS_SUBCOMMAND)
         .arg(path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .current_dir(NEUTRAL_CWD)
+        .cwd(NEUTRAL_CWD)
         .env_remove("SNAPGUARD_LOG")
         .spawn();
     let mut child = match spawned {
@@ -587,12 +588,12 @@ pub fn freeze(run: &FreezeRun<'_>) -> FreezeReport {
     }
 
     // 5. Freeze hooks, in order. A failure stops: the thaw hooks of every hook that ran run.
-    let mut ran_hooks: Vec<PathBuf> = Vec::new();
+    let mut ran_hooks: Vec<&hooks::Hook> = Vec::new();
     for hook in &hook_list {
         let result = hooks::run(hook, "freeze", &mountpoints, run.opts.hook_timeout);
         let ok = result.result == "ok";
         report.hooks.push(result);
-        ran_hooks.push(hook.clone());
+        ran_hooks.push(hook);
         if !ok {
             run_thaw_hooks(&ran_hooks, &mountpoints, run.opts, &mut report.hooks);
             if let Some(g) = guardian.take() {
@@ -742,20 +743,22 @@ pub fn freeze(run: &FreezeRun<'_>) -> FreezeReport {
         outcome = FreezeOutcome::Interrupted;
         exit_code = 128 + sig as u8;
     } else {
-        let mut command = Command::new(&run.argv[0]);
+        let mut command = Spawn::new(Program::Path(Path::new(&run.argv[0])));
         if run.cmd_stdout_to_stderr {
             if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
-                command.stdout(Stdio::from(fd));
+                command = command.stdout(Stdio::from(fd));
             }
         }
         let spawned = command
             .args(&run.argv[1..])
-            .env("SNAPGUARD_FROZEN", frozen_list.join("\n"))
-            .env("SNAPGUARD_FROZEN_COUNT", frozen_list.len().to_string())
-            .env(
-                "SNAPGUARD_TIMEOUT_MS",
-                run.opts.timeout.as_millis().to_string(),
-            )
+            .env_inherit_with([
+                ("SNAPGUARD_FROZEN", frozen_list.join("\n")),
+                ("SNAPGUARD_FROZEN_COUNT", frozen_list.len().to_string()),
+                (
+                    "SNAPGUARD_TIMEOUT_MS",
+                    run.opts.timeout.as_millis().to_string(),
+                ),
+            ])
             .spawn();
         match spawned {
             Ok(child) => {
@@ -971,7 +974,7 @@ fn terminate(child: &mut Child, sig: Signal, kill_after: Duration) -> std::proce
 
 /// Run the thaw hooks of `ran` in reverse order; true if one failed.
 fn run_thaw_hooks(
-    ran: &[PathBuf],
+    ran: &[&hooks::Hook],
     mounts: &[PathBuf],
     opts: &Options,
     out: &mut Vec<HookRun>,

@@ -3,24 +3,81 @@
 //! FITHAW (VMware's quiesce-script convention). Every hook that ran for `freeze`, even one that
 //! failed, runs for `thaw`, so locks a hook took are released (qemu-ga forgets this).
 //!
-//! A hook runs as root, so it must be owned by root and not writable by group or others, in a
-//! directory that is owned by root and not writable by group or others either; otherwise the
-//! whole run is refused (Azure's pre/post scripts have the same rule). Editor and package
-//! leftovers (`*~`, `*.bak`, `*.rpmnew`, `*.dpkg-*`, `*.sample`, ...) and dot files are ignored.
+//! A hook runs as root, so only root may have put it there: the directory is reached from `/`
+//! by [`crate::sys::trusted`]'s walk (every directory on the way, symbolic links included, owned
+//! by root and writable by neither group nor others), each entry is opened relative to the
+//! checked directory's fd (a symbolic link is walked with the same checks), and a hook must be
+//! a regular file owned by root and not writable by group or others. One refused hook refuses
+//! the whole run: nothing runs and nothing is frozen (Azure's pre/post scripts have the same
+//! rule). Editor and package leftovers (`*~`, `*.bak`, `*.rpmnew`, `*.dpkg-*`, `*.sample`, ...),
+//! dot files, non-executable files and anything that is not a regular file are skipped.
 //!
-//! Each hook runs with stdin from /dev/null, stdout and stderr to snapguard's stderr, cwd `/`,
-//! in its own process group (a timeout kills the whole group), and with `SNAPGUARD_PHASE` and
-//! `SNAPGUARD_MOUNTS` (newline-separated mount points) in its environment.
+//! A [`Hook`] holds the fd that was checked, and runs **through that fd**
+//! ([`crate::sys::spawn::Program::Fd`]): a file renamed over the hook after the check is never
+//! what runs. (A `#!` script therefore sees `/proc/self/fd/N` as `$0`.)
+//!
+//! Each hook runs with the argument `freeze` or `thaw`, a **fixed environment** and nothing of
+//! snapguard's own: `PATH=/usr/sbin:/usr/bin:/sbin:/bin`, `SNAPGUARD_PHASE` (`freeze`/`thaw`)
+//! and `SNAPGUARD_MOUNTS` (the mount points, one per line); an empty signal mask and default
+//! signal dispositions; stdin from /dev/null, stdout and stderr to snapguard's stderr (or a
+//! given fd); cwd `/`; in its own process group, which is killed when the hook times out.
 
 use crate::report::HookRun;
 use crate::sys::process::{DEV_NULL, NEUTRAL_CWD, signal_group};
+use crate::sys::spawn::{Program, Spawn, adopt_inherited_fd};
+use crate::sys::trusted::{TrustedDir, TrustedFile};
 use nix::sys::signal::Signal;
-use std::os::fd::AsFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+/// `PATH` of every hook.
+pub const HOOK_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where the hooks are, and whether the directory was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HooksDir {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Given with `--hooks-dir` or `[freeze] hooks_dir`: it must exist. The default directory
+    /// may be missing (no hooks).
+    pub explicit: bool,
+}
+
+/// A checked hook: the display path (its name in the hooks directory) and the fd of the file
+/// that was checked, which is what runs.
+#[derive(Debug)]
+pub struct Hook {
+    /// The path in the hooks directory (shown in reports and as the hook's `argv[0]`).
+    pub path: PathBuf,
+    file: TrustedFile,
+}
+
+impl Hook {
+    /// The fd of the checked file, to hand to a helper process that runs the hook later
+    /// ([`crate::sys::spawn::Spawn::keep_fd`], then [`Hook::from_inherited_fd`] there).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// Rebuild a hook in a helper process from fd number `raw` that its parent kept open for it
+    /// and the hook's display `path`. The fd is adopted (owned from now on) and judged again
+    /// (a regular file, owned by root, writable only by root).
+    pub fn from_inherited_fd(raw: RawFd, path: PathBuf) -> anyhow::Result<Hook> {
+        let fd = adopt_inherited_fd(raw).map_err(|e| {
+            anyhow::anyhow!(
+                "hook '{}': inherited fd {raw}: {}",
+                path.display(),
+                crate::sys::describe_io(&e)
+            )
+        })?;
+        let file = TrustedFile::from_fd(fd, path.clone())
+            .map_err(|e| anyhow::anyhow!("hook refused: {e}"))?;
+        Ok(Hook { path, file })
+    }
+}
 
 /// Names that are never hooks.
 fn ignored(name: &str) -> bool {
@@ -30,123 +87,125 @@ fn ignored(name: &str) -> bool {
     name.starts_with('.') || SUFFIXES.iter().any(|s| name.ends_with(s)) || name.contains(".dpkg-")
 }
 
-/// Why `meta` (of a hook or its directory) is not trusted, if it is not.
-fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
-    if meta.uid() != 0 {
-        return Some(format!("owned by uid {}, not root", meta.uid()));
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o022 != 0 {
-        return Some(format!(
-            "writable by {} (mode {:04o}); chmod go-w it",
-            if mode & 0o002 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            },
-            mode & 0o7777
-        ));
-    }
-    None
-}
-
-/// The hooks to run, in order; `Err` lists every refused hook (nothing may run then).
-pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, Vec<HookRun>> {
-    let refuse = |path: &Path, why: String| HookRun {
+/// A report row for a hook (or the directory) that was refused.
+fn refused(path: &Path, detail: String) -> HookRun {
+    HookRun {
         path: path.display().to_string(),
         phase: "freeze",
         result: "refused",
         exit_code: None,
         duration_ms: 0.0,
-        detail: Some(why),
-    };
-    let dir_meta = match std::fs::metadata(dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(vec![refuse(
-                dir,
-                format!(
-                    "cannot read the hook directory: {}",
-                    crate::sys::describe_io(&e)
-                ),
-            )]);
-        }
-    };
-    if let Some(why) = untrusted(&dir_meta) {
-        return Err(vec![refuse(dir, format!("hook directory {why}"))]);
+        detail: Some(detail),
     }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            return Err(vec![refuse(
-                dir,
+}
+
+/// The hooks to run, in order, each holding its checked fd; `Err` lists every refused hook (or
+/// the refused directory): nothing may run then.
+pub fn discover(dir: &HooksDir) -> Result<Vec<Hook>, Vec<HookRun>> {
+    let checked = match TrustedDir::open(&dir.path) {
+        Ok(d) => d,
+        Err(e) if e.is_not_found() && !dir.explicit => return Ok(Vec::new()),
+        Err(e) if e.is_not_found() => {
+            let missing = if e.path() == dir.path {
+                String::new()
+            } else {
+                format!(" ({e})")
+            };
+            return Err(vec![refused(
+                &dir.path,
                 format!(
-                    "cannot list the hook directory: {}",
-                    crate::sys::describe_io(&e)
+                    "the hook directory '{}' does not exist{missing}; it was given with \
+                     --hooks-dir or [freeze] hooks_dir, so it must",
+                    dir.path.display()
                 ),
             )]);
         }
+        Err(e) => {
+            return Err(vec![refused(
+                &dir.path,
+                format!("hook directory refused: {e}"),
+            )]);
+        }
     };
-    let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
-    names.sort();
+    let names = checked.entry_names().map_err(|e| {
+        vec![refused(
+            &dir.path,
+            format!("cannot list the hook directory: {e}"),
+        )]
+    })?;
     let mut hooks = Vec::new();
-    let mut refused = Vec::new();
+    let mut refusals = Vec::new();
     for name in names {
         if ignored(&name.to_string_lossy()) {
             continue;
         }
-        let path = dir.join(&name);
-        // Follow symlinks: what runs is the target, so the target is what must be trusted.
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
+        let path = dir.path.join(&name);
+        let found = match checked.lookup(&name) {
+            Ok(f) => f,
+            // Removed meanwhile, or a symbolic link to nothing: not a hook.
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => {
+                refusals.push(refused(&path, format!("refused: {e}")));
+                continue;
+            }
         };
-        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-            continue; // not an executable file: documentation, disabled hooks
+        if !found.is_regular_file() || found.mode() & 0o111 == 0 {
+            continue; // not an executable file: documentation, disabled hooks, directories
         }
-        match untrusted(&meta) {
-            Some(why) => refused.push(refuse(&path, format!("refused: {why}"))),
-            None => hooks.push(path),
+        match found.into_file() {
+            Ok(file) => hooks.push(Hook { path, file }),
+            Err(e) => refusals.push(refused(&path, format!("refused: {e}"))),
         }
     }
-    if refused.is_empty() {
+    if refusals.is_empty() {
         Ok(hooks)
     } else {
-        Err(refused)
+        Err(refusals)
     }
 }
 
-/// Run one hook with `phase` (`freeze` or `thaw`), killing its process group after `timeout`.
-pub fn run(hook: &Path, phase: &'static str, mounts: &[PathBuf], timeout: Duration) -> HookRun {
+/// Run one hook with `phase` (`freeze` or `thaw`), its output on snapguard's stderr, killing
+/// its process group after `timeout`.
+pub fn run(hook: &Hook, phase: &'static str, mounts: &[PathBuf], timeout: Duration) -> HookRun {
+    run_to(hook, phase, mounts, timeout, std::io::stderr().as_fd())
+}
+
+/// [`run`] with the hook's stdout and stderr going to `output`.
+pub fn run_to(
+    hook: &Hook,
+    phase: &'static str,
+    mounts: &[PathBuf],
+    timeout: Duration,
+    output: BorrowedFd<'_>,
+) -> HookRun {
     let start = Instant::now();
     let list: Vec<String> = mounts.iter().map(|m| m.display().to_string()).collect();
     let mut result = HookRun {
-        path: hook.display().to_string(),
+        path: hook.path.display().to_string(),
         phase,
         result: "ok",
         exit_code: None,
         duration_ms: 0.0,
         detail: None,
     };
-    let stderr = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(Stdio::from)
-        .unwrap_or_else(|_| Stdio::null());
-    let stdout = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(Stdio::from)
-        .unwrap_or_else(|_| Stdio::null());
-    let spawned = Command::new(hook)
+    let to_output = || {
+        output
+            .try_clone_to_owned()
+            .map_or_else(|_| Stdio::null(), Stdio::from)
+    };
+    let spawned = Spawn::new(Program::Fd(hook.fd()))
+        .arg0(hook.path.as_os_str())
         .arg(phase)
-        .env("SNAPGUARD_PHASE", phase)
-        .env("SNAPGUARD_MOUNTS", list.join("\n"))
+        .env_fixed([
+            ("PATH", HOOK_PATH.to_string()),
+            ("SNAPGUARD_PHASE", phase.to_string()),
+            ("SNAPGUARD_MOUNTS", list.join("\n")),
+        ])
         .stdin(std::fs::File::open(DEV_NULL).map_or_else(|_| Stdio::null(), Stdio::from))
-        .stdout(stdout)
-        .stderr(stderr)
-        .current_dir(NEUTRAL_CWD)
-        .process_group(0)
+        .stdout(to_output())
+        .stderr(to_output())
+        .cwd(NEUTRAL_CWD)
+        .process_group(true)
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
