@@ -42,6 +42,7 @@ use crate::sys::process::{
     BlockedSignals, NEUTRAL_CWD, SELF_EXE, lock_all_memory, monotonic_ns, new_session,
     poll_readable, poll_two,
 };
+use crate::sys::spawn::{Program, Spawn};
 use anyhow::{Context as _, bail};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -50,7 +51,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// Below this much time before the deadline the controller no longer thaws by itself.
@@ -386,12 +387,12 @@ impl Guardian {
             args.push(path.as_os_str().to_owned());
             args.push(format!("{dev}:{ino}").into());
         }
-        let mut child = Command::new(SELF_EXE)
-            .args(&args)
+        let mut child = Spawn::new(Program::Path(Path::new(SELF_EXE)))
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .current_dir(NEUTRAL_CWD)
+            .cwd(NEUTRAL_CWD)
             .env_remove("SNAPGUARD_LOG")
             .spawn()
             .context("cannot start the guardian process")?;

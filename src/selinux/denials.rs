@@ -11,9 +11,11 @@ use super::audit::{self, AgentMatch, Avc, Verdict};
 use super::{Input, Options, read_input, read_input_tail, shell_quote};
 use crate::report::{Check, CheckStatus, SelinuxMode};
 use crate::root::{AUDITD_CONF, KERNEL_LOGS, SysRoot, WAAGENT_CONF};
+use crate::sys::spawn::{Program, Spawn};
 use std::collections::HashSet;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 pub const S9_TITLE: &str = "recent denials";
@@ -109,8 +111,8 @@ impl LogSet {
 
 /// `journalctl -o json … --since=@<epoch>`, argv only, bounded in time and size.
 fn journal(options: &Options) -> Result<String, String> {
-    let mut child = Command::new("journalctl")
-        .args(audit::JOURNALCTL_ARGS)
+    let mut child = Spawn::new(Program::Path(Path::new("journalctl")))
+        .args(audit::JOURNALCTL_ARGS.iter().copied())
         .arg(format!("--since=@{}", options.since()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -33,9 +33,9 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Signals blocked on the calling thread until the guard is dropped (the previous mask comes
-/// back). Threads created while it is held inherit the mask. Children spawned with
-/// `std::process::Command` start with an empty mask (std resets it), so CMD and hooks still
-/// receive these signals normally.
+/// back). Threads created while it is held inherit the mask, and so would children:
+/// `std::process::Command` passes the mask on, which is why every child is started through
+/// [`super::spawn`], which empties it (CMD and hooks receive these signals normally).
 #[must_use = "the signals are unblocked again when the guard is dropped"]
 #[derive(Debug)]
 pub struct BlockedSignals {
