@@ -296,3 +296,64 @@ pub fn config(dir: &TestDir, text: &str) -> PathBuf {
 pub fn timed(name: &str, start: Instant) {
     note(&format!("{name}: {:.1} s", start.elapsed().as_secs_f64()));
 }
+
+/// A directory that passes snapguard's trusted walk (every directory from `/` owned by root
+/// and not writable by group or others), for hook directories: unlike `/tmp` (1777), the
+/// test target dir (`target/tmp`) is root's and 0755 when the tests run as root. Uniquely
+/// named, mode 0755, removed on drop.
+pub struct TrustedDir {
+    dir: tempfile::TempDir,
+}
+
+impl TrustedDir {
+    pub fn new(prefix: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        fs::create_dir_all(base).expect("create target/tmp");
+        // Ours (cargo made it): make sure a permissive umask did not leave it group-writable.
+        fs::set_permissions(base, fs::Permissions::from_mode(0o755)).expect("chmod target/tmp");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("snapguard-{prefix}-"))
+            .tempdir_in(base)
+            .expect("create trusted temp dir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        if let Err(e) = snapguard::sys::trusted::TrustedDir::open(dir.path()) {
+            panic!(
+                "the test target dir is not a trusted place for hooks ({e}); run the tests \
+                 from a checkout whose parent directories are root's and not group/world-writable"
+            );
+        }
+        TrustedDir { dir }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A sub-directory with `mode`.
+    pub fn mkdir(&self, name: impl AsRef<Path>, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.join(name);
+        fs::create_dir_all(&p).expect("create dir");
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod dir");
+        p
+    }
+}
+
+/// Write a `#!/bin/sh` script with `body` at `path` with `mode`, through a temporary name and a
+/// rename (so no fd of it is ever open for writing when it is executed: no ETXTBSY).
+pub fn script(path: &Path, body: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().expect("file name").to_string_lossy()
+    ));
+    fs::write(&tmp, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).expect("chmod script");
+    fs::rename(&tmp, path).expect("rename script");
+    path.to_path_buf()
+}
