@@ -6,7 +6,9 @@
 pub mod blockdev;
 pub mod freeze;
 mod ioctl;
+pub mod loopdev;
 pub mod process;
+pub mod statx;
 pub mod xattr;
 
 pub use blockdev::{DeviceKind, SourceFile};
