@@ -22,6 +22,7 @@ pub mod probe;
 pub mod record;
 pub mod rescue;
 pub mod skip;
+pub mod stack;
 
 use crate::mount::{MountTable, is_block_backed, is_pseudo_fstype};
 use anyhow::bail;
