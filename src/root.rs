@@ -12,6 +12,9 @@ pub const MOUNTINFO: &str = "proc/self/mountinfo";
 pub const SYS_FS_EXT4: &str = "sys/fs/ext4";
 /// `major:minor` → device symlinks, used to find a device's kernel name.
 pub const SYS_DEV_BLOCK: &str = "sys/dev/block";
+/// Device nodes (`/dev/loop0`): real paths, never re-rooted (see the module doc); only opened
+/// when the root is the host.
+pub const DEV_DIR: &str = "/dev";
 /// Default configuration file.
 pub const DEFAULT_CONFIG: &str = "etc/snapguard/snapguard.toml";
 /// Block devices by kernel name (`loopN/loop/backing_file`, `dm-0/slaves/`); whole disks only.

@@ -15,6 +15,7 @@
 
 pub mod engine;
 pub mod guardian;
+pub mod holder;
 pub mod hooks;
 pub mod logbuf;
 pub mod plan;
