@@ -132,7 +132,7 @@ mod tests {
             source: None,
             read_only: ro,
             duplicates: Vec::new(),
-            backing: None,
+            backing: Vec::new(),
         }
     }
 
