@@ -60,6 +60,12 @@ impl Target {
         let root = Path::new("/");
         self.mountpoint == root || self.duplicates.iter().any(|d| d == root)
     }
+
+    /// The mount point first, then the duplicates.
+    pub fn mount_points(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(self.mountpoint.as_path())
+            .chain(self.duplicates.iter().map(PathBuf::as_path))
+    }
 }
 
 /// The targets of a run: the superblocks of the named mount points (each named mount point is
