@@ -12,10 +12,16 @@ pub const MOUNTINFO: &str = "proc/self/mountinfo";
 pub const SYS_FS_EXT4: &str = "sys/fs/ext4";
 /// `major:minor` → device symlinks, used to find a device's kernel name.
 pub const SYS_DEV_BLOCK: &str = "sys/dev/block";
+/// Device nodes (`/dev/loop0`): real paths, never re-rooted (see the module doc); only opened
+/// when the root is the host.
+pub const DEV_DIR: &str = "/dev";
 /// Default configuration file.
 pub const DEFAULT_CONFIG: &str = "etc/snapguard/snapguard.toml";
-/// Block devices by kernel name (`loopN/loop/backing_file`, `dm-0/slaves/`).
+/// Block devices by kernel name (`loopN/loop/backing_file`, `dm-0/slaves/`); whole disks only.
 pub const SYS_BLOCK: &str = "sys/block";
+/// Every block device by kernel name, partitions (`loop0p1`) included: how dm/md `slaves/`
+/// names are looked up.
+pub const SYS_CLASS_BLOCK: &str = "sys/class/block";
 /// Where `freeze` keeps its per-run record of what it froze (tmpfs, never a frozen filesystem).
 pub const RUN_DIR: &str = "run/snapguard";
 /// Freeze/thaw hooks, run in name order with `freeze`, in reverse with `thaw`.

@@ -158,18 +158,17 @@ fn static_rows(
             verdict,
             String::new(),
         );
-        if let Some(b) = &t.backing {
-            row.backing_file = Some(b.file.display().to_string());
-            row.backing_mount = b.mount.as_ref().map(|m| m.display().to_string());
-            reason.push_str(&format!(
-                "; loop-backed: image {} on {}, frozen before it",
-                b.file.display(),
-                b.mount
-                    .as_ref()
-                    .map_or("an unmounted filesystem".to_string(), |m| m
-                        .display()
-                        .to_string())
-            ));
+        if let Some(first) = t.backing.first() {
+            row.backing_file = Some(first.file.display().to_string());
+            row.backing_mount = first
+                .holder
+                .found()
+                .map(|h| h.mount_point.display().to_string());
+        }
+        row.backing = t.backing.iter().map(plan::Backing::report).collect();
+        if let Some(note) = plan::describe_backing(&t.backing) {
+            reason.push_str("; ");
+            reason.push_str(&note);
         }
         row.reason = reason;
         row_of.push(rows.len());
@@ -221,7 +220,7 @@ pub fn prepare(
 ) -> anyhow::Result<(Vec<Target>, Vec<usize>)> {
     let mut targets = super::select(table, named, all)?;
     plan::resolve_backing(&mut targets, table, root);
-    let order = plan::freeze_order(&targets).map_err(anyhow::Error::msg)?;
+    let order = plan::freeze_order(&targets)?;
     Ok((targets, order))
 }
 
@@ -534,7 +533,7 @@ pub fn freeze(run: &FreezeRun<'_>) -> FreezeReport {
     let record_path = record::path_for(run.root, pid);
     let record_dir = record::dir(run.root);
     let _ = std::fs::create_dir_all(&record_dir);
-    let live_updates = match plan::mount_of_path(run.table, &record_dir) {
+    let live_updates = match super::holder::mount_of_path(run.table, &record_dir) {
         Some(m) => !open
             .iter()
             .any(|(i, _)| run.targets[*i].major == m.major && run.targets[*i].minor == m.minor),

@@ -7,7 +7,8 @@
 //! * [`probe`]: the static verdict of each (configuration skip, pseudo, remote, read-only,
 //!   known fstype) before anything is opened;
 //! * [`plan`]: loop-device backing files and the freeze order (inner before the filesystem
-//!   holding its image, `/` last);
+//!   holding its image, the superblock of `/` last), from [`stack`] (the loop devices under a
+//!   block device, through partitions and dm/md) and [`holder`] (which mount holds an image);
 //! * [`guardian`]: the separate process that thaws on deadline, controller death or signal;
 //! * [`engine`]: bounded syncfs, FIFREEZE, FITHAW and their timings;
 //! * [`hooks`], [`record`] (`/run/snapguard`), [`skip`], [`logbuf`] (no log writes while frozen);
@@ -15,6 +16,7 @@
 
 pub mod engine;
 pub mod guardian;
+pub mod holder;
 pub mod hooks;
 pub mod logbuf;
 pub mod plan;
@@ -22,6 +24,7 @@ pub mod probe;
 pub mod record;
 pub mod rescue;
 pub mod skip;
+pub mod stack;
 
 use crate::mount::{MountTable, is_block_backed, is_pseudo_fstype};
 use anyhow::bail;
@@ -44,15 +47,24 @@ pub struct Target {
     pub read_only: bool,
     /// Other mount points of the same superblock that are listed as duplicates.
     pub duplicates: Vec<PathBuf>,
-    /// For a loop-backed filesystem (directly or through dm/md): its image file and where that
-    /// file lives.
-    pub backing: Option<plan::Backing>,
+    /// For a loop-backed filesystem (directly, through a partition, or through dm/md): each
+    /// image file under it and where that file lives. Empty when not loop-backed.
+    pub backing: Vec<plan::Backing>,
 }
 
 impl Target {
-    /// Whether this is the root filesystem (frozen last).
+    /// Whether this superblock backs `/` (frozen last): `/` is its mount point or one of its
+    /// duplicates (btrfs with the top-level subvolume listed before `/`, a bind mount of the root
+    /// filesystem listed first).
     pub fn is_root(&self) -> bool {
-        self.mountpoint == Path::new("/")
+        let root = Path::new("/");
+        self.mountpoint == root || self.duplicates.iter().any(|d| d == root)
+    }
+
+    /// The mount point first, then the duplicates.
+    pub fn mount_points(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(self.mountpoint.as_path())
+            .chain(self.duplicates.iter().map(PathBuf::as_path))
     }
 }
 
@@ -77,7 +89,7 @@ pub fn select(table: &MountTable, named: &[PathBuf], all: bool) -> anyhow::Resul
                 source: m.source.as_ref().map(|s| s.to_string_lossy().into_owned()),
                 read_only: m.super_is_read_only(),
                 duplicates: sb.others.iter().map(|o| o.mount_point.clone()).collect(),
-                backing: None,
+                backing: Vec::new(),
             });
         }
         return Ok(targets);
@@ -111,7 +123,7 @@ pub fn select(table: &MountTable, named: &[PathBuf], all: bool) -> anyhow::Resul
                     source: m.source.as_ref().map(|s| s.to_string_lossy().into_owned()),
                     read_only: m.super_is_read_only(),
                     duplicates: Vec::new(),
-                    backing: None,
+                    backing: Vec::new(),
                 });
             }
         }

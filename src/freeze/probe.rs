@@ -1,6 +1,6 @@
 //! Static verdicts: what can be said about a mount point before opening it. Remote and pseudo
 //! filesystems are never opened (an open on a dead NFS server hangs); configuration skips are
-//! honoured before anything else.
+//! honoured before anything else, for any mount point of the superblock.
 
 use super::Target;
 use super::skip::SkipRules;
@@ -57,7 +57,7 @@ pub fn is_remote(fstype: &str) -> bool {
 /// The static verdict of one target.
 pub fn classify(t: &Target, skip: &SkipRules) -> Static {
     let fstype = t.fstype.as_str();
-    if let Some(why) = skip.why_skipped(&t.mountpoint, fstype) {
+    if let Some(why) = skip.why_skipped(t.mount_points(), fstype) {
         return Static::Final(Verdict::Skipped, why);
     }
     if is_pseudo_fstype(fstype) {
@@ -132,7 +132,7 @@ mod tests {
             source: None,
             read_only: ro,
             duplicates: Vec::new(),
-            backing: None,
+            backing: Vec::new(),
         }
     }
 
@@ -157,5 +157,24 @@ mod tests {
             classify(&target("zonefs", 8, false), &skip),
             Static::Try { known: false, .. }
         ));
+    }
+
+    #[test]
+    fn a_skip_of_any_mount_point_skips_the_superblock() {
+        let config = crate::config::FreezeConfig {
+            skip: vec!["/data".into()],
+            azure_mounts_to_skip: Some(false),
+            ..Default::default()
+        };
+        let skip = SkipRules::load(&config, &crate::root::SysRoot::new("/nonexistent")).unwrap();
+        // Listed under the bind mount /mnt/x; /data is a duplicate.
+        let mut t = target("ext4", 8, false);
+        t.duplicates = vec![PathBuf::from("/srv/y"), PathBuf::from("/data")];
+        match classify(&t, &skip) {
+            Static::Final(Verdict::Skipped, why) => assert!(why.contains("/data matches"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        t.duplicates.pop();
+        assert!(matches!(classify(&t, &skip), Static::Try { .. }));
     }
 }

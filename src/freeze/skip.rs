@@ -45,22 +45,35 @@ impl SkipRules {
         })
     }
 
-    /// Why `mountpoint` (of type `fstype`) is skipped, or `None`.
-    pub fn why_skipped(&self, mountpoint: &Path, fstype: &str) -> Option<String> {
+    /// Why the superblock of type `fstype` mounted at `mount_points` (the one it is listed under
+    /// first, then its other mount points) is skipped, or `None`: the fstype rule, or the first
+    /// mount point a path rule matches, named in the reason.
+    pub fn why_skipped<'a>(
+        &self,
+        mount_points: impl IntoIterator<Item = &'a Path>,
+        fstype: &str,
+    ) -> Option<String> {
         if self.fstypes.iter().any(|t| t == fstype) {
             return Some(format!(
                 "skipped by configuration: fstype {fstype} is in [freeze] skip_fstypes"
             ));
         }
+        mount_points
+            .into_iter()
+            .find_map(|mp| self.why_path_skipped(mp))
+    }
+
+    /// The path rule that matches `mountpoint`, as a reason naming it.
+    fn why_path_skipped(&self, mountpoint: &Path) -> Option<String> {
+        let shown = mountpoint.to_string_lossy();
         if let Some((pattern, _)) = self.globs.iter().find(|(_, m)| m.is_match(mountpoint)) {
             return Some(format!(
-                "skipped by configuration: matches [freeze] skip = \"{pattern}\""
+                "skipped by configuration: {shown} matches [freeze] skip = \"{pattern}\""
             ));
         }
-        let shown = mountpoint.to_string_lossy();
         if self.azure.iter().any(|p| p.as_str() == shown) {
             return Some(format!(
-                "skipped: listed in MountsToSkip of {} (Azure VM backup skips it too)",
+                "skipped: {shown} is listed in MountsToSkip of {} (Azure VM backup skips it too)",
                 self.azure_source
             ));
         }
@@ -147,7 +160,7 @@ mod tests {
             ..FreezeConfig::default()
         };
         let rules = SkipRules::load(&config, &SysRoot::new(dir.path())).unwrap();
-        let why = |p: &str, t: &str| rules.why_skipped(Path::new(p), t);
+        let why = |p: &str, t: &str| rules.why_skipped([Path::new(p)], t);
         assert!(
             why("/mnt/resource", "ext4")
                 .unwrap()
@@ -168,7 +181,31 @@ mod tests {
             ..FreezeConfig::default()
         };
         let rules = SkipRules::load(&off, &SysRoot::new(dir.path())).unwrap();
-        assert!(rules.why_skipped(Path::new("/mnt/azure"), "xfs").is_none());
+        assert!(
+            rules
+                .why_skipped([Path::new("/mnt/azure")], "xfs")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn any_mount_point_of_the_superblock_can_match_and_is_named() {
+        let config = FreezeConfig {
+            skip: vec!["/data".into()],
+            azure_mounts_to_skip: Some(false),
+            ..FreezeConfig::default()
+        };
+        let rules = SkipRules::load(&config, &SysRoot::new("/nonexistent")).unwrap();
+        let listed = [Path::new("/srv/x"), Path::new("/mnt/b"), Path::new("/data")];
+        assert_eq!(
+            rules.why_skipped(listed, "ext4").as_deref(),
+            Some("skipped by configuration: /data matches [freeze] skip = \"/data\"")
+        );
+        assert!(
+            rules
+                .why_skipped(listed[..2].iter().copied(), "ext4")
+                .is_none()
+        );
     }
 
     #[test]

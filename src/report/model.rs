@@ -587,6 +587,34 @@ pub enum ThawedBy {
     Guardian,
 }
 
+/// How the filesystem holding a loop device's image was identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackingMatch {
+    /// The path is proven to be the loop device's file (same device and inode); its mount from
+    /// its mount id.
+    DevIno,
+    /// By the device number the loop device reports (the path is not, or no longer, that file).
+    Device,
+    /// By the path text alone (a `--root` that is not the running system).
+    PathPrefix,
+    /// Not found (not mounted here, or the loop device could not be asked).
+    Unknown,
+}
+
+/// One image file under a loop-backed filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackingImage {
+    /// The image file, as the loop driver reports it.
+    pub file: String,
+    /// The loop device reading it (`loop0`).
+    #[serde(rename = "loop")]
+    pub loop_device: String,
+    /// A mount point of the filesystem holding it (frozen after this one), when known.
+    pub mount: Option<String>,
+    pub matched_by: BackingMatch,
+}
+
 /// One mount point in a freeze-test or freeze document.
 #[derive(Debug, Clone, Serialize)]
 pub struct MountVerdict {
@@ -601,10 +629,12 @@ pub struct MountVerdict {
     pub errno: Option<String>,
     /// Set when this mount is another mount of a superblock listed under that mount point.
     pub duplicate_of: Option<String>,
-    /// For a loop-backed filesystem: its image file.
+    /// For a loop-backed filesystem: its (first) image file; all of them are in `backing`.
     pub backing_file: Option<String>,
-    /// For a loop-backed filesystem: the mount point holding its image (frozen after it).
+    /// For a loop-backed filesystem: the mount point holding its (first) image (frozen after it).
     pub backing_mount: Option<String>,
+    /// Every image file under a loop-backed filesystem (several through dm/md); empty otherwise.
+    pub backing: Vec<BackingImage>,
     /// Bounded syncfs before the freeze.
     pub sync_ms: Option<f64>,
     /// FIFREEZE call.
@@ -640,6 +670,7 @@ impl MountVerdict {
             duplicate_of: None,
             backing_file: None,
             backing_mount: None,
+            backing: Vec::new(),
             sync_ms: None,
             freeze_ms: None,
             frozen_ms: None,

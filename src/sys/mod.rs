@@ -6,8 +6,10 @@
 pub mod blockdev;
 pub mod freeze;
 mod ioctl;
+pub mod loopdev;
 pub mod process;
 pub mod spawn;
+pub mod statx;
 pub mod trusted;
 pub mod xattr;
 

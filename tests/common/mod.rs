@@ -367,17 +367,23 @@ pub struct LoopDevice {
 impl LoopDevice {
     /// `losetup --find --show FILE`, retried on EBUSY and allocation races.
     pub fn attach(file: &Path) -> Self {
+        Self::attach_with(file, &[])
+    }
+
+    /// `losetup --find --show --partscan FILE`: the kernel scans the partition table and
+    /// creates `/dev/loopNpM` (see [`LoopDevice::partition`]).
+    pub fn attach_partitioned(file: &Path) -> Self {
+        Self::attach_with(file, &["--partscan"])
+    }
+
+    fn attach_with(file: &Path, extra: &[&str]) -> Self {
         let backing = fs::canonicalize(file).expect("canonicalize image path");
         let mut last = None;
         for attempt in 0..12u64 {
-            let r = run_any(
-                "losetup",
-                &[
-                    OsStr::new("--find"),
-                    OsStr::new("--show"),
-                    backing.as_os_str(),
-                ],
-            );
+            let mut args: Vec<&OsStr> = vec![OsStr::new("--find"), OsStr::new("--show")];
+            args.extend(extra.iter().map(OsStr::new));
+            args.push(backing.as_os_str());
+            let r = run_any("losetup", &args);
             if r.exit == Some(0) {
                 let dev = PathBuf::from(r.stdout.trim());
                 let name = dev
@@ -415,6 +421,36 @@ impl LoopDevice {
     /// `loopN` (the kernel name, as in `/sys/fs/ext4/loopN`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `/dev/loopNpM` of a device attached with [`LoopDevice::attach_partitioned`], once the
+    /// node exists (bounded wait, then panics). A kernel built without partition-table parsers
+    /// (no `CONFIG_MSDOS_PARTITION`/`CONFIG_EFI_PARTITION`, like this CI's) finds none on its
+    /// own: then `partx --add` reads the table in userspace and adds the partition with the
+    /// BLKPG ioctl, which gives the same sysfs layout and `/dev` node.
+    pub fn partition(&self, number: u32) -> PathBuf {
+        let node = PathBuf::from(format!("{}p{number}", self.dev.display()));
+        if !is_block_device(&node) {
+            run(
+                "partx",
+                &[
+                    OsStr::new("--add"),
+                    OsStr::new("--nr"),
+                    OsStr::new(&number.to_string()),
+                    self.dev.as_os_str(),
+                ],
+            );
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while !is_block_device(&node) {
+            assert!(
+                Instant::now() < end,
+                "{} did not appear within 5 s",
+                node.display()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        node
     }
 
     /// `major:minor` of the device.

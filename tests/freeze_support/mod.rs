@@ -89,6 +89,66 @@ impl TestFs {
     }
 }
 
+/// An ext4 on partition 1 of a GPT disk image made by this test, attached with
+/// `losetup --partscan` and mounted from `/dev/loopNp1`. Fields drop in order: thaw, unmount,
+/// detach.
+pub struct PartitionedTestFs {
+    _thaw: ThawOnDrop,
+    mount: Mount,
+    pub dev: LoopDevice,
+    pub partition: PathBuf,
+    pub image: PathBuf,
+}
+
+impl PartitionedTestFs {
+    /// A sparse `size`-byte `NAME.img` in `image_dir` with one Linux partition (sfdisk), mounted
+    /// at `dir/NAME`.
+    pub fn in_dir(image_dir: &Path, dir: &TestDir, name: &str, size: u64) -> Self {
+        let image = image_dir.join(format!("{name}.img"));
+        fs::File::create(&image)
+            .and_then(|f| f.set_len(size))
+            .expect("create disk image");
+        let mut sfdisk = Command::new("sfdisk")
+            .arg("-q")
+            .arg(&image)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sfdisk (apt-get install -y fdisk)");
+        std::io::Write::write_all(
+            &mut sfdisk.stdin.take().expect("sfdisk stdin"),
+            b"label: gpt\nstart=2048, type=linux\n",
+        )
+        .expect("feed sfdisk");
+        let out = sfdisk.wait_with_output().expect("sfdisk");
+        assert!(
+            out.status.success(),
+            "sfdisk failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dev = LoopDevice::attach_partitioned(&image);
+        let partition = dev.partition(1);
+        run(
+            "mkfs.ext4",
+            &[OsStr::new("-q"), OsStr::new("-F"), partition.as_os_str()],
+        );
+        let mp = dir.mkdir(name);
+        let mount = Mount::new(&partition, &mp, None);
+        PartitionedTestFs {
+            _thaw: ThawOnDrop(mp),
+            mount,
+            dev,
+            partition,
+            image,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.mount.dir()
+    }
+}
+
 /// A tmpfs we mounted; unmounted on drop (plain umount, never lazy).
 pub struct Tmpfs(PathBuf);
 
