@@ -1,10 +1,13 @@
 //! Helpers shared by the freeze test binaries (`tests/freeze_*.rs`): test filesystems on our own
 //! loop devices that are always thawed before they are unmounted, the "accepts a write within a
-//! second" check, background snapguard runs, and JSON Schema validation.
+//! second" check, background snapguard runs, JSON Schema validation, and (`private_root`) a
+//! private mount namespace whose `/` is a test filesystem, for runs of the default set.
 #![allow(
     dead_code,
     reason = "each freeze test binary uses a different subset of these helpers"
 )]
+
+pub mod private_root;
 
 use crate::common::{Freeze, LoopDevice, Mount, TestDir, note, run, run_any};
 use serde_json::Value;
