@@ -299,6 +299,57 @@ fn trusted_walk_edge_cases() {
     assert_eq!(run.path, "/x/10-tool");
 }
 
+/// A thread renaming hard links of `sources` (in turn) over `target` as fast as it can,
+/// through `tmp` in the same filesystem. Stopped and joined on drop too (a failing test must
+/// not leave it writing while its directories are removed).
+struct Swapper {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Swapper {
+    fn start(sources: &[&Path], target: &Path, tmp: &Path) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sources: Vec<PathBuf> = sources.iter().map(|p| p.to_path_buf()).collect();
+        let (target, tmp) = (target.to_path_buf(), tmp.to_path_buf());
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                for src in &sources {
+                    let _ = std::fs::remove_file(&tmp);
+                    if std::fs::hard_link(src, &tmp).is_ok()
+                        && std::fs::rename(&tmp, &target).is_ok()
+                    {
+                        swaps += 1;
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&tmp);
+            swaps
+        });
+        Swapper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop; the number of swaps done.
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().unwrap_or(0))
+    }
+}
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Hooks swapped by rename between snapguard's check and the exec: what runs is always what
 /// was checked. A background thread renames two hard links over `10-x` as fast as it can: A
 /// (root's, 0755) and B (0777, refused if seen). Every run must run A or be refused; B never
@@ -329,31 +380,7 @@ fn a_hook_swapped_after_the_check_never_runs() {
     let target = hooks.join("10-x");
     std::fs::hard_link(&a, &target).unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let (stop, a, b, target, tmp) = (
-            Arc::clone(&stop),
-            a.clone(),
-            b.clone(),
-            target.clone(),
-            side.join("next"),
-        );
-        std::thread::spawn(move || {
-            let mut swaps = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                for src in [&b, &a] {
-                    let _ = std::fs::remove_file(&tmp);
-                    if std::fs::hard_link(src, &tmp).is_ok()
-                        && std::fs::rename(&tmp, &target).is_ok()
-                    {
-                        swaps += 1;
-                    }
-                }
-            }
-            swaps
-        })
-    };
-
+    let swapper = Swapper::start(&[&b, &a], &target, &side.join("next"));
     let (mut ran, mut refused) = (0, 0);
     for i in 0..50 {
         let out = run_snapguard(
@@ -396,8 +423,7 @@ fn a_hook_swapped_after_the_check_never_runs() {
             "run {i}: the swapped-in hook ran:\n{seen}"
         );
     }
-    stop.store(true, Ordering::Relaxed);
-    let swaps = swapper.join().unwrap();
+    let swaps = swapper.stop();
     let seen = lines(&log);
     assert_eq!(
         seen.iter().filter(|l| *l == "A freeze").count(),

@@ -41,7 +41,8 @@ Exit status (CMD's own status is passed through, as timeout(1) and env(1) do):
   128+N  snapguard got signal N (SIGTERM, SIGINT, SIGHUP): thawed at once, CMD got it too
 Usage errors found by the argument parser exit 3, as for every snapguard command.";
 
-const HELP: &str = "\
+/// `--help` text (also named on the `Command` variant, whose doc comment would replace it).
+pub const HELP: &str = "\
 Freeze mount points, run CMD while they are frozen (typically the snapshot trigger),
 and thaw them again, with a thaw that is guaranteed.
 
@@ -76,11 +77,13 @@ links included, and what they point to) must be owned by root and not writable b
 or others, and so must the hook; otherwise it is refused and nothing is frozen. The
 checked file is kept open and executed through that fd, so a file renamed over it after
 the check never runs (a script's $0 is therefore /proc/self/fd/N).
-A hook gets a fixed environment, nothing of snapguard's own: PATH=/usr/sbin:/usr/bin:
-/sbin:/bin, SNAPGUARD_PHASE (freeze or thaw) and SNAPGUARD_MOUNTS (mount points, one per
-line); stdin /dev/null, stdout and stderr to snapguard's stderr, cwd /, its own process
-group (killed after --hook-timeout). A failing freeze hook stops the run before anything
-is frozen.
+A hook gets a fixed environment, nothing of snapguard's own:
+  PATH=/usr/sbin:/usr/bin:/sbin:/bin
+  SNAPGUARD_PHASE=freeze or thaw
+  SNAPGUARD_MOUNTS=the mount points, one per line
+stdin /dev/null, stdout and stderr to snapguard's stderr, cwd /, its own process group
+(killed after --hook-timeout). A failing freeze hook stops the run before anything is
+frozen.
 
 CMD and hooks start with an empty signal mask and default signal dispositions, whatever
 snapguard itself blocks or ignores.
@@ -342,6 +345,40 @@ mod tests {
             std::env::current_dir().unwrap().join("conf.d")
         );
         assert!(relative.explicit);
+    }
+
+    #[test]
+    fn long_help_documents_hooks() {
+        use clap::CommandFactory as _;
+        let mut cli = crate::cli::Cli::command();
+        for (name, text) in [
+            ("freeze", HELP),
+            ("freeze-test", crate::cli::freeze_test::HELP),
+            ("thaw", crate::cli::thaw::HELP),
+        ] {
+            let help = cli
+                .find_subcommand_mut(name)
+                .expect("subcommand")
+                .render_long_help()
+                .to_string();
+            let first = text.lines().next().unwrap();
+            assert!(
+                help.contains(first),
+                "{name} --help lacks its text:\n{help}"
+            );
+        }
+        let help = cli
+            .find_subcommand_mut("freeze")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for needle in [
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            "executed through that fd",
+            "empty signal mask",
+        ] {
+            assert!(help.contains(needle), "{needle}");
+        }
     }
 
     #[test]

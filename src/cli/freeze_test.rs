@@ -12,7 +12,8 @@ use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const HELP: &str = "\
+/// `--help` text (also named on the `Command` variant, whose doc comment would replace it).
+pub const HELP: &str = "\
 Can every mount point be frozen for a file-system-consistent snapshot? (Azure's
 \"failed to freeze one or more mount points\" is the most common Linux backup failure.)
 

@@ -63,11 +63,14 @@ pub enum Command {
     Scan(scan::ScanArgs),
     // ---- freeze (issue #4) ----
     /// Can every mount point be frozen? Static verdicts, then a real freeze and thaw of each.
-    #[command(name = "freeze-test")]
+    #[command(name = "freeze-test", long_about = freeze_test::HELP,
+              after_long_help = freeze::FREEZE_TEST_EXIT_HELP)]
     FreezeTest(freeze_test::FreezeTestArgs),
     /// Freeze mount points, run CMD, thaw: a guardian guarantees the thaw.
+    #[command(long_about = freeze::HELP, after_long_help = freeze::FREEZE_EXIT_HELP)]
     Freeze(freeze::FreezeArgs),
     /// Rescue: thaw what a dead snapguard run froze (--force: any frozen mount named).
+    #[command(long_about = thaw::HELP, after_long_help = freeze::FREEZE_TEST_EXIT_HELP)]
     Thaw(thaw::ThawArgs),
     /// Internal: the guardian process of a freeze.
     #[command(name = "__guardian", hide = true)]

@@ -8,7 +8,8 @@ use crate::sys::process::euid;
 use clap::Args;
 use std::path::PathBuf;
 
-const HELP: &str = "\
+/// `--help` text (also named on the `Command` variant, whose doc comment would replace it).
+pub const HELP: &str = "\
 Rescue: thaw what a snapguard freeze left frozen. Normally nothing is: the guardian
 thaws on the deadline, on snapguard's death and on signals. This is for the case where
 both processes died (e.g. both SIGKILLed, or the OOM killer).

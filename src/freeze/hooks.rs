@@ -276,4 +276,59 @@ mod tests {
         }
         assert!(!ignored("10-mysql"));
     }
+
+    #[test]
+    fn a_missing_directory_is_no_hooks_only_by_default() {
+        let path = PathBuf::from("/nonexistent-snapguard/hooks.d");
+        let default = HooksDir {
+            path: path.clone(),
+            explicit: false,
+        };
+        assert!(discover(&default).expect("no hooks").is_empty());
+        let named = HooksDir {
+            path,
+            explicit: true,
+        };
+        let refusals = discover(&named).expect_err("refused");
+        assert_eq!(refusals[0].result, "refused");
+        assert_eq!(
+            refusals[0].detail.as_deref(),
+            Some(
+                "the hook directory '/nonexistent-snapguard/hooks.d' does not exist \
+                 ('/nonexistent-snapguard' does not exist); it was given with --hooks-dir or \
+                 [freeze] hooks_dir, so it must"
+            )
+        );
+    }
+
+    #[test]
+    fn a_world_writable_directory_is_refused() {
+        let tmp = HooksDir {
+            path: PathBuf::from("/tmp"),
+            explicit: true,
+        };
+        let refusals = discover(&tmp).expect_err("refused");
+        let detail = refusals[0].detail.as_deref().unwrap_or_default();
+        assert!(
+            detail.starts_with("hook directory refused: '/tmp' is writable"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_hook_rebuilt_from_an_inherited_fd_runs_through_it() {
+        use std::os::fd::IntoRawFd;
+        let file = TrustedFile::open(Path::new("/bin/true")).expect("/bin/true is trusted");
+        let raw = file
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("dup")
+            .into_raw_fd();
+        let hook = Hook::from_inherited_fd(raw, PathBuf::from("/etc/x/10-true")).expect("adopt");
+        let null = std::fs::File::create(DEV_NULL).expect("/dev/null");
+        let run = run_to(&hook, "thaw", &[], Duration::from_secs(10), null.as_fd());
+        assert_eq!(run.result, "ok", "{:?}", run.detail);
+        assert_eq!(run.path, "/etc/x/10-true");
+        assert!(Hook::from_inherited_fd(raw + 100_000, PathBuf::from("/x")).is_err());
+    }
 }
