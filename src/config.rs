@@ -45,6 +45,9 @@ pub struct FreezeConfig {
     /// Read `MountsToSkip` from `/etc/azure/vmbackup.conf` (default true).
     #[serde(default)]
     pub azure_mounts_to_skip: Option<bool>,
+    /// Expedite RCU grace periods around each FIFREEZE (default true).
+    #[serde(default)]
+    pub expedite_rcu: Option<bool>,
 }
 
 /// `[scan]`: what a scan without TARGET leaves out.

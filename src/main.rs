@@ -5,6 +5,7 @@
 use clap::Parser;
 use snapguard::cli::{self, Cli};
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 /// UNKNOWN: could not run (bad usage, unreadable configuration, no mount table).
@@ -25,8 +26,16 @@ fn main() -> ExitCode {
     init_logging(&cli);
     match cli::run(&cli) {
         Ok(outcome) => {
-            for problem in &outcome.problems {
-                eprintln!("snapguard: {problem}");
+            // After a failed thaw, stdout or stderr may lead into a filesystem that is still
+            // frozen: one write there and snapguard never exits. The exit code still tells.
+            use snapguard::freeze::logbuf::may_block;
+            if !may_block(io::stderr().as_fd()) {
+                for problem in &outcome.problems {
+                    eprintln!("snapguard: {problem}");
+                }
+            }
+            if may_block(io::stdout().as_fd()) {
+                return ExitCode::from(outcome.exit_code);
             }
             // Stdout is line-buffered; one report is thousands of lines, so batch them.
             let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());

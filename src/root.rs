@@ -17,6 +17,8 @@ pub const SYS_DEV_BLOCK: &str = "sys/dev/block";
 pub const DEV_DIR: &str = "/dev";
 /// Default configuration file.
 pub const DEFAULT_CONFIG: &str = "etc/snapguard/snapguard.toml";
+/// While 1, RCU grace periods are expedited (FIFREEZE waits for three of them).
+pub const SYS_RCU_EXPEDITED: &str = "sys/kernel/rcu_expedited";
 /// Block devices by kernel name (`loopN/loop/backing_file`, `dm-0/slaves/`); whole disks only.
 pub const SYS_BLOCK: &str = "sys/block";
 /// Every block device by kernel name, partitions (`loop0p1`) included: how dm/md `slaves/`

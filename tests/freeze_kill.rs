@@ -197,21 +197,36 @@ fn thaw_rescues_when_controller_and_guardian_are_both_killed() {
         serde_json::from_str(&std::fs::read_to_string(&record).expect("record exists"))
             .expect("record json");
     assert_eq!(rec["mounts"][0]["state"], "frozen", "{rec:#}");
-    let guardian = rec["guardian_pid"].as_i64().expect("guardian pid") as i32;
+    let guardian = rec["guardian"]["pid"].as_i64().expect("guardian pid") as i32;
     sigkill(guardian);
     sigkill(ctl as i32);
     assert!(bg.wait(Duration::from_secs(5)).is_none());
     let (blocked, mut w) = write_blocks(fs.dir(), Duration::from_millis(200));
     assert!(blocked, "nobody should have thawed yet");
 
-    // A thaw of some other mount point leaves ours alone.
-    let other = dir.mkdir("other");
+    // A thaw of some other mount point leaves ours alone; a plain directory is bad usage.
+    let other = TestFs::new(&dir, "other", "ext4", 32 * MIB);
     let out = common::run_snapguard(
-        [OsStr::new("thaw"), OsStr::new("--json"), other.as_os_str()],
+        [
+            OsStr::new("thaw"),
+            OsStr::new("--json"),
+            other.dir().as_os_str(),
+        ],
         Duration::from_secs(30),
     );
     assert_eq!(out.exit, 1, "not ours, no --force → skipped");
     assert_schema("thaw", &out.json());
+    let plain = dir.mkdir("plain");
+    let out = common::run_snapguard(
+        [OsStr::new("thaw"), OsStr::new("--force"), plain.as_os_str()],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        out.exit, 3,
+        "not a mount point → usage error\n{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("not a mount point"), "{}", out.stderr);
 
     let out = common::run_snapguard(
         [

@@ -3,17 +3,18 @@
 
 use super::{Cli, Outcome};
 use crate::config::Config;
-use crate::freeze::engine::{self, FreezeRun, Options, exit};
 use crate::freeze::hooks::HooksDir;
+use crate::freeze::outcome::exit;
+use crate::freeze::presync;
+use crate::freeze::session::{self, FreezeRun, Options};
 use crate::freeze::{guardian, skip::SkipRules};
 use crate::mount::MountTable;
 use crate::report;
 use crate::root::{HOOKS_DIR, MOUNTINFO, SysRoot};
-use crate::sys::process::{BlockedSignals, euid};
+use crate::sys::process::{SignalWatch, euid};
 use anyhow::Context as _;
 use clap::Args;
 use clap::builder::{OsStringValueParser, TypedValueParser as _};
-use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -111,23 +112,94 @@ pub fn load_table(root: &SysRoot) -> anyhow::Result<MountTable> {
     MountTable::from_mountinfo(&bytes).with_context(|| format!("invalid '{}'", path.display()))
 }
 
-/// Options from the command line, then the configuration, then the defaults.
+/// The accepted range of each duration option: a deadline of 0 (or of days) is a mistake, not
+/// a choice.
+pub mod limits {
+    use std::time::Duration;
+    /// `--timeout`: the guardian's deadline.
+    pub const TIMEOUT: (Duration, Duration) =
+        (Duration::from_millis(100), Duration::from_secs(3600));
+    /// `--sync-timeout` (0: no pre-freeze sync).
+    pub const SYNC_TIMEOUT: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
+    /// `--hook-timeout`.
+    pub const HOOK_TIMEOUT: (Duration, Duration) =
+        (Duration::from_millis(100), Duration::from_secs(3600));
+    /// `--kill-after` (0: SIGKILL right after SIGTERM).
+    pub const KILL_AFTER: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
+}
+
+/// `d` within `range`, or a one-line reason.
+fn within(d: Duration, (min, max): (Duration, Duration)) -> Result<Duration, String> {
+    if d < min || d > max {
+        return Err(format!(
+            "{} is out of range: between {} and {}",
+            humantime::format_duration(d),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// `--timeout`.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    within(parse_duration(s)?, limits::TIMEOUT)
+}
+
+/// `--sync-timeout`.
+pub fn parse_sync_timeout(s: &str) -> Result<Duration, String> {
+    within(parse_duration(s)?, limits::SYNC_TIMEOUT)
+}
+
+/// `--hook-timeout`.
+pub fn parse_hook_timeout(s: &str) -> Result<Duration, String> {
+    within(parse_duration(s)?, limits::HOOK_TIMEOUT)
+}
+
+/// `--kill-after`.
+pub fn parse_kill_after(s: &str) -> Result<Duration, String> {
+    within(parse_duration(s)?, limits::KILL_AFTER)
+}
+
+/// Options from the command line, then the configuration (checked against the same limits),
+/// then the defaults.
 pub fn options(
     config: &Config,
     timeout: Option<Duration>,
     sync_timeout: Option<Duration>,
     hook_timeout: Option<Duration>,
-    hooks_dir: Option<HooksDir>,
+    hooks: Option<HooksDir>,
     kill_after: Duration,
-) -> Options {
+    no_expedite_rcu: bool,
+) -> anyhow::Result<Options> {
     let f = &config.freeze;
-    Options {
-        timeout: timeout.unwrap_or(Duration::from_secs(f.timeout.unwrap_or(60))),
-        sync_timeout: sync_timeout.unwrap_or(Duration::from_secs(f.sync_timeout.unwrap_or(30))),
-        hook_timeout: hook_timeout.unwrap_or(Duration::from_secs(f.hook_timeout.unwrap_or(30))),
-        hooks_dir,
+    let pick = |flag: Option<Duration>, key: &str, configured: Option<u64>, default: u64, range| {
+        match flag {
+            Some(d) => Ok(d),
+            None => within(Duration::from_secs(configured.unwrap_or(default)), range)
+                .map_err(|e| anyhow::anyhow!("[freeze] {key} in the configuration: {e}")),
+        }
+    };
+    Ok(Options {
+        timeout: pick(timeout, "timeout", f.timeout, 60, limits::TIMEOUT)?,
+        sync_timeout: pick(
+            sync_timeout,
+            "sync_timeout",
+            f.sync_timeout,
+            30,
+            limits::SYNC_TIMEOUT,
+        )?,
+        hook_timeout: pick(
+            hook_timeout,
+            "hook_timeout",
+            f.hook_timeout,
+            30,
+            limits::HOOK_TIMEOUT,
+        )?,
+        hooks,
         kill_after,
-    }
+        expedite_rcu: !no_expedite_rcu && f.expedite_rcu.unwrap_or(true),
+    })
 }
 
 /// The hook directory of a run: none with `--no-hooks`; `--hooks-dir` (made absolute by the
@@ -160,13 +232,15 @@ fn choose_hooks_dir(
 pub struct FreezeArgs {
     /// Self-thaw deadline from the first FIFREEZE (e.g. 30s) [default: 60s, or [freeze]
     /// timeout].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
-    /// Bound on the syncfs before each freeze [default: 30s, or [freeze] sync_timeout].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Time budget of the pre-freeze sync of each mount; 0 skips it (the kernel's sync inside
+    /// FIFREEZE then does all the flushing, as with fsfreeze) [default: 30s, or [freeze]
+    /// sync_timeout].
+    #[arg(long, value_name = "DURATION", value_parser = parse_sync_timeout)]
     pub sync_timeout: Option<Duration>,
     /// Timeout of each hook [default: 30s, or [freeze] hook_timeout].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_hook_timeout)]
     pub hook_timeout: Option<Duration>,
     /// Hook directory, which must exist (a relative one is taken from the current directory)
     /// [default: [freeze] hooks_dir, or /etc/snapguard/hooks.d if it exists].
@@ -177,8 +251,12 @@ pub struct FreezeArgs {
     #[arg(long)]
     pub no_hooks: bool,
     /// After the deadline or a signal, CMD gets SIGTERM, then SIGKILL after this long.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_kill_after, default_value = "5s")]
     pub kill_after: Duration,
+    /// Do not expedite RCU grace periods around FIFREEZE (see the help text) [default: expedite,
+    /// or [freeze] expedite_rcu].
+    #[arg(long)]
+    pub no_expedite_rcu: bool,
     /// Mount points to freeze [default: every local block-backed filesystem].
     #[arg(value_name = "MOUNT")]
     pub mounts: Vec<PathBuf>,
@@ -188,7 +266,7 @@ pub struct FreezeArgs {
 }
 
 /// A failure before anything was frozen: no report, exit 125.
-fn cannot_run(e: anyhow::Error) -> Outcome {
+pub fn cannot_run(e: anyhow::Error) -> Outcome {
     Outcome {
         render: Box::new(|_| Ok(())),
         problems: vec![format!("{e:#}")],
@@ -204,6 +282,30 @@ pub fn run(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outc
     }
 }
 
+/// One line for stderr when a run did not complete (cron sends stdout to /dev/null).
+fn problem_line(report: &report::FreezeReport) -> Option<String> {
+    if report.outcome == report::FreezeOutcome::Completed {
+        return None;
+    }
+    let outcome = serde_json::to_value(report.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let why = report
+        .mounts
+        .iter()
+        .find(|m| {
+            m.verdict == report::Verdict::Failed || m.verdict == report::Verdict::AlreadyFrozen
+        })
+        .map(|m| format!("{}: {}", m.mountpoint, m.reason))
+        .or_else(|| report.messages.first().cloned())
+        .unwrap_or_default();
+    Some(format!(
+        "freeze {outcome} (exit {}): {why}",
+        report.exit_code
+    ))
+}
+
 fn run_inner(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outcome> {
     let root = cli.sys_root();
     if !root.is_host() {
@@ -212,15 +314,10 @@ fn run_inner(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Ou
     if euid() != 0 {
         anyhow::bail!("freeze needs root (CAP_SYS_ADMIN)");
     }
-    // Blocked before any thread or child exists; waited for synchronously while frozen.
-    let signals = BlockedSignals::block(&[
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGCHLD,
-    ])?;
+    // Blocked before any thread or child exists; taken through a signalfd while frozen.
+    let signals = SignalWatch::new().context("cannot block signals")?;
     let table = load_table(&root)?;
-    let (targets, order) = engine::prepare(&table, &args.mounts, false, &root)?;
+    let (targets, order) = crate::freeze::prepare(&table, &args.mounts, false, &root)?;
     let skip = SkipRules::load(&config.freeze, &root)?;
     let hooks_dir = choose_hooks_dir(
         args.no_hooks,
@@ -236,9 +333,10 @@ fn run_inner(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Ou
         args.hook_timeout,
         hooks_dir,
         args.kill_after,
-    );
+        args.no_expedite_rcu,
+    )?;
     let format = cli.output_format();
-    let report = engine::freeze(&FreezeRun {
+    let report = session::freeze(&FreezeRun {
         targets: &targets,
         order: &order,
         table: &table,
@@ -251,49 +349,42 @@ fn run_inner(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Ou
     });
     drop(signals);
     let exit_code = report.exit_code;
+    let problems: Vec<String> = problem_line(&report).into_iter().collect();
     Ok(Outcome {
         render: Box::new(move |out| report::write_freeze(&report, format, out)),
-        problems: Vec::new(),
+        problems,
         exit_code,
     })
 }
 
-/// Hidden: `snapguard __guardian [--record FILE] -- PATH DEV:INO...` (started by the engine).
+/// Hidden: `snapguard __guardian` (started by `freeze` and `freeze-test`; its instructions
+/// come on stdin).
 #[derive(Debug, Args)]
-pub struct GuardianArgs {
-    /// The run's record, removed after a thaw caused by the controller's death or a signal.
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-    /// PATH DEV:INO pairs.
-    #[arg(last = true)]
-    pub mounts: Vec<OsString>,
-}
+pub struct GuardianArgs {}
 
 /// Run the guardian.
-pub fn run_guardian(args: &GuardianArgs) -> Outcome {
-    let code = match guardian::parse_mount_args(&args.mounts) {
-        Some(mounts) => guardian::serve(args.record.as_deref(), &mounts),
-        None => 3,
-    };
+pub fn run_guardian(_args: &GuardianArgs) -> Outcome {
     Outcome {
         render: Box::new(|_| Ok(())),
         problems: Vec::new(),
-        exit_code: code,
+        exit_code: guardian::serve::serve(),
     }
 }
 
-/// Hidden: `snapguard __syncfs PATH` (a bounded syncfs, started by the engine).
+/// Hidden: `snapguard __syncfs PATH BUDGET_MS` (the converging pre-freeze sync).
 #[derive(Debug, Args)]
 pub struct SyncfsArgs {
     pub path: PathBuf,
+    pub budget_ms: u64,
 }
 
-/// Run the syncfs helper.
+/// Run the pre-freeze sync helper.
 pub fn run_syncfs(args: &SyncfsArgs) -> Outcome {
+    let (code, line) = presync::helper(&args.path, Duration::from_millis(args.budget_ms));
     Outcome {
-        render: Box::new(|_| Ok(())),
+        render: Box::new(move |out| out.write_all(line.as_bytes())),
         problems: Vec::new(),
-        exit_code: engine::syncfs_helper(&args.path),
+        exit_code: code,
     }
 }
 

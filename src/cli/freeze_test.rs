@@ -1,14 +1,16 @@
 //! `snapguard freeze-test`: arguments and glue to [`crate::freeze`].
 
-use super::freeze::{FREEZE_TEST_EXIT_HELP, load_table, options, parse_duration};
+use super::freeze::{
+    FREEZE_TEST_EXIT_HELP, load_table, options, parse_sync_timeout, parse_timeout,
+};
 use super::{Cli, Outcome};
 use crate::config::Config;
-use crate::freeze::{engine, skip::SkipRules};
+use crate::freeze::skip::SkipRules;
+use crate::freeze::test_run::{self, TestRun};
 use crate::report;
-use crate::sys::process::{BlockedSignals, euid};
-use anyhow::bail;
+use crate::sys::process::{SignalWatch, euid};
+use anyhow::{Context as _, bail};
 use clap::Args;
-use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,11 +57,16 @@ pub struct FreezeTestArgs {
     pub probe_only: bool,
     /// The guardian thaws a test freeze after this long (e.g. 10s, 500ms) [default: 60s,
     /// or [freeze] timeout].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
-    /// Bound on the syncfs before each freeze [default: 30s, or [freeze] sync_timeout].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Time budget of the pre-freeze sync of each mount; 0 skips it [default: 30s, or [freeze]
+    /// sync_timeout].
+    #[arg(long, value_name = "DURATION", value_parser = parse_sync_timeout)]
     pub sync_timeout: Option<Duration>,
+    /// Do not expedite RCU grace periods around FIFREEZE [default: expedite, or [freeze]
+    /// expedite_rcu].
+    #[arg(long)]
+    pub no_expedite_rcu: bool,
     /// Mount points to test [default: every local block-backed filesystem].
     #[arg(value_name = "MOUNT")]
     pub mounts: Vec<PathBuf>,
@@ -81,18 +88,15 @@ pub fn run(args: &FreezeTestArgs, cli: &Cli, config: &Config) -> anyhow::Result<
             );
         }
     }
-    // Signals wait until the current test freeze is thawed (the guardian covers SIGKILL).
+    // Taken through a signalfd: a signal thaws the current test freeze at once and stops the
+    // test (the guardian covers SIGKILL).
     let signals = if args.probe_only {
         None
     } else {
-        Some(BlockedSignals::block(&[
-            Signal::SIGTERM,
-            Signal::SIGINT,
-            Signal::SIGHUP,
-        ])?)
+        Some(SignalWatch::new().context("cannot block signals")?)
     };
     let table = load_table(&root)?;
-    let (targets, order) = engine::prepare(&table, &args.mounts, args.all, &root)?;
+    let (targets, order) = crate::freeze::prepare(&table, &args.mounts, args.all, &root)?;
     let skip = SkipRules::load(&config.freeze, &root)?;
     let opts = options(
         config,
@@ -101,17 +105,21 @@ pub fn run(args: &FreezeTestArgs, cli: &Cli, config: &Config) -> anyhow::Result<
         None,
         None,
         Duration::ZERO,
-    );
-    let report = engine::freeze_test(
-        &targets,
-        &order,
-        &skip,
-        args.probe_only,
-        &opts,
-        signals.as_ref(),
+        args.no_expedite_rcu,
     )?;
+    let report = test_run::freeze_test(&TestRun {
+        targets: &targets,
+        order: &order,
+        table: &table,
+        skip: &skip,
+        opts: &opts,
+        root: &root,
+        signals: signals.as_ref(),
+    })?;
+    let interrupted = signals.as_ref().and_then(|s| s.take());
     drop(signals);
     let exit_code = report.summary.worst().exit_code();
+    let _ = interrupted;
     let format = cli.output_format();
     Ok(Outcome {
         render: Box::new(move |out| report::write_freeze_test(&report, format, out)),

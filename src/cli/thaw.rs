@@ -3,7 +3,7 @@
 use super::freeze::FREEZE_TEST_EXIT_HELP;
 use super::{Cli, Outcome};
 use crate::freeze::rescue;
-use crate::report;
+use crate::report::{self, ThawReport};
 use crate::sys::process::euid;
 use clap::Args;
 use std::path::PathBuf;
@@ -14,13 +14,17 @@ Rescue: thaw what a snapguard freeze left frozen. Normally nothing is: the guard
 thaws on the deadline, on snapguard's death and on signals. This is for the case where
 both processes died (e.g. both SIGKILLed, or the OOM killer).
 
-Without --force, only mount points recorded as frozen by a snapguard run
-(/run/snapguard/freeze-PID.json) whose controller and guardian are both gone are thawed,
-and only if each is still the same filesystem (st_dev and inode of its root). A freeze by
-another tool (fsfreeze, a backup agent) is never touched.
+Without --force, only mount points the guardian of a snapguard run recorded as frozen
+(/run/snapguard/freeze-PID.json) are thawed, once that run's controller and guardian are
+both gone (recognised by pid and start time), and only through a directory proven to be
+the very mount that was frozen (its mount id and device). A freeze by another tool
+(fsfreeze, a backup agent; FIFREEZE said EBUSY) is never touched. An entry whose guardian
+died inside FIFREEZE is reported as maybe frozen and left alone: that FIFREEZE may have
+failed because someone else had frozen the filesystem.
 
-With --force: the records' mounts are thawed even while their run is alive, and every
-MOUNT named is thawed even without a record, whoever froze it. Emergency alternative
+With --force: the records' mounts are thawed even while their run is alive, maybe
+frozen entries too, and every MOUNT named is thawed even without a record, whoever froze
+it. MOUNT must be a mount point (exit 3 otherwise). Emergency alternative
 when nothing else works: `echo j > /proc/sysrq-trigger` thaws every frozen filesystem.
 
 Needs root (CAP_SYS_ADMIN).
@@ -47,7 +51,9 @@ pub fn run(args: &ThawArgs, cli: &Cli) -> anyhow::Result<Outcome> {
     if euid() != 0 {
         anyhow::bail!("thaw needs root (CAP_SYS_ADMIN)");
     }
-    let report = rescue::thaw(&cli.sys_root(), &args.mounts, args.force)?;
+    let root = cli.sys_root();
+    let table = super::freeze::load_table(&root)?;
+    let report = ThawReport::new(rescue::thaw(&root, &table, &args.mounts, args.force)?);
     let exit_code = report.summary.worst().exit_code();
     let format = cli.output_format();
     Ok(Outcome {

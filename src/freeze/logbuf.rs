@@ -4,10 +4,13 @@
 //! Either destination may live on a filesystem being frozen (a log file in `/var/log` while `/`
 //! is frozen, stderr redirected into the mount under test): one write there would block the
 //! controller in D state until the guardian's deadline. So the freeze engine calls [`hold`]
-//! before the first FIFREEZE and [`release`] after the last FITHAW.
+//! before the first FIFREEZE and [`release_avoiding`] after the last FITHAW. When a thaw failed
+//! (a filesystem may still be frozen), output that could lead there is never written: the held
+//! log stays in memory, and `main` asks [`may_block`] before it prints anything.
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Upper bound of what is kept while held; beyond it lines are counted and dropped (a frozen
@@ -24,6 +27,9 @@ struct Inner {
     holding: bool,
     buffer: Vec<u8>,
     dropped: usize,
+    /// Superblocks that may still be frozen after a failed thaw, and the mount table to tell
+    /// where an fd leads.
+    still_frozen: Option<(Vec<(u32, u32)>, crate::mount::MountTable)>,
 }
 
 /// The process-wide sink.
@@ -39,6 +45,7 @@ fn sink() -> &'static LogSink {
             holding: false,
             buffer: Vec::new(),
             dropped: 0,
+            still_frozen: None,
         }),
     })
 }
@@ -71,6 +78,36 @@ pub fn release() {
     if dropped > 0 {
         let note = format!("snapguard: {dropped} log bytes dropped while frozen (buffer full)\n");
         let _ = write_to(&mut inner.destination, note.as_bytes());
+    }
+}
+
+/// After the last thaw: write out what was held, unless a filesystem that may still be frozen
+/// (`still`, after a failed thaw) could be where it goes; then keep holding it, and remember
+/// `still` for [`may_block`].
+pub fn release_avoiding(still: &[(u32, u32)], table: &crate::mount::MountTable) {
+    if still.is_empty() {
+        release();
+        return;
+    }
+    let blocked = {
+        let mut inner = lock();
+        inner.still_frozen = Some((still.to_vec(), table.clone()));
+        match &inner.destination {
+            Destination::Stderr => super::output::may_block(io::stderr().as_fd(), still, table),
+            Destination::File(f) => super::output::may_block(f.as_fd(), still, table),
+        }
+    };
+    if !blocked {
+        release();
+    }
+}
+
+/// Whether writing to `fd` could block on a filesystem that may still be frozen (only ever true
+/// after a failed thaw).
+pub fn may_block(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    match &lock().still_frozen {
+        Some((still, table)) => super::output::may_block(fd, still, table),
+        None => false,
     }
 }
 

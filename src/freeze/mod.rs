@@ -9,22 +9,34 @@
 //! * [`plan`]: loop-device backing files and the freeze order (inner before the filesystem
 //!   holding its image, the superblock of `/` last), from [`stack`] (the loop devices under a
 //!   block device, through partitions and dm/md) and [`holder`] (which mount holds an image);
-//! * [`guardian`]: the separate process that thaws on deadline, controller death or signal;
-//! * [`engine`]: bounded syncfs, FIFREEZE, FITHAW and their timings;
+//! * [`access`]: each superblock opened through a mount proven to be the one mountinfo lists;
+//! * [`guardian`]: the separate process that issues every FIFREEZE and FITHAW and thaws on the
+//!   deadline, the controller's death or a signal; [`control`]: the controller's side of it;
+//! * [`presync`]: the bounded, converging syncfs before each FIFREEZE;
+//! * [`session`] (`freeze -- CMD`, with [`command`], [`output`] and [`outcome`]) and
+//!   [`test_run`] (`freeze-test`), both writing [`rows`];
 //! * [`hooks`], [`record`] (`/run/snapguard`), [`skip`], [`logbuf`] (no log writes while frozen);
 //! * [`rescue`]: `snapguard thaw`.
 
-pub mod engine;
+pub mod access;
+pub mod command;
+pub mod control;
 pub mod guardian;
 pub mod holder;
 pub mod hooks;
 pub mod logbuf;
+pub mod outcome;
+pub mod output;
 pub mod plan;
+pub mod presync;
 pub mod probe;
 pub mod record;
 pub mod rescue;
+pub mod rows;
+pub mod session;
 pub mod skip;
 pub mod stack;
+pub mod test_run;
 
 use crate::mount::{MountTable, is_block_backed, is_pseudo_fstype};
 use anyhow::bail;
@@ -50,15 +62,17 @@ pub struct Target {
     /// For a loop-backed filesystem (directly, through a partition, or through dm/md): each
     /// image file under it and where that file lives. Empty when not loop-backed.
     pub backing: Vec<plan::Backing>,
+    /// Some mount of this superblock is `/` (whether or not it is listed here).
+    pub holds_root: bool,
 }
 
 impl Target {
-    /// Whether this superblock backs `/` (frozen last): `/` is its mount point or one of its
+    /// Whether this superblock backs `/` (frozen last): `/` is its mount point, one of its
     /// duplicates (btrfs with the top-level subvolume listed before `/`, a bind mount of the root
-    /// filesystem listed first).
+    /// filesystem listed first), or any other mount of it (`freeze /mnt/top` alone).
     pub fn is_root(&self) -> bool {
         let root = Path::new("/");
-        self.mountpoint == root || self.duplicates.iter().any(|d| d == root)
+        self.holds_root || self.mountpoint == root || self.duplicates.iter().any(|d| d == root)
     }
 
     /// The mount point first, then the duplicates.
@@ -68,10 +82,19 @@ impl Target {
     }
 }
 
+/// Whether some mount of `major:minor` is `/`.
+fn holds_root(table: &MountTable, major: u32, minor: u32) -> bool {
+    table
+        .by_devno(major, minor)
+        .any(|m| m.mount_point == Path::new("/"))
+}
+
 /// The targets of a run: the superblocks of the named mount points (each named mount point is
-/// listed; one named twice or sharing a superblock with an earlier one becomes a duplicate), or
-/// without names every local block-backed superblock (btrfs included), or with `all` every
-/// superblock. Default order: reverse mountinfo order (later, deeper mounts first).
+/// listed; one named twice or sharing a superblock with an earlier one becomes a duplicate;
+/// where several filesystems are mounted on the same path, every one of them is a target, the
+/// covered ones included), or without names every local block-backed superblock (btrfs
+/// included), or with `all` every superblock. Default order: reverse mountinfo order (later,
+/// deeper mounts first).
 pub fn select(table: &MountTable, named: &[PathBuf], all: bool) -> anyhow::Result<Vec<Target>> {
     let mut targets: Vec<Target> = Vec::new();
     if named.is_empty() {
@@ -90,6 +113,7 @@ pub fn select(table: &MountTable, named: &[PathBuf], all: bool) -> anyhow::Resul
                 read_only: m.super_is_read_only(),
                 duplicates: sb.others.iter().map(|o| o.mount_point.clone()).collect(),
                 backing: Vec::new(),
+                holds_root: holds_root(table, sb.major, sb.minor),
             });
         }
         return Ok(targets);
@@ -99,36 +123,59 @@ pub fn select(table: &MountTable, named: &[PathBuf], all: bool) -> anyhow::Resul
         let canonical = std::fs::canonicalize(name).map_err(|e| {
             anyhow::anyhow!("'{}': {}", name.display(), crate::sys::describe_io(&e))
         })?;
-        let Some(m) = table.by_mount_point(&canonical) else {
+        // Every filesystem mounted on this path, the covered ones first (mountinfo order).
+        let stacked: Vec<&crate::mount::MountInfo> = table
+            .entries()
+            .iter()
+            .filter(|m| m.mount_point == canonical)
+            .collect();
+        if stacked.is_empty() {
             bail!(
                 "'{}' is not a mount point (freeze works on whole filesystems: name the \
                  directory a filesystem is mounted on)",
                 name.display()
             );
-        };
-        match by_sb.get(&(m.major, m.minor)) {
-            Some(&i) => {
-                if targets[i].mountpoint != canonical && !targets[i].duplicates.contains(&canonical)
-                {
-                    targets[i].duplicates.push(canonical);
+        }
+        for m in stacked {
+            match by_sb.get(&(m.major, m.minor)) {
+                Some(&i) => {
+                    if targets[i].mountpoint != canonical
+                        && !targets[i].duplicates.contains(&canonical)
+                    {
+                        targets[i].duplicates.push(canonical.clone());
+                    }
                 }
-            }
-            None => {
-                by_sb.insert((m.major, m.minor), targets.len());
-                targets.push(Target {
-                    mountpoint: canonical,
-                    major: m.major,
-                    minor: m.minor,
-                    fstype: m.fs_type.clone(),
-                    source: m.source.as_ref().map(|s| s.to_string_lossy().into_owned()),
-                    read_only: m.super_is_read_only(),
-                    duplicates: Vec::new(),
-                    backing: Vec::new(),
-                });
+                None => {
+                    by_sb.insert((m.major, m.minor), targets.len());
+                    targets.push(Target {
+                        mountpoint: canonical.clone(),
+                        major: m.major,
+                        minor: m.minor,
+                        fstype: m.fs_type.clone(),
+                        source: m.source.as_ref().map(|s| s.to_string_lossy().into_owned()),
+                        read_only: m.super_is_read_only(),
+                        duplicates: Vec::new(),
+                        backing: Vec::new(),
+                        holds_root: holds_root(table, m.major, m.minor),
+                    });
+                }
             }
         }
     }
     Ok(targets)
+}
+
+/// Targets resolved, with backing files and the order to freeze in.
+pub fn prepare(
+    table: &MountTable,
+    named: &[PathBuf],
+    all: bool,
+    root: &crate::root::SysRoot,
+) -> anyhow::Result<(Vec<Target>, Vec<usize>)> {
+    let mut targets = select(table, named, all)?;
+    plan::resolve_backing(&mut targets, table, root);
+    let order = plan::freeze_order(&targets).map_err(anyhow::Error::msg)?;
+    Ok((targets, order))
 }
 
 /// Milliseconds of a duration, for reports.

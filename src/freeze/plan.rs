@@ -249,6 +249,7 @@ mod tests {
             source: None,
             read_only: false,
             duplicates: Vec::new(),
+            holds_root: false,
             backing: holders
                 .into_iter()
                 .enumerate()

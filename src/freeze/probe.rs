@@ -133,6 +133,7 @@ mod tests {
             read_only: ro,
             duplicates: Vec::new(),
             backing: Vec::new(),
+            holds_root: false,
         }
     }
 

@@ -1,55 +1,81 @@
 //! `snapguard thaw`: the rescue. Thaws what a snapguard run froze, from its record in
-//! `/run/snapguard/`, when that run's controller and guardian are both gone; with `--force`,
-//! also while they run, and any frozen mount point named (someone else's freeze included).
+//! `/run/snapguard/`, once that run's controller and guardian are both gone (each recognised by
+//! pid *and* start time, so a reused pid does not count as alive); with `--force`, also while
+//! they run, and any frozen mount point named (someone else's freeze included).
+//!
+//! Only entries the guardian recorded as `frozen` (or `thaw-failed`) are thawed by default. An
+//! entry recorded as `freezing` (the guardian died inside FIFREEZE, which may have succeeded or
+//! found someone else's freeze) or still `planned` in a record written while its own filesystem
+//! was frozen is unknown: it is thawed only with `--force`. An entry whose FIFREEZE said EBUSY
+//! is someone else's freeze and never thawed from the record. Every thaw goes through a
+//! directory proven to be the mount the record names (mount id and device).
 
-use super::record::{self, MountState, Record};
-use crate::report::{ThawEntry, ThawReport, ThawResult};
-use crate::root::SysRoot;
+use super::access::Expected;
+use super::record::{self, MountState, Record, RecordMount};
+use crate::mount::MountTable;
+use crate::report::{ThawEntry, ThawResult};
+use crate::root::{PROC, SysRoot};
 use crate::sys::freeze::{MountDir, errno_meaning, errno_name};
-use crate::sys::process::pid_alive;
+use anyhow::bail;
 use nix::errno::Errno;
 use std::path::{Path, PathBuf};
 
-fn thaw_path(
-    path: &Path,
-    expect: Option<(u64, u64)>,
-    force: bool,
-) -> (ThawResult, String, Option<Errno>) {
-    let dir = match MountDir::open(path) {
-        Ok(d) => d,
-        Err(e @ (Errno::ENOENT | Errno::ENOTDIR)) if expect.is_some() => {
-            return (
-                ThawResult::NotFrozen,
-                format!(
-                    "the mount point is gone ({}): nothing of it to thaw by path",
-                    errno_name(e)
-                ),
-                None,
-            );
-        }
-        Err(e) => {
-            return (
-                ThawResult::Failed,
-                format!(
-                    "cannot open: {} ({})",
-                    errno_name(e),
-                    errno_meaning(e, true)
-                ),
-                Some(e),
-            );
-        }
-    };
-    if let Some((dev, ino)) = expect {
-        if (dir.dev, dir.ino) != (dev, ino) && !force {
-            return (
-                ThawResult::Skipped,
-                "not the filesystem snapguard froze any more (remounted?); --force thaws it \
-                 anyway"
-                    .to_string(),
-                None,
-            );
+/// What a record entry says about its mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// This run froze it and did not thaw it (or its thaw failed).
+    Frozen,
+    /// This run may have frozen it; nobody can tell.
+    Unknown,
+    /// Nothing of this run is frozen there.
+    Nothing,
+}
+
+fn standing(m: &RecordMount, live: bool) -> Standing {
+    match m.state {
+        MountState::Frozen | MountState::ThawFailed => Standing::Frozen,
+        MountState::Freezing => Standing::Unknown,
+        MountState::Planned if !live => Standing::Unknown,
+        MountState::Planned | MountState::Busy | MountState::Failed | MountState::Thawed => {
+            Standing::Nothing
         }
     }
+}
+
+/// FITHAW through a directory proven to be `expected`'s mount: `path` first, else wherever
+/// that mount is listed now.
+fn thaw_proven(
+    path: &Path,
+    expected: &Expected,
+    table: &MountTable,
+) -> (ThawResult, String, Option<Errno>) {
+    let candidates = std::iter::once(path.to_path_buf()).chain(
+        table
+            .entries()
+            .iter()
+            .filter(|m| u64::from(m.mount_id) == expected.mount_id)
+            .map(|m| m.mount_point.clone()),
+    );
+    let mut why = Vec::new();
+    for p in candidates {
+        match MountDir::open(&p) {
+            Ok(dir) if expected.check(&dir).is_ok() => return fithaw(&dir),
+            Ok(_) => why.push(format!("'{}' is another filesystem now", p.display())),
+            Err(e) => why.push(format!("'{}': {}", p.display(), errno_name(e))),
+        }
+    }
+    (
+        ThawResult::Skipped,
+        format!(
+            "the mount snapguard froze is not reachable any more (unmounted or covered: {}); \
+             nothing of it is thawed by path",
+            why.join("; ")
+        ),
+        None,
+    )
+}
+
+fn fithaw(dir: &MountDir) -> (ThawResult, String, Option<Errno>) {
     match dir.thaw() {
         Ok(()) => (ThawResult::Thawed, "thawed".to_string(), None),
         Err(Errno::EINVAL) => (
@@ -65,13 +91,39 @@ fn thaw_path(
     }
 }
 
+/// The mount on top at a named path: it must exist and be a mount point (exit 3 otherwise, as
+/// in `freeze`).
+fn named_mount(table: &MountTable, name: &Path) -> anyhow::Result<(PathBuf, Expected)> {
+    let canonical = std::fs::canonicalize(name).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot thaw '{}': {}",
+            name.display(),
+            crate::sys::describe_io(&e)
+        )
+    })?;
+    let Some(m) = table.by_mount_point(&canonical) else {
+        bail!(
+            "'{}' is not a mount point (thaw works on whole filesystems: name the directory a \
+             filesystem is mounted on)",
+            name.display()
+        );
+    };
+    Ok((canonical, Expected::of(m)))
+}
+
 /// Thaw from the records (all of them, or the entries for `named`), then, with `force`, the
 /// named mount points no record mentions.
-pub fn thaw(root: &SysRoot, named: &[PathBuf], force: bool) -> anyhow::Result<ThawReport> {
-    let named: Vec<PathBuf> = named
+pub fn thaw(
+    root: &SysRoot,
+    table: &MountTable,
+    named: &[PathBuf],
+    force: bool,
+) -> anyhow::Result<Vec<ThawEntry>> {
+    let named: Vec<(PathBuf, Expected)> = named
         .iter()
-        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
-        .collect();
+        .map(|n| named_mount(table, n))
+        .collect::<anyhow::Result<_>>()?;
+    let proc_dir = root.path(PROC);
     let mut handled: Vec<PathBuf> = Vec::new();
     let mut entries = Vec::new();
     for path in record::list(root)? {
@@ -89,22 +141,31 @@ pub fn thaw(root: &SysRoot, named: &[PathBuf], force: bool) -> anyhow::Result<Th
                 continue;
             }
         };
-        let owner_alive = pid_alive(rec.controller_pid) || rec.guardian_pid.is_some_and(pid_alive);
-        let mut complete = true;
+        let owner_alive = rec.controller.is_alive(&proc_dir) || rec.guardian.is_alive(&proc_dir);
+        let mut left = false;
         for m in &rec.mounts {
-            if !named.is_empty() && !named.contains(&m.mountpoint) {
-                complete = false;
+            let is_named = named.is_empty()
+                || named
+                    .iter()
+                    .any(|(p, _)| *p == m.mountpoint || *p == m.access);
+            if !is_named {
+                left |= standing(m, rec.live) != Standing::Nothing;
                 continue;
             }
             handled.push(m.mountpoint.clone());
-            let maybe_frozen = match m.state {
-                MountState::Frozen => true,
-                MountState::Planned => !rec.live_updates,
-                MountState::Thawed => false,
-            };
-            if !maybe_frozen {
+            handled.push(m.access.clone());
+            let standing = standing(m, rec.live);
+            if standing == Standing::Nothing {
                 continue;
             }
+            let by = format!(
+                "{} by snapguard pid {}",
+                match standing {
+                    Standing::Frozen => "frozen",
+                    _ => "maybe frozen",
+                },
+                rec.controller.pid
+            );
             let mut entry = ThawEntry {
                 mountpoint: m.mountpoint.display().to_string(),
                 result: ThawResult::Skipped,
@@ -116,26 +177,32 @@ pub fn thaw(root: &SysRoot, named: &[PathBuf], force: bool) -> anyhow::Result<Th
                 entry.reason = format!(
                     "snapguard pid {} (guardian {}) is still running and thaws by its deadline; \
                      --force thaws now",
-                    rec.controller_pid,
-                    rec.guardian_pid.map_or("-".to_string(), |p| p.to_string())
+                    rec.controller.pid, rec.guardian.pid
                 );
-                complete = false;
+                left = true;
+            } else if standing == Standing::Unknown && !force {
+                entry.reason = format!(
+                    "{by}: its guardian died inside FIFREEZE (or the record could not be kept \
+                     while its own filesystem was frozen), so whether this run's freeze took \
+                     effect, or someone else's freeze made it fail, is unknown; if writes there \
+                     block and no other tool froze it: snapguard thaw --force {}",
+                    crate::scan::remedy::quote(&m.mountpoint.to_string_lossy())
+                );
+                left = true;
             } else {
-                let (result, reason, errno) = thaw_path(&m.mountpoint, Some((m.dev, m.ino)), force);
+                let (result, reason, errno) = thaw_proven(&m.access, &m.expected, table);
                 entry.result = result;
-                entry.reason = format!("{reason} (frozen by snapguard pid {})", rec.controller_pid);
+                entry.reason = format!("{reason} ({by})");
                 entry.errno = errno.map(|e| errno_name(e).to_string());
-                if matches!(result, ThawResult::Failed | ThawResult::Skipped) {
-                    complete = false;
-                }
+                left |= matches!(result, ThawResult::Failed);
             }
             entries.push(entry);
         }
-        if complete && !owner_alive {
+        if !left && !owner_alive {
             record::remove(&path);
         }
     }
-    for p in &named {
+    for (p, expected) in &named {
         if handled.contains(p) {
             continue;
         }
@@ -149,12 +216,55 @@ pub fn thaw(root: &SysRoot, named: &[PathBuf], force: bool) -> anyhow::Result<Th
             record: None,
         };
         if force {
-            let (result, reason, errno) = thaw_path(p, None, true);
+            let (result, reason, errno) = thaw_proven(p, expected, table);
             entry.result = result;
             entry.reason = format!("{reason} (--force: no snapguard record)");
             entry.errno = errno.map(|e| errno_name(e).to_string());
         }
         entries.push(entry);
     }
-    Ok(ThawReport::new(entries))
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(state: MountState) -> RecordMount {
+        RecordMount {
+            mountpoint: PathBuf::from("/m"),
+            access: PathBuf::from("/m"),
+            expected: Expected {
+                mount_id: 1,
+                dev: Some((7, 0)),
+            },
+            state,
+        }
+    }
+
+    #[test]
+    fn only_what_the_guardian_recorded_frozen_is_thawed_without_force() {
+        assert_eq!(standing(&mount(MountState::Frozen), true), Standing::Frozen);
+        assert_eq!(
+            standing(&mount(MountState::ThawFailed), true),
+            Standing::Frozen
+        );
+        assert_eq!(
+            standing(&mount(MountState::Freezing), true),
+            Standing::Unknown
+        );
+        assert_eq!(
+            standing(&mount(MountState::Planned), true),
+            Standing::Nothing
+        );
+        assert_eq!(
+            standing(&mount(MountState::Planned), false),
+            Standing::Unknown
+        );
+        assert_eq!(standing(&mount(MountState::Busy), false), Standing::Nothing);
+        assert_eq!(
+            standing(&mount(MountState::Thawed), true),
+            Standing::Nothing
+        );
+    }
 }

@@ -583,8 +583,10 @@ impl Verdict {
 pub enum ThawedBy {
     /// The controller, in order.
     Snapguard,
-    /// The guardian process (deadline, controller death, signal).
+    /// The guardian process on its own (deadline, controller death, signal).
     Guardian,
+    /// snapguard's controller, after the guardian was proven gone (its last resort).
+    Controller,
 }
 
 /// How the filesystem holding a loop device's image was identified.
@@ -635,8 +637,10 @@ pub struct MountVerdict {
     pub backing_mount: Option<String>,
     /// Every image file under a loop-backed filesystem (several through dm/md); empty otherwise.
     pub backing: Vec<BackingImage>,
-    /// Bounded syncfs before the freeze.
+    /// The pre-freeze sync (all its passes).
     pub sync_ms: Option<f64>,
+    /// How many syncfs passes it took to converge.
+    pub sync_passes: Option<u32>,
     /// FIFREEZE call.
     pub freeze_ms: Option<f64>,
     /// From FIFREEZE's return to FITHAW's call.
@@ -649,6 +653,8 @@ pub struct MountVerdict {
     pub thawed_at_ms: Option<f64>,
     /// Who thawed it, when it was frozen.
     pub thawed_by: Option<ThawedBy>,
+    /// Why it was thawed when it was (at snapguard's request, the deadline, a signal, ...).
+    pub thaw_reason: Option<String>,
 }
 
 impl MountVerdict {
@@ -672,12 +678,14 @@ impl MountVerdict {
             backing_mount: None,
             backing: Vec::new(),
             sync_ms: None,
+            sync_passes: None,
             freeze_ms: None,
             frozen_ms: None,
             thaw_ms: None,
             frozen_at_ms: None,
             thawed_at_ms: None,
             thawed_by: None,
+            thaw_reason: None,
         }
     }
 }
@@ -702,6 +710,8 @@ pub struct FreezeTestReport {
     /// The guardian's self-thaw deadline for each test freeze.
     pub timeout_ms: u64,
     pub mounts: Vec<MountVerdict>,
+    /// Notes on the run (the guardian's limits, a lost guardian).
+    pub messages: Vec<String>,
 }
 
 impl FreezeTestReport {
@@ -714,6 +724,7 @@ impl FreezeTestReport {
             probe_only,
             timeout_ms,
             mounts,
+            messages: Vec::new(),
         }
     }
 }
@@ -734,8 +745,14 @@ pub enum FreezeOutcome {
     HookFailed,
     /// CMD could not be started (not found, not executable).
     CommandFailed,
-    /// A thaw failed, or a thaw hook failed.
+    /// A thaw failed (something may still be frozen), or a thaw hook failed.
     ThawFailed,
+    /// The guardian thawed on its own (a signal to it) before CMD ended: the snapshot window was
+    /// broken, CMD's status is not passed through.
+    WindowBroken,
+    /// The guardian could not start, died or stopped answering: snapguard thawed by itself
+    /// what it had reported frozen.
+    GuardianLost,
 }
 
 /// One hook execution.
@@ -784,6 +801,9 @@ pub struct FreezeReport {
     pub cmd: Option<CommandRun>,
     /// Notes on what happened (guardian reports, signals), in order.
     pub messages: Vec<String>,
+    /// Mount points this run froze that may still be frozen (a failed FITHAW, or the guardian
+    /// died inside FIFREEZE): `snapguard thaw` them.
+    pub still_frozen: Vec<String>,
 }
 
 /// What `thaw` did to one mount point.

@@ -1,10 +1,11 @@
-//! Process plumbing for the freeze window: blocked signals waited for synchronously, poll with
-//! a timeout, mlockall, the CLOCK_MONOTONIC clock shared by the controller and the guardian, and
-//! the path the running binary is re-executed from.
+//! Process plumbing for the freeze window: the terminating signals taken through a signalfd,
+//! poll over a fixed set of fds, mlockall and OOM protection, the CLOCK_BOOTTIME clock shared by
+//! the controller and the guardian, pidfds, process identities (pid + start time, read with the
+//! `procfs` crate) and the path the running binary is re-executed from.
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 /// The running binary, re-executable even if the file was replaced or deleted since. Resolved by
@@ -17,16 +18,18 @@ pub const NEUTRAL_CWD: &str = "/";
 /// `/dev/null`, for children whose output must go nowhere.
 pub const DEV_NULL: &str = "/dev/null";
 
-/// Nanoseconds on CLOCK_MONOTONIC: one clock for every process on the machine, never set back,
-/// so a deadline computed by the controller means the same instant to the guardian.
-pub fn monotonic_ns() -> u64 {
+/// Nanoseconds on CLOCK_BOOTTIME: one clock for every process on the machine, never set back,
+/// and (unlike CLOCK_MONOTONIC) still running while the machine is suspended, so a deadline
+/// computed by one process means the same instant to the other, and a VM suspended in the middle
+/// of a freeze is thawed as soon as it resumes instead of outliving its deadline.
+pub fn boottime_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux, so the
-    // call cannot fail (and if it did, `ts` stays zero).
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on every kernel this runs
+    // on (2.6.39+), so the call cannot fail (and if it did, `ts` stays zero).
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
@@ -179,4 +182,312 @@ pub fn pid_alive(pid: u32) -> bool {
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail and touches no memory.
     unsafe { libc::geteuid() }
+}
+
+/// The signals that end a freeze early: every catchable signal whose default action terminates
+/// the process, except the synchronous faults (SIGSEGV, SIGBUS, ...: a bug, not a request) and
+/// SIGPIPE (ignored by the Rust runtime; a dead peer shows as EPIPE). Both the controller and the
+/// guardian block them and take them through a signalfd, so none of them can kill a process
+/// that holds a freeze without the thaw running first. SIGKILL cannot be caught: that is what
+/// the guardian is for.
+pub const TERMINATING_SIGNALS: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGPWR,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGIO,
+    Signal::SIGSTKFLT,
+];
+
+/// Terminating signals blocked on the calling thread and readable from a signalfd (so they can be
+/// polled with other fds). Real-time signals (SIGRTMIN..SIGRTMAX, also terminating by default)
+/// are included. Unblocked again on drop. Children spawned through [`super::spawn`] start with an
+/// empty mask whatever this thread blocks.
+#[derive(Debug)]
+pub struct SignalWatch {
+    blocked: BlockedSignals,
+    fd: nix::sys::signalfd::SignalFd,
+}
+
+impl SignalWatch {
+    /// Block [`TERMINATING_SIGNALS`] and the real-time signals, and open a signalfd for them.
+    /// Call before any thread is started (threads inherit the mask).
+    pub fn new() -> Result<Self, Errno> {
+        let mut set = SigSet::empty();
+        for s in TERMINATING_SIGNALS {
+            set.add(*s);
+        }
+        // The guard restores the whole previous mask on drop, real-time signals included.
+        let blocked = BlockedSignals::block(TERMINATING_SIGNALS)?;
+        // Real-time signals have no `Signal` value in nix: they are added to the raw set.
+        let set = realtime_inclusive(set);
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+        let fd = nix::sys::signalfd::SignalFd::with_flags(
+            &set,
+            nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+        )?;
+        Ok(SignalWatch { blocked, fd })
+    }
+
+    /// The next pending signal number, if any (never blocks).
+    pub fn take(&self) -> Option<i32> {
+        match self.fd.read_signal() {
+            Ok(Some(info)) => i32::try_from(info.ssi_signo).ok(),
+            _ => None,
+        }
+    }
+
+    /// The blocked set (for a [`BlockedSignals`]-style wait).
+    pub fn blocked(&self) -> &BlockedSignals {
+        &self.blocked
+    }
+}
+
+impl AsFd for SignalWatch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The real-time signal numbers glibc leaves to applications.
+fn realtime_range() -> std::ops::RangeInclusive<i32> {
+    libc::SIGRTMIN()..=libc::SIGRTMAX()
+}
+
+/// `set` plus every real-time signal.
+fn realtime_inclusive(set: SigSet) -> SigSet {
+    let mut raw: libc::sigset_t = *set.as_ref();
+    for signo in realtime_range() {
+        // SAFETY: `raw` is a valid sigset_t owned by this frame; sigaddset only writes into it
+        // and fails (harmlessly, ignored) for a number outside 1..NSIG.
+        unsafe { libc::sigaddset(&mut raw, signo) };
+    }
+    // SAFETY: `raw` was copied from a valid SigSet and only extended by sigaddset, so it is a
+    // properly initialised sigset_t.
+    unsafe { SigSet::from_sigset_t_unchecked(raw) }
+}
+
+/// A fixed set of up to `N` fds to poll: no allocation, so the guardian can use it while frozen.
+/// An empty slot (`fd = -1`) is ignored by poll(2).
+#[derive(Debug)]
+pub struct PollSet<const N: usize> {
+    fds: [libc::pollfd; N],
+}
+
+impl<const N: usize> Default for PollSet<N> {
+    fn default() -> Self {
+        PollSet {
+            fds: [libc::pollfd {
+                fd: -1,
+                events: 0,
+                revents: 0,
+            }; N],
+        }
+    }
+}
+
+impl<const N: usize> PollSet<N> {
+    /// Watch `fd` for input in `slot` (or nothing, with `None`).
+    pub fn set(&mut self, slot: usize, fd: Option<BorrowedFd<'_>>) {
+        if let Some(p) = self.fds.get_mut(slot) {
+            p.fd = fd.map_or(-1, |f| f.as_raw_fd());
+            p.events = libc::POLLIN;
+            p.revents = 0;
+        }
+    }
+
+    /// Wait until a watched fd is readable, hung up or in error, or `timeout` passes (`None`:
+    /// forever). EINTR is returned to the caller.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<(), Errno> {
+        let ms = match timeout {
+            None => -1,
+            Some(t) => i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+        };
+        for p in &mut self.fds {
+            p.revents = 0;
+        }
+        // SAFETY: `fds` is a valid array of N pollfds for the whole call and N is passed as its
+        // length; the fds in it are borrowed by the caller for at least this call (an fd closed
+        // meanwhile would show as POLLNVAL, never as memory unsafety).
+        let r = unsafe { libc::poll(self.fds.as_mut_ptr(), N as libc::nfds_t, ms) };
+        Errno::result(r).map(drop)
+    }
+
+    /// Whether `slot` is readable (or at EOF, or in error) after the last wait.
+    pub fn ready(&self, slot: usize) -> bool {
+        self.fds
+            .get(slot)
+            .is_some_and(|p| p.fd >= 0 && p.revents != 0)
+    }
+}
+
+/// A pidfd: a handle on one process that cannot be confused with a later process reusing its
+/// pid. Readable (poll) once the process has exited.
+#[derive(Debug)]
+pub struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// pidfd_open(2) of `pid`. For a child that is not reaped yet the pid cannot have been
+    /// reused, so the handle is certainly on that child; for any other process, check its
+    /// [`ProcessIdentity`] afterwards.
+    pub fn open(pid: u32) -> Result<Self, Errno> {
+        let pid = libc::pid_t::try_from(pid).map_err(|_| Errno::ESRCH)?;
+        // SAFETY: pidfd_open takes a pid and flags by value and returns a new fd or -1; no
+        // memory is passed.
+        let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+        let raw = Errno::result(r)?;
+        let raw = std::os::fd::RawFd::try_from(raw).map_err(|_| Errno::EBADF)?;
+        // SAFETY: a successful pidfd_open returned a new fd (close-on-exec by default) that
+        // nothing else owns.
+        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(raw) }))
+    }
+
+    /// pidfd_send_signal(2): `signal` to exactly this process (ESRCH once it has exited).
+    pub fn signal(&self, signal: Signal) -> Result<(), Errno> {
+        // SAFETY: the fd is a pidfd owned by `self`; a null siginfo is allowed (the kernel fills
+        // in a SI_USER one); flags must be 0.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0 as libc::c_uint,
+            )
+        };
+        Errno::result(r).map(drop)
+    }
+
+    /// Whether the process has exited (the pidfd is readable), without blocking.
+    pub fn has_exited(&self) -> bool {
+        let mut set = PollSet::<1>::default();
+        set.set(0, Some(self.0.as_fd()));
+        set.wait(Some(Duration::ZERO)).is_ok() && set.ready(0)
+    }
+}
+
+impl AsFd for Pidfd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// A process as it can be recognised later: its pid and its start time (clock ticks after boot,
+/// field 22 of `/proc/PID/stat`). A pid alone can be reused by an unrelated process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessIdentity {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl ProcessIdentity {
+    /// The identity of `pid` read from `proc_dir` (`/proc` or a fixture's), `None` when it does
+    /// not exist.
+    pub fn of(proc_dir: &std::path::Path, pid: u32) -> Option<Self> {
+        let stat = procfs::process::Process::new_with_root(proc_dir.join(pid.to_string()))
+            .ok()?
+            .stat()
+            .ok()?;
+        Some(ProcessIdentity {
+            pid,
+            start_time: stat.starttime,
+        })
+    }
+
+    /// This process.
+    pub fn myself(proc_dir: &std::path::Path) -> Option<Self> {
+        Self::of(proc_dir, std::process::id())
+    }
+
+    /// Whether this very process still runs: same pid, same start time, not a zombie.
+    pub fn is_alive(&self, proc_dir: &std::path::Path) -> bool {
+        let Ok(process) =
+            procfs::process::Process::new_with_root(proc_dir.join(self.pid.to_string()))
+        else {
+            return false;
+        };
+        match process.stat() {
+            Ok(stat) => stat.starttime == self.start_time && !matches!(stat.state, 'Z' | 'X' | 'x'),
+            // It exists but cannot be read: assume alive (never thaw under a live run).
+            Err(_) => true,
+        }
+    }
+}
+
+/// Ask the kernel never to pick this process when it runs out of memory
+/// (`oom_score_adj = -1000`). Needs CAP_SYS_RESOURCE; fails harmlessly without it.
+pub fn protect_from_oom() -> std::io::Result<()> {
+    std::fs::write("/proc/self/oom_score_adj", b"-1000\n")
+}
+
+/// A pipe whose both ends are close-on-exec (read end, write end).
+pub fn pipe() -> Result<(std::fs::File, std::fs::File), Errno> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((std::fs::File::from(r), std::fs::File::from(w)))
+}
+
+/// Make reads and writes on `fd` non-blocking (the open file description is ours alone: only
+/// for pipes snapguard created).
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
+}
+
+/// A one-shot timer on CLOCK_BOOTTIME, readable (poll) once its absolute deadline passes, even
+/// if the machine was suspended meanwhile (poll's own timeout would not count the suspension).
+#[derive(Debug)]
+pub struct BootDeadline {
+    fd: nix::sys::timerfd::TimerFd,
+}
+
+impl BootDeadline {
+    /// A disarmed timer.
+    pub fn new() -> Result<Self, Errno> {
+        use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+        let fd = TimerFd::new(
+            ClockId::CLOCK_BOOTTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        Ok(BootDeadline { fd })
+    }
+
+    /// Fire at `deadline_ns` (CLOCK_BOOTTIME); a deadline already past fires at once.
+    pub fn arm(&self, deadline_ns: u64) -> Result<(), Errno> {
+        use nix::sys::time::TimeSpec;
+        use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+        // 0 would disarm: the earliest real instant is 1 ns.
+        let at = TimeSpec::from_duration(Duration::from_nanos(deadline_ns.max(1)));
+        self.fd.set(
+            Expiration::OneShot(at),
+            TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+        )
+    }
+
+    /// Stop the timer and forget an expiry not read yet.
+    pub fn disarm(&self) -> Result<(), Errno> {
+        self.fd.unset()?;
+        self.drain();
+        Ok(())
+    }
+
+    /// Read (and forget) the expiry count, if any; never blocks.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 8];
+        let _ = nix::unistd::read(self.fd.as_fd().as_raw_fd(), &mut buf);
+    }
+}
+
+impl AsFd for BootDeadline {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }

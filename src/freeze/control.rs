@@ -1,0 +1,548 @@
+//! The controller's side of a freeze, shared by `freeze` and `freeze-test`: its view of the
+//! guardian and of each mount, one event pump (the guardian's reports, snapguard's own signals
+//! and whatever else the caller polls), and the requests (open a window, freeze one mount, thaw
+//! all, ping, done).
+//!
+//! The controller never calls FIFREEZE or FITHAW while the guardian lives. When the guardian is
+//! proven gone (end of file on its pipe: no thread of it is left) the controller thaws, last
+//! first, what the guardian had reported frozen and not thawed, through its own proven fds; a
+//! FIFREEZE the guardian had in flight is reported as possibly still frozen, not thawed blindly.
+
+use super::access::Access;
+use super::guardian::{Event, GuardianClient, Request, Spec, WindowEnd};
+use super::presync::SyncResult;
+use crate::report::ThawedBy;
+use crate::sys::freeze::errno_name;
+use crate::sys::process::{PollSet, SignalWatch, boottime_ns};
+use nix::errno::Errno;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+/// After the deadline, how long the guardian has to report its thaw before the controller
+/// considers it unresponsive, kills it and thaws by itself.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// How long a ping may take.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Up to this many extra fds can be polled with the guardian and the signals.
+pub const EXTRA: usize = 4;
+
+/// How a FIFREEZE request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezeResult {
+    Frozen {
+        start: u64,
+        end: u64,
+    },
+    Busy {
+        start: u64,
+        end: u64,
+    },
+    Failed {
+        errno: i32,
+        start: u64,
+        end: u64,
+    },
+    /// The guardian refused: its window had ended (deadline, signal) or it is stopping.
+    Refused,
+}
+
+/// How a mount was thawed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThawRecord {
+    pub start: u64,
+    pub end: u64,
+    pub errno: i32,
+    pub by: ThawedBy,
+    /// Why its window ended (filled in when the guardian reports the end).
+    pub why: Option<WindowEnd>,
+}
+
+/// One mount the run may freeze; its index is the guardian's index.
+#[derive(Debug)]
+pub struct MountProgress {
+    /// Index into the run's targets.
+    pub target: usize,
+    /// The controller's own proven fd (used only once the guardian is gone).
+    pub access: Access,
+    pub sync: Option<SyncResult>,
+    /// A FIFREEZE was requested.
+    pub requested: bool,
+    pub freeze: Option<FreezeResult>,
+    pub thaw: Option<ThawRecord>,
+    /// The guardian died with this FIFREEZE in flight: it may be frozen.
+    pub unknown: bool,
+}
+
+impl MountProgress {
+    pub fn new(target: usize, access: Access) -> Self {
+        MountProgress {
+            target,
+            access,
+            sync: None,
+            requested: false,
+            freeze: None,
+            thaw: None,
+            unknown: false,
+        }
+    }
+
+    /// Frozen by this run and not thawed (as far as the controller knows).
+    pub fn is_frozen(&self) -> bool {
+        matches!(self.freeze, Some(FreezeResult::Frozen { .. })) && self.thaw.is_none()
+    }
+
+    /// Its freeze may still be in effect: frozen and not thawed, a failed thaw, or unknown.
+    pub fn may_still_be_frozen(&self) -> bool {
+        self.is_frozen()
+            || self.unknown
+            || self
+                .thaw
+                .is_some_and(|t| t.errno != 0 && t.errno != Errno::EINVAL as i32)
+    }
+}
+
+/// Which of the caller's extra fds were ready after a pump.
+pub type Ready = [bool; EXTRA];
+
+/// The controller's state.
+pub struct Control<'s> {
+    signals: &'s SignalWatch,
+    guardian: Option<GuardianClient>,
+    pub mounts: Vec<MountProgress>,
+    /// The guardian is gone (never started, died, or killed as unresponsive).
+    pub gone: bool,
+    /// Why it is gone, for messages.
+    pub gone_why: Option<String>,
+    pub deadline_ns: Option<u64>,
+    pub window_open: bool,
+    thaw_requested: bool,
+    /// How the last window ended.
+    pub window_end: Option<WindowEnd>,
+    /// The start of the first thaw of a window the guardian ended on its own (deadline,
+    /// signal): from then on a snapshot is no longer consistent.
+    pub broken_at_ns: Option<u64>,
+    /// The first signal snapguard got, and whether a window was open then.
+    pub signal: Option<i32>,
+    pub signal_in_window: bool,
+    pong: bool,
+    pub messages: Vec<String>,
+}
+
+impl<'s> Control<'s> {
+    pub fn new(signals: &'s SignalWatch, mounts: Vec<MountProgress>) -> Self {
+        Control {
+            signals,
+            guardian: None,
+            mounts,
+            gone: true,
+            gone_why: None,
+            deadline_ns: None,
+            window_open: false,
+            thaw_requested: false,
+            window_end: None,
+            broken_at_ns: None,
+            signal: None,
+            signal_in_window: false,
+            pong: false,
+            messages: Vec::new(),
+        }
+    }
+
+    /// Start the guardian and wait until it is ready.
+    pub fn start_guardian(
+        &mut self,
+        spec: &Spec,
+        inherit: &[BorrowedFd<'_>],
+    ) -> anyhow::Result<()> {
+        let g = GuardianClient::spawn(spec, inherit)?;
+        if !g.mlocked {
+            self.messages.push(
+                "the guardian could not lock its memory (mlockall; RLIMIT_MEMLOCK or \
+                 CAP_IPC_LOCK); it runs anyway"
+                    .to_string(),
+            );
+        }
+        if !g.oom_protected {
+            self.messages.push(
+                "the guardian could not protect itself from the OOM killer (oom_score_adj \
+                 -1000 needs CAP_SYS_RESOURCE); it runs anyway"
+                    .to_string(),
+            );
+        }
+        self.guardian = Some(g);
+        self.gone = false;
+        Ok(())
+    }
+
+    /// The guardian's pid, while it runs.
+    pub fn guardian_pid(&self) -> Option<u32> {
+        self.guardian.as_ref().map(|g| g.pid)
+    }
+
+    /// Send a request; a guardian that cannot take it is gone.
+    pub fn send(&mut self, r: Request) -> bool {
+        if self.gone {
+            return false;
+        }
+        let sent = self.guardian.as_mut().is_some_and(|g| g.send(r));
+        if !sent {
+            // The pipe is broken: it died. Collect what it said before, then fall back.
+            self.pump(&[], Some(Duration::from_millis(100)));
+            if !self.gone {
+                self.declare_gone("it stopped reading its requests");
+            }
+        }
+        sent
+    }
+
+    /// One round: wait up to `timeout` for the guardian, a signal or one of `extra`; handle the
+    /// guardian's reports and the signals; tell which `extra` fds are ready.
+    pub fn pump(&mut self, extra: &[Option<BorrowedFd<'_>>], timeout: Option<Duration>) -> Ready {
+        let mut set = PollSet::<{ EXTRA + 2 }>::default();
+        set.set(0, self.signals_fd());
+        let guardian_fd = if self.gone {
+            None
+        } else {
+            self.guardian.as_ref().map(|g| g.fd())
+        };
+        set.set(1, guardian_fd);
+        for (k, fd) in extra.iter().take(EXTRA).enumerate() {
+            set.set(2 + k, *fd);
+        }
+        let mut ready = [false; EXTRA];
+        if set.wait(timeout).is_err() {
+            return ready;
+        }
+        for (k, r) in ready.iter_mut().enumerate() {
+            *r = set.ready(2 + k);
+        }
+        let signal_ready = set.ready(0);
+        let guardian_ready = set.ready(1);
+        if signal_ready {
+            while let Some(n) = self.signals.take() {
+                self.on_signal(n);
+            }
+        }
+        if guardian_ready {
+            let (events, eof) = match self.guardian.as_mut() {
+                Some(g) => (g.events(), g.is_gone()),
+                None => (Vec::new(), true),
+            };
+            for e in events {
+                self.on_event(e);
+            }
+            if eof && !self.gone {
+                self.declare_gone("it exited");
+            }
+        }
+        ready
+    }
+
+    fn signals_fd(&self) -> Option<BorrowedFd<'s>> {
+        Some(self.signals.as_fd())
+    }
+
+    fn on_signal(&mut self, n: i32) {
+        if self.signal.is_none() {
+            self.signal = Some(n);
+            self.signal_in_window = self.window_open;
+        }
+        if self.window_open && !self.thaw_requested {
+            self.request_thaw();
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Armed { deadline_ns } => self.deadline_ns = Some(deadline_ns),
+            Event::Frozen { index, start, end } => {
+                self.set_freeze(index, FreezeResult::Frozen { start, end });
+            }
+            Event::Busy { index, start, end } => {
+                self.set_freeze(index, FreezeResult::Busy { start, end });
+            }
+            Event::FreezeFailed {
+                index,
+                errno,
+                start,
+                end,
+            } => self.set_freeze(index, FreezeResult::Failed { errno, start, end }),
+            Event::Refused { index } => self.set_freeze(index, FreezeResult::Refused),
+            Event::Thawed {
+                index,
+                errno,
+                start,
+                end,
+            } => {
+                let by = if self.thaw_requested {
+                    ThawedBy::Snapguard
+                } else {
+                    self.broken_at_ns.get_or_insert(start);
+                    ThawedBy::Guardian
+                };
+                if let Some(m) = self.mounts.get_mut(index) {
+                    m.thaw = Some(ThawRecord {
+                        start,
+                        end,
+                        errno,
+                        by,
+                        why: None,
+                    });
+                }
+            }
+            Event::WindowEnded(why) => {
+                self.window_open = false;
+                self.window_end = Some(why);
+                if why != WindowEnd::Requested {
+                    self.broken_at_ns.get_or_insert_with(boottime_ns);
+                }
+                for m in &mut self.mounts {
+                    if let Some(t) = m.thaw.as_mut() {
+                        t.why.get_or_insert(why);
+                    }
+                }
+            }
+            Event::Pong => self.pong = true,
+            Event::CommandWatched(false) => self.messages.push(
+                "the guardian could not watch CMD (it exited already?): if snapguard dies, \
+                 nothing ends CMD"
+                    .to_string(),
+            ),
+            Event::CommandWatched(true) | Event::Ready { .. } | Event::SetupFailed { .. } => {}
+        }
+    }
+
+    fn set_freeze(&mut self, index: usize, result: FreezeResult) {
+        if let Some(m) = self.mounts.get_mut(index) {
+            m.freeze = Some(result);
+        }
+    }
+
+    /// The guardian is gone for good: reap it, thaw (last first) what it reported frozen and not
+    /// thawed, and mark a FIFREEZE it had in flight as unknown.
+    fn declare_gone(&mut self, why: &str) {
+        self.gone = true;
+        let pid = self.guardian.as_ref().map_or(0, |g| g.pid);
+        if let Some(g) = self.guardian.as_mut() {
+            g.close_requests();
+            let _ = g.reap(Duration::from_secs(2));
+        }
+        let was_open = self.window_open;
+        self.window_open = false;
+        let mut thawed = Vec::new();
+        for i in (0..self.mounts.len()).rev() {
+            let m = &mut self.mounts[i];
+            if m.requested && m.freeze.is_none() {
+                m.unknown = true;
+            }
+            if m.is_frozen() {
+                let start = boottime_ns();
+                let result = m.access.dir.thaw();
+                let end = boottime_ns();
+                self.broken_at_ns.get_or_insert(start);
+                m.thaw = Some(ThawRecord {
+                    start,
+                    end,
+                    errno: result.err().map_or(0, |e| e as i32),
+                    by: ThawedBy::Controller,
+                    why: None,
+                });
+                thawed.push(m.access.path.display().to_string());
+            }
+        }
+        let mut text = format!("the guardian (pid {pid}) is gone: {why}");
+        if !thawed.is_empty() {
+            text.push_str(&format!(
+                "; snapguard thawed what it had frozen: {}",
+                thawed.join(", ")
+            ));
+        }
+        if let Some(m) = self.mounts.iter().find(|m| m.unknown) {
+            text.push_str(&format!(
+                "; it died inside the FIFREEZE of '{}', which may have taken effect: if writes \
+                 there block, run `snapguard thaw --force {}` (after making sure no other tool \
+                 froze it)",
+                m.access.path.display(),
+                crate::scan::remedy::quote(&m.access.path.to_string_lossy())
+            ));
+        }
+        if was_open && self.broken_at_ns.is_none() {
+            self.broken_at_ns = Some(boottime_ns());
+        }
+        self.gone_why = Some(why.to_string());
+        self.messages.push(text);
+    }
+
+    /// Kill a guardian that does not answer (it is our child), then fall back.
+    pub fn kill_unresponsive(&mut self, why: &str) {
+        if self.gone {
+            return;
+        }
+        if let Some(g) = self.guardian.as_mut() {
+            g.kill();
+        }
+        self.declare_gone(why);
+    }
+
+    /// When a guardian that has not reported its deadline thaw counts as unresponsive.
+    pub fn unresponsive_after(&self) -> Option<u64> {
+        self.deadline_ns
+            .filter(|_| self.window_open)
+            .map(|d| d.saturating_add(GRACE.as_nanos() as u64))
+    }
+
+    /// Kill the guardian if the deadline has passed by more than [`GRACE`] with the window
+    /// still open; returns the time left until that check, if a window is open.
+    pub fn watchdog(&mut self) -> Option<Duration> {
+        let limit = self.unresponsive_after()?;
+        let now = boottime_ns();
+        if now >= limit {
+            self.kill_unresponsive("it did not thaw at its deadline");
+            return None;
+        }
+        Some(Duration::from_nanos(limit - now))
+    }
+
+    /// Open a window.
+    pub fn open_window(&mut self) -> bool {
+        self.thaw_requested = false;
+        self.window_end = None;
+        let ok = self.send(Request::OpenWindow);
+        self.window_open = ok;
+        ok
+    }
+
+    /// Ask for FIFREEZE of mount `i` and wait for its answer (or the guardian's end, or the
+    /// window's end). `extra` fds are polled meanwhile (their readiness is lost: callers poll
+    /// nothing else while freezing).
+    pub fn freeze(&mut self, i: usize) -> Option<FreezeResult> {
+        if let Some(m) = self.mounts.get_mut(i) {
+            m.requested = true;
+        }
+        if !self.send(Request::Freeze(i)) {
+            return None;
+        }
+        loop {
+            if let Some(r) = self.mounts.get(i).and_then(|m| m.freeze) {
+                return Some(r);
+            }
+            if self.gone {
+                return None;
+            }
+            let wait = self.watchdog().unwrap_or(Duration::from_secs(1));
+            self.pump(&[], Some(wait.min(Duration::from_secs(1))));
+        }
+    }
+
+    fn request_thaw(&mut self) {
+        self.thaw_requested = true;
+        self.send(Request::ThawAll);
+    }
+
+    /// End the window (thaw everything it froze) and wait until the guardian says so, or is
+    /// gone. Bounded: past the deadline plus [`GRACE`] (or [`GRACE`] without a deadline) the
+    /// guardian is killed and the controller thaws.
+    pub fn thaw_all(&mut self) {
+        if !self.window_open || self.gone {
+            return;
+        }
+        if !self.thaw_requested {
+            self.request_thaw();
+        }
+        let started = Instant::now();
+        while self.window_open && !self.gone {
+            // A FIFREEZE in flight may keep the window open (it is thawed when it returns): the
+            // watchdog applies only past the deadline.
+            let wait = match self.watchdog() {
+                Some(w) => w.min(Duration::from_secs(1)),
+                None if self.deadline_ns.is_none() && started.elapsed() > GRACE => {
+                    self.kill_unresponsive("it did not answer the thaw request");
+                    break;
+                }
+                None => Duration::from_millis(100),
+            };
+            self.pump(&[], Some(wait));
+        }
+    }
+
+    /// Whether the guardian answers within [`PING_TIMEOUT`]; an unanswering one is killed (and
+    /// the controller thaws).
+    pub fn ping(&mut self) -> bool {
+        self.pong = false;
+        if !self.send(Request::Ping) {
+            return false;
+        }
+        let end = Instant::now() + PING_TIMEOUT;
+        while !self.pong && !self.gone {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.kill_unresponsive("it did not answer within 2 s");
+                return false;
+            }
+            self.pump(&[], Some(left));
+        }
+        self.pong && !self.gone
+    }
+
+    /// Tell the guardian of CMD (it ends CMD if snapguard dies).
+    pub fn watch_command(&mut self, pid: u32, start_time: u64) {
+        self.send(Request::Command { pid, start_time });
+    }
+
+    /// Tell the guardian about hook `k` (`froze`: its freeze hook is about to run; otherwise:
+    /// snapguard runs its thaw hook itself).
+    pub fn hook(&mut self, k: usize, froze: bool) {
+        self.send(if froze {
+            Request::HookFroze(k)
+        } else {
+            Request::HookThawed(k)
+        });
+    }
+
+    /// The run is over: thaw what is left, let the guardian exit and reap it. A guardian still
+    /// waiting for a FIFREEZE that has not returned is left to thaw it when it does.
+    pub fn finish(&mut self) {
+        if self.gone {
+            return;
+        }
+        self.thaw_all();
+        if self.gone {
+            return;
+        }
+        self.send(Request::Done);
+        let pid = self.guardian.as_ref().map_or(0, |g| g.pid);
+        let reaped = self.guardian.as_mut().and_then(|g| {
+            g.close_requests();
+            g.reap(Duration::from_secs(2))
+        });
+        if reaped.is_none()
+            && self
+                .mounts
+                .iter()
+                .any(|m| m.requested && m.freeze.is_none())
+        {
+            self.messages.push(format!(
+                "a FIFREEZE has not returned (a hung device?): the guardian (pid {pid}) stays \
+                 to thaw it the moment it does"
+            ));
+        }
+        self.gone = true;
+        self.gone_why = Some("finished".to_string());
+    }
+
+    /// Superblocks (`major:minor`) that may still be frozen by this run.
+    pub fn still_frozen(&self, targets: &[super::Target]) -> Vec<(u32, u32)> {
+        self.mounts
+            .iter()
+            .filter(|m| m.may_still_be_frozen())
+            .filter_map(|m| targets.get(m.target).map(|t| (t.major, t.minor)))
+            .collect()
+    }
+}
+
+/// `EBUSY`-style name of an errno number.
+pub fn errno_text(errno: i32) -> &'static str {
+    errno_name(Errno::from_raw(errno))
+}
