@@ -7,7 +7,7 @@
 pub mod cli;
 /// The configuration file.
 pub mod config;
-/// `freeze-test`, `freeze -- CMD`, `thaw`: probe, order, guardian, engine, hooks.
+/// `freeze-test`, `freeze -- CMD`, `thaw`: probe, order, guardian, session, hooks, rescue.
 pub mod freeze;
 /// Pure on-disk parsers: bytes in, structs out, no I/O.
 pub mod fs;
@@ -21,5 +21,7 @@ pub mod root;
 pub mod scan;
 /// `snapguard selinux`: is /var/lib/waagent excluded from SELinux enforcement.
 pub mod selinux;
+/// Quoting for a POSIX shell (remedies and rescue commands are pasted as printed).
+pub mod shell;
 /// The only kernel-facing layer and the only place `unsafe` is allowed.
 pub mod sys;

@@ -20,7 +20,11 @@ fn main() -> ExitCode {
                 matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
             // clap prints help to stdout and usage errors to stderr by itself.
             let _ = e.print();
-            return ExitCode::from(if informational { 0 } else { EXIT_UNKNOWN });
+            if informational {
+                return ExitCode::from(0);
+            }
+            let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            return ExitCode::from(cli::usage_exit_code(cli::subcommand_of(&args).as_deref()));
         }
     };
     init_logging(&cli);

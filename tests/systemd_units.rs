@@ -1,5 +1,6 @@
-//! Checks the unit files in `systemd/`: required keys and sandbox settings, that their
-//! `ExecStart=` arguments are accepted by the built binary, and `systemd-analyze verify`.
+//! Checks the unit files in `systemd/`: required keys and sandbox settings (and, for the unit
+//! that runs `freeze`, the rescue and stop settings it needs), that their `ExecStart=`
+//! arguments are accepted by the built binary, and `systemd-analyze verify`.
 //!
 //! `systemd-analyze verify` runs only where it works: it needs no systemd as PID 1, but some
 //! containers lack the tool or cannot load units at all. There the test prints why it skips
@@ -252,4 +253,51 @@ fn systemd_analyze_verify() {
         ok && ours.is_empty(),
         "systemd-analyze verify {files:?} (exit ok: {ok}):\n{text}"
     );
+}
+
+/// The unit that runs `freeze`: a rescue thaw after any end, a stop that reaches snapguard
+/// first, no namespace sandboxing that would change the mount table it freezes.
+#[test]
+fn the_freeze_unit_rescues_and_stops_in_order() {
+    let name = "snapguard-freeze@.service";
+    let (_, unit) = load(name);
+    assert_eq!(get(&unit, name, "Service", "Type"), "oneshot");
+    let argv = exec_start_argv(&unit, name);
+    assert_eq!(argv.get(1).map(String::as_str), Some("freeze"), "{argv:?}");
+    assert!(argv.contains(&"--".to_string()), "{argv:?}");
+    let post = get(&unit, name, "Service", "ExecStopPost");
+    assert!(
+        post.starts_with('-') && post.ends_with("snapguard thaw"),
+        "ExecStopPost=-.../snapguard thaw, got {post:?}"
+    );
+    assert_eq!(get(&unit, name, "Service", "KillMode"), "mixed");
+    assert!(!get(&unit, name, "Service", "TimeoutStopSec").is_empty());
+    for key in [
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateTmp",
+        "PrivateMounts",
+        "ReadOnlyPaths",
+        "InaccessiblePaths",
+        "TemporaryFileSystem",
+        "BindPaths",
+        "BindReadOnlyPaths",
+    ] {
+        assert!(
+            !unit["Service"].contains_key(key),
+            "{name}: {key}= gives the freeze a private mount table"
+        );
+    }
+    // ExecStart= and ExecStopPost= are argument lists the binary accepts.
+    for args in [
+        argv[1..argv.iter().position(|a| a == "--").unwrap()].to_vec(),
+        post.split_whitespace().skip(1).map(str::to_owned).collect(),
+    ] {
+        Command::cargo_bin("snapguard")
+            .expect("snapguard binary")
+            .args(&args)
+            .arg("--help")
+            .assert()
+            .success();
+    }
 }

@@ -29,50 +29,76 @@ Exit status:
 
 /// Exit codes of `freeze -- CMD`.
 pub const FREEZE_EXIT_HELP: &str = "\
-Exit status (CMD's own status is passed through, as timeout(1) and env(1) do):
-  N    CMD's exit status, when everything froze, CMD ran and everything thawed in time
-       (128+N when CMD was killed by signal N)
-  124  the --timeout deadline passed: the guardian thawed, CMD got SIGTERM (SIGKILL after
-       --kill-after)
-  125  snapguard failed: a mount could not be frozen (what was frozen is thawed, CMD did not
-       run), a hook was refused or failed, a thaw failed, or it could not run at all (not
-       root, not a mount point, bad configuration)
-  126  CMD could not be executed
-  127  CMD was not found
-  128+N  snapguard got signal N (SIGTERM, SIGINT, SIGHUP): thawed at once, CMD got it too
-Usage errors found by the argument parser exit 3, as for every snapguard command.";
+Exit status (CMD's own status is passed through only when the frozen window held until
+CMD ended, as timeout(1) and env(1) do; snapguard's own codes are timeout(1)'s):
+  N      CMD's exit status: everything froze, CMD ran, everything thawed in time
+         (128+N when CMD was killed by signal N)
+  124    the --timeout deadline passed: the guardian thawed, CMD got SIGTERM (SIGKILL
+         after --kill-after)
+  125    snapguard failed: a mount could not be frozen (what was frozen is thawed, CMD did
+         not run), a hook was refused or failed, a thaw failed, the guardian thawed on a
+         signal or was lost (outcome window-broken, guardian-lost), bad usage (also what
+         the argument parser rejects) or configuration, not root, not a mount point
+  126    CMD could not be executed (found before anything was frozen)
+  127    CMD was not found (found before anything was frozen)
+  128+N  snapguard got signal N (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, ...): thawed at
+         once, CMD got SIGTERM (or that signal) too
+A failure is also said in one line on stderr, whatever the output format.";
 
 /// `--help` text (also named on the `Command` variant, whose doc comment would replace it).
 pub const HELP: &str = "\
 Freeze mount points, run CMD while they are frozen (typically the snapshot trigger),
 and thaw them again, with a thaw that is guaranteed.
 
-Order: each loop-backed filesystem is frozen before the filesystem holding its image
-file (otherwise its freeze-time sync would block forever), `/` last; thaw is the
-reverse. Before each FIFREEZE a bounded syncfs flushes dirty data while writers still
-run, so the frozen window holds only what was written since.
+Order: each loop-backed filesystem (directly, on a partition, or through dm/md) is frozen
+before the filesystem holding its image file (otherwise its freeze-time sync would block
+forever), the filesystem of `/` last; thaw is the reverse. Each mount point is opened
+through a mount proven (statx mount id) to be the one mountinfo lists; a mount point
+covered by another mount (a tmpfs over it) is reached through another mount of the same
+filesystem, or the run fails saying so.
 
-The guarantee: before the first FIFREEZE, a guardian process (the same binary,
-re-executed; memory locked; in its own session, so killing snapguard's process group
-does not reach it) holds its own fds of the mount points. It thaws what snapguard froze,
-and only that, on the --timeout deadline (CLOCK_MONOTONIC), when snapguard dies (even by
-SIGKILL), and on SIGTERM, SIGINT or SIGHUP. A mount frozen by someone else makes the
-run fail (already-frozen) and is left as it is. `snapguard thaw` is the rescue if both
-processes die; its record is /run/snapguard/freeze-PID.json.
+Short freezes: before each FIFREEZE, syncfs runs in passes while writers still run, until
+a pass is quick (the passes converge on what writers add meanwhile; --sync-timeout is
+their budget, 0 skips them), so FIFREEZE has milliseconds of flushing left. FIFREEZE
+itself waits for three RCU grace periods, tens of milliseconds on a VM: snapguard turns
+on expedited grace periods (/sys/kernel/rcu_expedited) just around each FIFREEZE and
+restores the knob at once (--no-expedite-rcu, or [freeze] expedite_rcu = false, to
+leave it alone: expedited grace periods interrupt every CPU briefly).
+
+The guarantee: a guardian process (the same binary, re-executed before anything is
+frozen; in its own session, so killing snapguard's process group does not reach it;
+memory locked, spared by the OOM killer where allowed) is the only process that calls
+FIFREEZE and FITHAW, through its own proven fds. It records each mount as freezing before
+its FIFREEZE and frozen after (/run/snapguard/freeze-PID.json), keeps the --timeout
+deadline (CLOCK_BOOTTIME: a suspended VM does not outlive it) running while a FIFREEZE
+blocks, and thaws exactly what its FIFREEZE calls froze, last first: at snapguard's
+request, at the deadline (a FIFREEZE that returns later is thawed at once), when
+snapguard dies (even by SIGKILL: then it also ends CMD and runs the thaw hooks), and on
+any catchable terminating signal. snapguard listens to it: a guardian that is gone or
+does not answer before CMD starts aborts the run; a thaw it did on its own ends the
+window (CMD gets SIGTERM, the exit status is not CMD's); snapguard itself thaws only once
+the guardian is proven gone. A mount frozen by someone else (EBUSY) fails the run and is
+never thawed by snapguard. `snapguard thaw` is the rescue if both processes die.
 
 Nothing is written to a frozen filesystem: logs (stderr or --log-file) are held in
-memory and written after the thaw.
+memory and written after the thaw; CMD's stdout and stderr, unless they are a terminal
+(or a file outside the frozen filesystems), go through pipes that snapguard holds in
+memory (up to 16 MiB each, then CMD waits) until the thaw. With --json, CMD's stdout
+goes to stderr so that stdout holds only the report; otherwise to stdout.
 
-CMD gets SNAPGUARD_FROZEN (the frozen mount points, one per line, in freeze order),
-SNAPGUARD_FROZEN_COUNT and SNAPGUARD_TIMEOUT_MS. With --json, CMD's stdout goes to
-stderr so that stdout holds only the report.
+CMD is found (PATH) before anything is frozen, keeps snapguard's environment and gets
+SNAPGUARD_FROZEN (the frozen mount points, one per line, in freeze order),
+SNAPGUARD_FROZEN_COUNT, SNAPGUARD_TIMEOUT_MS and SNAPGUARD_DEADLINE_LEFT_MS. When the
+window ends before CMD does (deadline, signal), CMD gets SIGTERM, SIGKILL after
+--kill-after.
 
 Hooks: executables in /etc/snapguard/hooks.d/ (or --hooks-dir, or [freeze] hooks_dir;
 a relative one is taken from the current directory, once, when the arguments are read)
 run in name order with the argument `freeze` before the first freeze, and in reverse
 order with `thaw` after the last thaw; every hook that ran for freeze runs for thaw, even
-if it failed. A hook directory that was named but does not exist fails the run (125);
-the default one missing means no hooks.
+if it failed, and even if snapguard was killed (the guardian runs it). A hook directory
+that was named but does not exist fails the run (125); the default one missing means no
+hooks.
 Only root may have put a hook there: every directory from / down to the hook (symbolic
 links included, and what they point to) must be owned by root and not writable by group
 or others, and so must the hook; otherwise it is refused and nothing is frozen. The
@@ -89,7 +115,11 @@ frozen.
 CMD and hooks start with an empty signal mask and default signal dispositions, whatever
 snapguard itself blocks or ignores.
 
-Needs root (CAP_SYS_ADMIN).
+Durations: --timeout 100ms..1h, --sync-timeout 0..1h, --hook-timeout 100ms..1h,
+--kill-after 0..1h (e.g. 30, 30s, 500ms, 2m).
+
+Needs root (CAP_SYS_ADMIN). Under systemd, see systemd/snapguard-freeze@.service for the
+KillMode= and ExecStopPost= a unit running freeze needs.
 
 Examples:
   snapguard freeze -- /usr/local/bin/take-snapshot

@@ -27,12 +27,17 @@ that filesystem). Other mounts of the same superblock (bind mounts, btrfs subvol
 listed as \"duplicate of\" the first and share its verdict.
 
 Then, unless --probe-only, each freezable superblock is really frozen and thawed, one at
-a time: a bounded syncfs first, then FIFREEZE and FITHAW, with sync_ms, freeze_ms,
-frozen_ms and thaw_ms. A guardian process thaws on the --timeout deadline even if
-snapguard is killed. A filesystem someone else froze (FIFREEZE gives EBUSY) is reported
-already-frozen and left frozen. Errors are named (EOPNOTSUPP, EBUSY, EACCES, EPERM,
-EINVAL) with their meaning. Nothing is written to any filesystem; logs are held in memory
-while a filesystem is frozen.
+a time, through a mount proven (statx mount id) to be the one listed (a mount point covered
+by a tmpfs is reached through another mount of the same filesystem, or fails saying so):
+the converging pre-freeze syncfs first, then FIFREEZE and FITHAW, with sync_ms,
+sync_passes, freeze_ms, frozen_ms and thaw_ms. As for `freeze`, a guardian process issues
+both calls (each test freeze in its own --timeout window), records them in
+/run/snapguard/freeze-PID.json, and thaws even if snapguard is killed; RCU grace periods
+are expedited around FIFREEZE unless --no-expedite-rcu. A filesystem someone else froze
+(FIFREEZE gives EBUSY) is reported already-frozen and left frozen. Errors are named
+(EOPNOTSUPP, EBUSY, EACCES, EPERM, EINVAL) with their meaning. Nothing is written to any
+filesystem; logs are held in memory while a filesystem is frozen. A signal (SIGTERM,
+SIGINT, ...) thaws the current test freeze at once and stops the test.
 
 Verdicts: freezable, unsupported, skipped, read-only, already-frozen, failed.
 

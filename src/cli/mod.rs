@@ -117,6 +117,26 @@ pub struct Outcome {
     pub exit_code: u8,
 }
 
+/// The exit status for bad usage of the subcommand named `name` (from a command line that did
+/// not parse): 125 for `freeze` (CMD's statuses pass through, so snapguard's own failures use
+/// timeout(1)'s 125), 3 (UNKNOWN) for every other command.
+pub fn usage_exit_code(name: Option<&str>) -> u8 {
+    match name {
+        Some("freeze") => crate::freeze::outcome::exit::FAILED,
+        _ => 3,
+    }
+}
+
+/// Which subcommand a command line that did not parse was meant for, as far as clap can tell.
+pub fn subcommand_of(args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+        .ok()
+        .and_then(|m| m.subcommand_name().map(str::to_string))
+}
+
 /// Run the chosen subcommand.
 pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     // The freeze engine's helpers read no configuration: they must start fast and fail only
@@ -126,7 +146,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Syncfs(args) => return Ok(freeze::run_syncfs(args)),
         _ => {}
     }
-    let config = cli.load_config()?;
+    let config = match cli.load_config() {
+        Ok(c) => c,
+        // `freeze` keeps 0-123 and 126-255 for CMD: its own failures are 125 (timeout(1)).
+        Err(e) if matches!(cli.command, Command::Freeze(_)) => return Ok(freeze::cannot_run(e)),
+        Err(e) => return Err(e),
+    };
     match &cli.command {
         Command::Scan(args) => scan::run(args, cli, &config),
         Command::FreezeTest(args) => freeze_test::run(args, cli, &config),

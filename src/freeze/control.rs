@@ -127,6 +127,10 @@ pub struct Control<'s> {
     pub signal: Option<i32>,
     pub signal_in_window: bool,
     pong: bool,
+    /// A FIFREEZE did not return by the deadline and the guardian still answers: waiting for the
+    /// window to end is pointless (the guardian thaws it when it returns).
+    pub stuck: bool,
+    next_check_ns: u64,
     pub messages: Vec<String>,
 }
 
@@ -146,6 +150,8 @@ impl<'s> Control<'s> {
             signal: None,
             signal_in_window: false,
             pong: false,
+            stuck: false,
+            next_check_ns: 0,
             messages: Vec::new(),
         }
     }
@@ -365,7 +371,7 @@ impl<'s> Control<'s> {
                  there block, run `snapguard thaw --force {}` (after making sure no other tool \
                  froze it)",
                 m.access.path.display(),
-                crate::scan::remedy::quote(&m.access.path.to_string_lossy())
+                crate::shell::quote(&m.access.path.to_string_lossy())
             ));
         }
         if was_open && self.broken_at_ns.is_none() {
@@ -386,23 +392,61 @@ impl<'s> Control<'s> {
         self.declare_gone(why);
     }
 
-    /// When a guardian that has not reported its deadline thaw counts as unresponsive.
-    pub fn unresponsive_after(&self) -> Option<u64> {
+    /// When the guardian must have reported its deadline thaw (the window still open then
+    /// means something is wrong: a FIFREEZE that does not return, or a stopped guardian).
+    fn check_due(&self) -> Option<u64> {
         self.deadline_ns
             .filter(|_| self.window_open)
             .map(|d| d.saturating_add(GRACE.as_nanos() as u64))
+            .map(|due| due.max(self.next_check_ns))
     }
 
-    /// Kill the guardian if the deadline has passed by more than [`GRACE`] with the window
-    /// still open; returns the time left until that check, if a window is open.
+    /// A FIFREEZE was requested and has not returned.
+    pub fn freeze_in_flight(&self) -> bool {
+        self.mounts
+            .iter()
+            .any(|m| m.requested && m.freeze.is_none())
+    }
+
+    /// Past the deadline plus [`GRACE`] with the window still open: wake the guardian
+    /// (SIGCONT: it may have been stopped) and ping it. One that answers is alive: if a FIFREEZE
+    /// of its is still in flight (a hung device), it thaws that the moment it returns, and the
+    /// caller stops waiting ([`Self::stuck`]); one that does not answer even then is killed and
+    /// the controller thaws what it had reported frozen. Returns how long until the next check.
     pub fn watchdog(&mut self) -> Option<Duration> {
-        let limit = self.unresponsive_after()?;
+        let due = self.check_due()?;
         let now = boottime_ns();
-        if now >= limit {
-            self.kill_unresponsive("it did not thaw at its deadline");
+        if now < due {
+            return Some(Duration::from_nanos(due - now));
+        }
+        if let Some(g) = self.guardian.as_ref() {
+            let _ = crate::sys::process::signal_pid(g.pid, nix::sys::signal::Signal::SIGCONT);
+        }
+        if !self.ping() {
             return None;
         }
-        Some(Duration::from_nanos(limit - now))
+        if self.window_open && self.freeze_in_flight() {
+            if !self.stuck {
+                self.stuck = true;
+                let path = self
+                    .mounts
+                    .iter()
+                    .find(|m| m.requested && m.freeze.is_none())
+                    .map(|m| m.access.path.display().to_string())
+                    .unwrap_or_default();
+                self.messages.push(format!(
+                    "the FIFREEZE of '{path}' has not returned by the deadline (a hung device, or \
+                     its image on a filesystem frozen by someone else): the guardian (pid {}) \
+                     stays and thaws it the moment it returns",
+                    self.guardian_pid().unwrap_or(0)
+                ));
+            }
+        } else if self.window_open {
+            // Alive, nothing in flight, window still open: ask again.
+            self.send(Request::ThawAll);
+        }
+        self.next_check_ns = boottime_ns().saturating_add(GRACE.as_nanos() as u64);
+        Some(GRACE)
     }
 
     /// Open a window.
@@ -428,7 +472,7 @@ impl<'s> Control<'s> {
             if let Some(r) = self.mounts.get(i).and_then(|m| m.freeze) {
                 return Some(r);
             }
-            if self.gone {
+            if self.gone || self.stuck {
                 return None;
             }
             let wait = self.watchdog().unwrap_or(Duration::from_secs(1));
@@ -452,14 +496,18 @@ impl<'s> Control<'s> {
             self.request_thaw();
         }
         let started = Instant::now();
-        while self.window_open && !self.gone {
+        while self.window_open && !self.gone && !self.stuck {
             // A FIFREEZE in flight may keep the window open (it is thawed when it returns): the
             // watchdog applies only past the deadline.
             let wait = match self.watchdog() {
                 Some(w) => w.min(Duration::from_secs(1)),
                 None if self.deadline_ns.is_none() && started.elapsed() > GRACE => {
-                    self.kill_unresponsive("it did not answer the thaw request");
-                    break;
+                    // No deadline armed (no FIFREEZE issued) and no answer: it is stuck.
+                    if !self.ping() {
+                        break;
+                    }
+                    self.send(Request::ThawAll);
+                    Duration::from_millis(100)
                 }
                 None => Duration::from_millis(100),
             };

@@ -186,7 +186,7 @@ pub fn thaw(
                      while its own filesystem was frozen), so whether this run's freeze took \
                      effect, or someone else's freeze made it fail, is unknown; if writes there \
                      block and no other tool froze it: snapguard thaw --force {}",
-                    crate::scan::remedy::quote(&m.mountpoint.to_string_lossy())
+                    crate::shell::quote(&m.mountpoint.to_string_lossy())
                 );
                 left = true;
             } else {

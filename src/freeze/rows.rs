@@ -165,11 +165,18 @@ pub fn apply_progress(
         row.reason = format!(
             "the guardian died inside FIFREEZE: this filesystem may be frozen (if writes to it \
              block, run `snapguard thaw --force {}` after making sure no other tool froze it)",
-            crate::scan::remedy::quote(&m.access.path.to_string_lossy())
+            crate::shell::quote(&m.access.path.to_string_lossy())
         );
         return;
     }
     let Some(freeze) = m.freeze else {
+        if m.requested {
+            row.verdict = Verdict::Failed;
+            row.reason = "FIFREEZE has not returned (a hung device, or its image on a filesystem \
+                          frozen by someone else): the guardian thaws it the moment it returns"
+                .to_string();
+            return;
+        }
         if run == Run::Freeze && row.verdict == Verdict::Freezable {
             row.reason = format!("{} (not frozen: the run stopped before it)", row.reason);
         }

@@ -431,6 +431,7 @@ impl<'r, 'a> Session<'r, 'a> {
                 return Err(Stop::Interrupted(n));
             }
             match result {
+                None if self.control.stuck => return Err(Stop::FreezeFailed),
                 None => return Err(Stop::GuardianLost),
                 Some(FreezeResult::Frozen { .. }) => {}
                 Some(FreezeResult::Failed { errno, .. })

@@ -1,7 +1,5 @@
 //! Remedy commands: the exact shell line an admin runs to fix a finding.
 
-use std::borrow::Cow;
-
 /// Where the filesystem is, as far as a remedy needs to know.
 #[derive(Debug, Clone)]
 pub enum Location {
@@ -76,26 +74,11 @@ impl Location {
     }
 }
 
-/// Quote `text` for a POSIX shell when it needs it.
-pub fn quote(text: &str) -> Cow<'_, str> {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
-    if !text.is_empty() && text.chars().all(safe) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(format!("'{}'", text.replace('\'', r"'\''")))
-}
+pub use crate::shell::quote;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting_only_when_needed() {
-        assert_eq!(quote("/dev/sdb1"), "/dev/sdb1");
-        assert_eq!(quote("/mnt/a b"), "'/mnt/a b'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
-        assert_eq!(quote(""), "''");
-    }
 
     #[test]
     fn mounted_filesystems_are_unmounted_around_the_check() {

@@ -102,14 +102,7 @@ pub fn read_input_tail(path: &Path, max: u64) -> Input {
 
 /// Quote a path or argument for a POSIX shell when it needs it.
 pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@%,".contains(&b));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    crate::shell::quote(s).into_owned()
 }
 
 /// Run every check against `root`. Errors only when the root itself is unusable.
