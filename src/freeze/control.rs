@@ -120,6 +120,8 @@ pub struct Control<'s> {
     thaw_requested: bool,
     /// How the last window ended.
     pub window_end: Option<WindowEnd>,
+    /// The guardian stopped for good on its own (a signal, an error): no window can open.
+    pub guardian_stopped: Option<WindowEnd>,
     /// The start of the first thaw of a window the guardian ended on its own (deadline,
     /// signal): from then on a snapshot is no longer consistent.
     pub broken_at_ns: Option<u64>,
@@ -146,6 +148,7 @@ impl<'s> Control<'s> {
             window_open: false,
             thaw_requested: false,
             window_end: None,
+            guardian_stopped: None,
             broken_at_ns: None,
             signal: None,
             signal_in_window: false,
@@ -301,6 +304,9 @@ impl<'s> Control<'s> {
             Event::WindowEnded(why) => {
                 self.window_open = false;
                 self.window_end = Some(why);
+                if matches!(why, WindowEnd::Signal(_) | WindowEnd::Error) {
+                    self.guardian_stopped.get_or_insert(why);
+                }
                 if why != WindowEnd::Requested {
                     self.broken_at_ns.get_or_insert_with(boottime_ns);
                 }
@@ -451,6 +457,9 @@ impl<'s> Control<'s> {
 
     /// Open a window.
     pub fn open_window(&mut self) -> bool {
+        if self.guardian_stopped.is_some() {
+            return false;
+        }
         self.thaw_requested = false;
         self.window_end = None;
         let ok = self.send(Request::OpenWindow);

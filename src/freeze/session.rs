@@ -163,6 +163,9 @@ impl<'r, 'a> Session<'r, 'a> {
         if let Some(n) = self.control.signal {
             return Err(Stop::Interrupted(n));
         }
+        if let Some(why) = self.control.guardian_stopped {
+            return Err(Stop::WindowEnded(why));
+        }
         if !self.control.mounts.is_empty() && self.control.gone {
             return Err(Stop::GuardianLost);
         }
@@ -414,7 +417,10 @@ impl<'r, 'a> Session<'r, 'a> {
             return Ok(());
         }
         if !self.control.open_window() {
-            return Err(Stop::GuardianLost);
+            return Err(match self.control.guardian_stopped {
+                Some(why) => Stop::WindowEnded(why),
+                None => Stop::GuardianLost,
+            });
         }
         for gi in 0..self.control.mounts.len() {
             self.checkpoint()?;

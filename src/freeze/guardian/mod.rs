@@ -42,6 +42,7 @@
 
 pub mod client;
 pub mod protocol;
+pub mod recorder;
 pub mod serve;
 pub mod spec;
 

@@ -15,6 +15,7 @@
 //! nothing is frozen any more.
 
 use super::protocol::{Event, LineSplitter, Request, SetupStep, WindowEnd};
+use super::recorder::Recorder;
 use super::spec::{MAX_SPEC_BYTES, Spec};
 use crate::freeze::hooks;
 use crate::freeze::record::{MountState, Record, RecordFile, RecordMount, VERSION};
@@ -96,7 +97,10 @@ struct Guardian {
     deadline: BootDeadline,
     to_worker: File,
     out: File,
-    record: Option<RecordFile>,
+    record: Option<Recorder>,
+    /// Whether the record can be trusted to follow the states (false while its own
+    /// filesystem is frozen by this run).
+    record_live: bool,
     record_mount: Option<usize>,
     command: Option<Command>,
     hooks: Vec<HookSlot>,
@@ -106,11 +110,13 @@ struct Guardian {
 
 impl Guardian {
     fn emit(&mut self, e: Event) {
-        // The controller may be gone (EPIPE: SIGPIPE is ignored): nothing to do about it.
-        let _ = self.out.write_all(e.encode().as_bytes());
+        // Non-blocking: the controller may be gone (EPIPE: SIGPIPE is ignored) or not reading
+        // (stopped) until its pipe is full; the guardian never waits for it.
+        let _ = self.out.write(e.encode().as_bytes());
     }
 
-    /// Rewrite the record, unless its own filesystem is (or may be) frozen.
+    /// Publish the states to the record writer, unless the record's own filesystem is (or may
+    /// be) frozen by this run (the write would only wait for the thaw).
     fn write_record(&mut self) {
         let blocked = self
             .record_mount
@@ -119,10 +125,7 @@ impl Guardian {
             return;
         }
         if let Some(rec) = self.record.as_mut() {
-            for (m, s) in rec.record.mounts.iter_mut().zip(&self.states) {
-                m.state = *s;
-            }
-            let _ = rec.write();
+            rec.update(&self.states, self.record_live);
         }
     }
 
@@ -152,9 +155,7 @@ impl Guardian {
             };
             self.set_state(i, state);
             if self.record_mount == Some(i) && state == MountState::Thawed {
-                if let Some(rec) = self.record.as_mut() {
-                    rec.record.live = true;
-                }
+                self.record_live = true;
             }
             self.emit(Event::Thawed {
                 index: i,
@@ -284,9 +285,7 @@ impl Guardian {
         }
         if self.record_mount == Some(i) {
             // Last write before the record's own filesystem may be frozen.
-            if let Some(rec) = self.record.as_mut() {
-                rec.record.live = false;
-            }
+            self.record_live = false;
         }
         self.set_state(i, MountState::Freezing);
         self.write_record();
@@ -340,9 +339,7 @@ impl Guardian {
             }
         }
         if self.record_mount == Some(i) && errno != 0 {
-            if let Some(rec) = self.record.as_mut() {
-                rec.record.live = true;
-            }
+            self.record_live = true;
         }
         self.write_record();
         if let Some(why) = self.ending.take() {
@@ -442,16 +439,8 @@ impl Guardian {
     /// for `snapguard thaw`.
     fn finish_record(&mut self) {
         let clean = !self.states.iter().any(|s| s.may_be_frozen_by_us());
-        if let Some(rec) = self.record.as_mut() {
-            if clean {
-                rec.remove();
-            } else {
-                rec.record.live = true;
-                for (m, s) in rec.record.mounts.iter_mut().zip(&self.states) {
-                    m.state = *s;
-                }
-                let _ = rec.write();
-            }
+        if let Some(rec) = self.record.take() {
+            rec.finish(&self.states, clean, Duration::from_secs(2));
         }
     }
 }
@@ -537,6 +526,7 @@ pub fn serve() -> u8 {
     ) else {
         return SETUP_FAILED;
     };
+    let _ = crate::sys::process::set_nonblocking(out.as_fd());
     // Out of the controller's process group and session: `kill -- -PGID` and the terminal's
     // Ctrl-C aimed at snapguard do not reach the guardian. (Fails only for a group leader.)
     let _ = new_session();
@@ -622,7 +612,9 @@ pub fn serve() -> u8 {
                 })
                 .collect(),
         };
-        RecordFile::new(path, record).ok()
+        RecordFile::new(path, record)
+            .ok()
+            .and_then(|file| Recorder::start(file).ok())
     });
     let mut g = Guardian {
         dirs,
@@ -641,6 +633,7 @@ pub fn serve() -> u8 {
         to_worker: req_w,
         out,
         record,
+        record_live: true,
         record_mount: spec.record_mount,
         command: None,
         hooks: hook_slots,
