@@ -18,32 +18,6 @@ fn run(args: &[&OsStr]) -> common::Outcome {
     run_snapguard(args, T)
 }
 
-/// A tmpfs mounted over a mount point of ours; unmounted (the top mount there) on drop.
-struct Cover(std::path::PathBuf);
-
-impl Cover {
-    fn over(dir: &std::path::Path) -> Self {
-        common::run(
-            "mount",
-            &[
-                OsStr::new("-t"),
-                OsStr::new("tmpfs"),
-                OsStr::new("-o"),
-                OsStr::new("size=1m"),
-                OsStr::new("tmpfs"),
-                dir.as_os_str(),
-            ],
-        );
-        Cover(dir.to_path_buf())
-    }
-}
-
-impl Drop for Cover {
-    fn drop(&mut self) {
-        let _ = common::run_any("umount", &[self.0.as_os_str()]);
-    }
-}
-
 #[test]
 fn a_mount_point_covered_by_a_tmpfs_is_reached_through_another_mount_or_failed() {
     if !require_root("a_mount_point_covered_by_a_tmpfs_is_reached_through_another_mount_or_failed")
@@ -55,10 +29,10 @@ fn a_mount_point_covered_by_a_tmpfs_is_reached_through_another_mount_or_failed()
     let reachable = TestFs::new(&dir, "reachable", "ext4", 32 * MIB);
     let bind_dir = dir.mkdir("bind");
     let _bind = Mount::bind(reachable.dir(), &bind_dir);
-    let cover_a = Cover::over(reachable.dir());
+    let cover_a = Tmpfs::over(reachable.dir());
     // (b) covered, and no other mount of it.
     let hidden = TestFs::new(&dir, "hidden", "ext4", 32 * MIB);
-    let cover_b = Cover::over(hidden.dir());
+    let cover_b = Tmpfs::over(hidden.dir());
 
     let out = run(&[
         OsStr::new("freeze-test"),

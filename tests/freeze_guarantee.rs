@@ -76,23 +76,6 @@ fn wait_gone(pid: i32, limit: Duration, what: &str) {
     }
 }
 
-/// Time until a write into `dir` succeeds (bounded; thaws our own `dir` and panics beyond).
-fn time_to_writable(dir: &Path, limit: Duration) -> Duration {
-    let start = Instant::now();
-    let (_, mut w) = write_blocks(dir, Duration::ZERO);
-    loop {
-        if w.try_wait().expect("try_wait").is_some() {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            let _ = common::run_any("fsfreeze", &[OsStr::new("-u"), dir.as_os_str()]);
-            let _ = w.wait();
-            panic!("{} still frozen after {limit:?}", dir.display());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// `snapguard thaw --json MOUNTS` finds nothing of a snapguard run left there: no record names
 /// any of them (other tests' runs are left alone: only our mount points are named).
 fn assert_nothing_to_thaw(mounts: &[&Path], context: &str) {

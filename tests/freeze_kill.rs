@@ -52,23 +52,6 @@ fn start_frozen(
     (bg, cmd_pid)
 }
 
-/// Time until a write into `dir` succeeds (bounded by `limit`; thaws and panics beyond).
-fn time_to_writable(dir: &Path, limit: Duration) -> Duration {
-    let start = Instant::now();
-    let (_, mut w) = write_blocks(dir, Duration::ZERO);
-    loop {
-        if w.try_wait().expect("try_wait").is_some() {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            let _ = common::run_any("fsfreeze", &[OsStr::new("-u"), dir.as_os_str()]);
-            let _ = w.wait();
-            panic!("{} still frozen after {limit:?}", dir.display());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn sigkill_of_the_controller_is_thawed_by_the_guardian_20x() {
     if !require_root("sigkill_of_the_controller_is_thawed_by_the_guardian_20x") {

@@ -7,7 +7,7 @@ use crate::freeze::hooks::HooksDir;
 use crate::freeze::outcome::exit;
 use crate::freeze::presync;
 use crate::freeze::session::{self, FreezeRun, Options};
-use crate::freeze::{guardian, skip::SkipRules};
+use crate::freeze::{Plan, guardian, skip::SkipRules};
 use crate::mount::MountTable;
 use crate::report;
 use crate::root::{HOOKS_DIR, MOUNTINFO, SysRoot};
@@ -367,12 +367,14 @@ fn run_inner(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Ou
     )?;
     let format = cli.output_format();
     let report = session::freeze(&FreezeRun {
-        targets: &targets,
-        order: &order,
-        table: &table,
-        skip: &skip,
-        opts: &opts,
-        root: &root,
+        plan: Plan {
+            targets: &targets,
+            order: &order,
+            table: &table,
+            skip: &skip,
+            opts: &opts,
+            root: &root,
+        },
         argv: &args.cmd,
         cmd_stdout_to_stderr: format == report::Format::Json,
         signals: &signals,

@@ -5,6 +5,7 @@ use super::freeze::{
 };
 use super::{Cli, Outcome};
 use crate::config::Config;
+use crate::freeze::Plan;
 use crate::freeze::skip::SkipRules;
 use crate::freeze::test_run::{self, TestRun};
 use crate::report;
@@ -113,12 +114,14 @@ pub fn run(args: &FreezeTestArgs, cli: &Cli, config: &Config) -> anyhow::Result<
         args.no_expedite_rcu,
     )?;
     let report = test_run::freeze_test(&TestRun {
-        targets: &targets,
-        order: &order,
-        table: &table,
-        skip: &skip,
-        opts: &opts,
-        root: &root,
+        plan: Plan {
+            targets: &targets,
+            order: &order,
+            table: &table,
+            skip: &skip,
+            opts: &opts,
+            root: &root,
+        },
         signals: signals.as_ref(),
     })?;
     let interrupted = signals.as_ref().and_then(|s| s.take());

@@ -10,7 +10,7 @@
 
 use super::access::Access;
 use super::guardian::{Event, GuardianClient, Request, Spec, WindowEnd};
-use super::presync::SyncResult;
+use super::presync::{Presync, SyncResult};
 use crate::report::ThawedBy;
 use crate::sys::freeze::errno_name;
 use crate::sys::process::{PollSet, SignalWatch, boottime_ns};
@@ -453,6 +453,39 @@ impl<'s> Control<'s> {
         }
         self.next_check_ns = boottime_ns().saturating_add(GRACE.as_nanos() as u64);
         Some(GRACE)
+    }
+
+    /// The pre-freeze sync of mount `gi` within `budget` (zero: none), while watching the
+    /// signals, the guardian and (when `window` is true) the open window: its result lands in
+    /// `mounts[gi].sync`, which stays `None` when a signal, the guardian's loss or the window's
+    /// end cut it short (the helper is then abandoned).
+    pub fn presync(&mut self, gi: usize, budget: Duration, window: bool) {
+        if budget.is_zero() {
+            return;
+        }
+        let path = self.mounts[gi].access.path.clone();
+        let mut p = match Presync::start(&path, budget) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot start the pre-freeze sync of '{}': {e}",
+                    path.display()
+                );
+                self.mounts[gi].sync = Some(SyncResult::Failed(e, Duration::ZERO));
+                return;
+            }
+        };
+        loop {
+            if let Some(r) = p.poll() {
+                self.mounts[gi].sync = Some(r);
+                return;
+            }
+            let left = p.deadline().saturating_duration_since(Instant::now());
+            self.pump(&[Some(p.fd())], Some(left.min(Duration::from_millis(200))));
+            if self.signal.is_some() || self.gone || (window && !self.window_open) {
+                return;
+            }
+        }
     }
 
     /// Open a window.

@@ -165,6 +165,18 @@ pub fn select(table: &MountTable, named: &[PathBuf], all: bool) -> anyhow::Resul
     Ok(targets)
 }
 
+/// What `freeze` and `freeze-test` both work from: the targets in freeze order, the mount
+/// table they came from, the skip rules, the options and the root.
+pub struct Plan<'a> {
+    pub targets: &'a [Target],
+    /// Indexes into `targets`, in freeze order.
+    pub order: &'a [usize],
+    pub table: &'a MountTable,
+    pub skip: &'a skip::SkipRules,
+    pub opts: &'a session::Options,
+    pub root: &'a crate::root::SysRoot,
+}
+
 /// Targets resolved, with backing files and the order to freeze in.
 pub fn prepare(
     table: &MountTable,

@@ -24,17 +24,15 @@ use super::guardian::{Spec, SpecHook, SpecMount, WindowEnd};
 use super::hooks;
 use super::outcome::{self, CommandEnd, Facts, Stop, WindowOutcome};
 use super::output::CommandOutput;
-use super::presync::{Presync, SyncResult};
+use super::presync::SyncResult;
 use super::probe::Static;
 use super::record;
 use super::rows::{self, Run};
-use super::skip::SkipRules;
-use super::{Target, logbuf, ms};
-use crate::mount::MountTable;
+use super::{Plan, logbuf, ms};
 use crate::report::{
     CommandRun, FreezeReport, HookRun, MountVerdict, SCHEMA_VERSION, verdict_summary,
 };
-use crate::root::{PROC, SysRoot};
+use crate::root::PROC;
 use crate::sys::freeze::errno_name;
 use crate::sys::process::{ProcessIdentity, SignalWatch, boottime_ns};
 use nix::errno::Errno;
@@ -61,14 +59,9 @@ pub struct Options {
     pub expedite_rcu: bool,
 }
 
-/// Everything `freeze -- CMD` needs besides the targets.
+/// Everything `freeze -- CMD` needs.
 pub struct FreezeRun<'a> {
-    pub targets: &'a [Target],
-    pub order: &'a [usize],
-    pub table: &'a MountTable,
-    pub skip: &'a SkipRules,
-    pub opts: &'a Options,
-    pub root: &'a SysRoot,
+    pub plan: Plan<'a>,
     pub argv: &'a [OsString],
     /// Send CMD's stdout to our stderr (the JSON document owns our stdout).
     pub cmd_stdout_to_stderr: bool,
@@ -111,7 +104,7 @@ struct Session<'r, 'a> {
 
 impl<'r, 'a> Session<'r, 'a> {
     fn new(run: &'r FreezeRun<'a>) -> Self {
-        let (rows, row_of, statics) = rows::static_rows(run.targets, run.skip);
+        let (rows, row_of, statics) = rows::static_rows(run.plan.targets, run.plan.skip);
         Session {
             run,
             start_ns: boottime_ns(),
@@ -173,7 +166,7 @@ impl<'r, 'a> Session<'r, 'a> {
     }
 
     fn check_hooks(&mut self) -> Result<(), Stop> {
-        let Some(dir) = &self.run.opts.hooks else {
+        let Some(dir) = &self.run.plan.opts.hooks else {
             return Ok(());
         };
         match hooks::discover(dir) {
@@ -213,12 +206,12 @@ impl<'r, 'a> Session<'r, 'a> {
     }
 
     fn open_mounts(&mut self) -> Result<(), Stop> {
-        for &i in self.run.order {
+        for &i in self.run.plan.order {
             if !matches!(self.statics[i], Static::Try { .. }) {
                 continue;
             }
-            let t = &self.run.targets[i];
-            match access::open_target(t, self.run.table) {
+            let t = &self.run.plan.targets[i];
+            match access::open_target(t, self.run.plan.table) {
                 Ok(a) => self.control.mounts.push(MountProgress::new(i, a)),
                 Err(why) => {
                     let row = &mut self.rows[self.row_of[i]];
@@ -244,16 +237,17 @@ impl<'r, 'a> Session<'r, 'a> {
 
     /// Which mount (guardian index) holds the record's directory, if one is in the set.
     fn record_mount(&self) -> Option<usize> {
-        let dir = std::fs::File::open(record::dir(self.run.root)).ok()?;
+        let dir = std::fs::File::open(record::dir(self.run.plan.root)).ok()?;
         let p = crate::sys::statx::placement(dir.as_fd()).ok()?;
         let m = self
             .run
+            .plan
             .table
             .entries()
             .iter()
             .find(|m| u64::from(m.mount_id) == p.mount_id)?;
         self.control.mounts.iter().position(|mp| {
-            let t = &self.run.targets[mp.target];
+            let t = &self.run.plan.targets[mp.target];
             (t.major, t.minor) == (m.major, m.minor)
         })
     }
@@ -262,8 +256,8 @@ impl<'r, 'a> Session<'r, 'a> {
         if self.control.mounts.is_empty() {
             return Ok(());
         }
-        let record = match record::create_dir(self.run.root) {
-            Ok(()) => Some(record::path_for(self.run.root, std::process::id())),
+        let record = match record::create_dir(self.run.plan.root) {
+            Ok(()) => Some(record::path_for(self.run.plan.root, std::process::id())),
             Err(e) => {
                 self.messages.push(format!(
                     "{e:#}: no record of this run (`snapguard thaw` would need --force)"
@@ -281,15 +275,15 @@ impl<'r, 'a> Session<'r, 'a> {
         }
         let spec = Spec {
             command: "freeze".into(),
-            controller: ProcessIdentity::myself(&self.run.root.path(PROC)).unwrap_or(
+            controller: ProcessIdentity::myself(&self.run.plan.root.path(PROC)).unwrap_or(
                 ProcessIdentity {
                     pid: std::process::id(),
                     start_time: 0,
                 },
             ),
-            timeout_ms: self.run.opts.timeout.as_millis() as u64,
-            kill_after_ms: self.run.opts.kill_after.as_millis() as u64,
-            hook_timeout_ms: self.run.opts.hook_timeout.as_millis() as u64,
+            timeout_ms: self.run.plan.opts.timeout.as_millis() as u64,
+            kill_after_ms: self.run.plan.opts.kill_after.as_millis() as u64,
+            hook_timeout_ms: self.run.plan.opts.hook_timeout.as_millis() as u64,
             record,
             record_mount: self.record_mount(),
             mounts: self
@@ -297,7 +291,7 @@ impl<'r, 'a> Session<'r, 'a> {
                 .mounts
                 .iter()
                 .map(|m| SpecMount {
-                    mountpoint: self.run.targets[m.target].mountpoint.clone(),
+                    mountpoint: self.run.plan.targets[m.target].mountpoint.clone(),
                     access: m.access.path.clone(),
                     expected: m.access.expected,
                 })
@@ -311,7 +305,7 @@ impl<'r, 'a> Session<'r, 'a> {
                 })
                 .collect(),
             hook_output_fd: hook_output.as_ref().map(AsRawFd::as_raw_fd),
-            expedite_rcu: self.run.opts.expedite_rcu,
+            expedite_rcu: self.run.plan.opts.expedite_rcu,
         };
         match self.control.start_guardian(&spec, &inherit) {
             Ok(()) => Ok(()),
@@ -327,7 +321,7 @@ impl<'r, 'a> Session<'r, 'a> {
         self.control
             .mounts
             .iter()
-            .map(|m| self.run.targets[m.target].mountpoint.clone())
+            .map(|m| self.run.plan.targets[m.target].mountpoint.clone())
             .collect()
     }
 
@@ -341,7 +335,7 @@ impl<'r, 'a> Session<'r, 'a> {
                 &self.hooks[k],
                 "freeze",
                 &mounts,
-                self.run.opts.hook_timeout,
+                self.run.plan.opts.hook_timeout,
             );
             let ok = r.result == "ok";
             self.hook_runs.push(r);
@@ -356,44 +350,23 @@ impl<'r, 'a> Session<'r, 'a> {
 
     /// The pre-freeze sync of mount `gi`, while watching signals and the guardian.
     fn presync(&mut self, gi: usize) -> Result<(), Stop> {
-        let budget = self.run.opts.sync_timeout;
-        if budget.is_zero() {
-            return Ok(());
+        let budget = self.run.plan.opts.sync_timeout;
+        self.control.presync(gi, budget, true);
+        if let Some(n) = self.control.signal {
+            return Err(Stop::Interrupted(n));
+        }
+        if self.control.gone {
+            return Err(Stop::GuardianLost);
+        }
+        if !self.control.window_open {
+            return Err(Stop::WindowEnded(
+                self.control.window_end.unwrap_or(WindowEnd::Error),
+            ));
         }
         let path = self.control.mounts[gi].access.path.clone();
-        let mut p = match Presync::start(&path, budget) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(
-                    "cannot start the pre-freeze sync of '{}': {e}",
-                    path.display()
-                );
-                self.control.mounts[gi].sync = Some(SyncResult::Failed(e, Duration::ZERO));
-                return Ok(());
-            }
+        let Some(result) = self.control.mounts[gi].sync else {
+            return Ok(());
         };
-        let result = loop {
-            if let Some(r) = p.poll() {
-                break r;
-            }
-            let left = p
-                .deadline()
-                .saturating_duration_since(std::time::Instant::now());
-            self.control
-                .pump(&[Some(p.fd())], Some(left.min(Duration::from_millis(200))));
-            if let Some(n) = self.control.signal {
-                return Err(Stop::Interrupted(n));
-            }
-            if self.control.gone {
-                return Err(Stop::GuardianLost);
-            }
-            if !self.control.window_open {
-                return Err(Stop::WindowEnded(
-                    self.control.window_end.unwrap_or(WindowEnd::Error),
-                ));
-            }
-        };
-        self.control.mounts[gi].sync = Some(result);
         match result {
             SyncResult::TimedOut(_) => {
                 self.messages.push(format!(
@@ -445,7 +418,7 @@ impl<'r, 'a> Session<'r, 'a> {
                 Some(FreezeResult::Busy { .. } | FreezeResult::Failed { .. }) => {
                     self.messages.push(format!(
                         "'{}' could not be frozen: what was frozen is thawed, CMD did not run",
-                        self.run.targets[self.control.mounts[gi].target]
+                        self.run.plan.targets[self.control.mounts[gi].target]
                             .mountpoint
                             .display()
                     ));
@@ -493,7 +466,7 @@ impl<'r, 'a> Session<'r, 'a> {
             .iter()
             .filter(|m| m.is_frozen())
             .map(|m| {
-                let t = &self.run.targets[m.target];
+                let t = &self.run.plan.targets[m.target];
                 (t.major, t.minor)
             })
             .collect()
@@ -508,12 +481,17 @@ impl<'r, 'a> Session<'r, 'a> {
             .mounts
             .iter()
             .filter(|m| m.is_frozen())
-            .map(|m| self.run.targets[m.target].mountpoint.display().to_string())
+            .map(|m| {
+                self.run.plan.targets[m.target]
+                    .mountpoint
+                    .display()
+                    .to_string()
+            })
             .collect();
         let left_ms = self
             .control
             .deadline_ns
-            .map_or(self.run.opts.timeout.as_millis() as u64, |d| {
+            .map_or(self.run.plan.opts.timeout.as_millis() as u64, |d| {
                 d.saturating_sub(boottime_ns()) / 1_000_000
             });
         let env = vec![
@@ -524,7 +502,7 @@ impl<'r, 'a> Session<'r, 'a> {
             ),
             (
                 "SNAPGUARD_TIMEOUT_MS".to_string(),
-                self.run.opts.timeout.as_millis().to_string(),
+                self.run.plan.opts.timeout.as_millis().to_string(),
             ),
             (
                 "SNAPGUARD_DEADLINE_LEFT_MS".to_string(),
@@ -544,7 +522,7 @@ impl<'r, 'a> Session<'r, 'a> {
             CommandOutput::prepare(
                 [out_dest, stderr.as_fd()],
                 &self.frozen_superblocks(),
-                self.run.table,
+                self.run.plan.table,
             )
             .ok()
         };
@@ -569,8 +547,8 @@ impl<'r, 'a> Session<'r, 'a> {
             &env,
             cmd_out,
             cmd_err,
-            self.run.opts.kill_after,
-            &self.run.root.path(PROC),
+            self.run.plan.opts.kill_after,
+            &self.run.plan.root.path(PROC),
         ) {
             Ok(c) => {
                 tracing::info!("CMD started while frozen (pid {})", c.pid);
@@ -641,9 +619,9 @@ impl<'r, 'a> Session<'r, 'a> {
 
     fn thaw(&mut self) {
         self.control.thaw_all();
-        let still = self.control.still_frozen(self.run.targets);
+        let still = self.control.still_frozen(self.run.plan.targets);
         if self.holding_logs {
-            logbuf::release_avoiding(&still, self.run.table);
+            logbuf::release_avoiding(&still, self.run.plan.table);
             self.holding_logs = false;
         }
         if still.is_empty() {
@@ -686,7 +664,7 @@ impl<'r, 'a> Session<'r, 'a> {
         let Some(c) = self.command.take() else {
             return;
         };
-        if self.control.still_frozen(self.run.targets).is_empty() {
+        if self.control.still_frozen(self.run.plan.targets).is_empty() {
             self.output.drain(Duration::from_millis(100));
         }
         let (code, signal) = c.code_and_signal();
@@ -733,7 +711,12 @@ impl<'r, 'a> Session<'r, 'a> {
         let mounts = self.mountpoints();
         for k in (0..self.hooks_froze).rev() {
             self.control.hook(k, false);
-            let r = hooks::run(&self.hooks[k], "thaw", &mounts, self.run.opts.hook_timeout);
+            let r = hooks::run(
+                &self.hooks[k],
+                "thaw",
+                &mounts,
+                self.run.plan.opts.hook_timeout,
+            );
             if r.result != "ok" {
                 self.facts.thaw_hook_failed = true;
                 self.messages
@@ -748,16 +731,22 @@ impl<'r, 'a> Session<'r, 'a> {
         // A guardian lost with nothing of ours left frozen leaves a record that would only
         // confuse `snapguard thaw`.
         if self.control.gone_why.as_deref() != Some("finished")
-            && self.control.still_frozen(self.run.targets).is_empty()
+            && self.control.still_frozen(self.run.plan.targets).is_empty()
         {
-            record::remove(&record::path_for(self.run.root, std::process::id()));
+            record::remove(&record::path_for(self.run.plan.root, std::process::id()));
         }
     }
 
     fn report(mut self) -> FreezeReport {
         for m in &self.control.mounts {
             let row = &mut self.rows[self.row_of[m.target]];
-            rows::apply_progress(row, m, self.start_ns, self.run.opts.timeout, Run::Freeze);
+            rows::apply_progress(
+                row,
+                m,
+                self.start_ns,
+                self.run.plan.opts.timeout,
+                Run::Freeze,
+            );
         }
         rows::propagate_to_duplicates(&mut self.rows);
         self.facts.maybe_still_frozen = self
@@ -791,7 +780,7 @@ impl<'r, 'a> Session<'r, 'a> {
         if let Some(WindowEnd::Deadline) = self.control.window_end {
             messages.push(format!(
                 "the {} s deadline passed: the guardian thawed",
-                self.run.opts.timeout.as_secs_f64()
+                self.run.plan.opts.timeout.as_secs_f64()
             ));
         }
         if let Some(WindowEnd::Signal(n)) = self.control.window_end {
@@ -814,7 +803,7 @@ impl<'r, 'a> Session<'r, 'a> {
             summary: verdict_summary(&self.rows),
             outcome,
             exit_code,
-            timeout_ms: self.run.opts.timeout.as_millis() as u64,
+            timeout_ms: self.run.plan.opts.timeout.as_millis() as u64,
             window_ms,
             mounts: self.rows,
             hooks: self.hook_runs,
@@ -827,7 +816,12 @@ impl<'r, 'a> Session<'r, 'a> {
             .mounts
             .iter()
             .filter(|m| m.may_still_be_frozen())
-            .map(|m| self.run.targets[m.target].mountpoint.display().to_string())
+            .map(|m| {
+                self.run.plan.targets[m.target]
+                    .mountpoint
+                    .display()
+                    .to_string()
+            })
             .collect();
         report
     }

@@ -5,34 +5,25 @@
 use super::access;
 use super::control::{Control, MountProgress};
 use super::guardian::{Spec, SpecMount};
-use super::presync::Presync;
 use super::probe::Static;
 use super::record;
 use super::rows::{self, Run};
-use super::session::Options;
-use super::skip::SkipRules;
-use super::{Target, logbuf};
-use crate::mount::MountTable;
+use super::{Plan, logbuf};
 use crate::report::{FreezeTestReport, Verdict};
-use crate::root::{PROC, SysRoot};
+use crate::root::PROC;
 use crate::sys::process::{ProcessIdentity, SignalWatch, boottime_ns};
 use std::time::Duration;
 
 /// Everything `freeze-test` needs.
 pub struct TestRun<'a> {
-    pub targets: &'a [Target],
-    pub order: &'a [usize],
-    pub table: &'a MountTable,
-    pub skip: &'a SkipRules,
-    pub opts: &'a Options,
-    pub root: &'a SysRoot,
+    pub plan: Plan<'a>,
     /// `None` with `--probe-only` (nothing is frozen, any user may run it).
     pub signals: Option<&'a SignalWatch>,
 }
 
 /// Static verdicts only (`--probe-only`).
 fn probe_only(run: &TestRun<'_>) -> FreezeTestReport {
-    let (mut rows, row_of, statics) = rows::static_rows(run.targets, run.skip);
+    let (mut rows, row_of, statics) = rows::static_rows(run.plan.targets, run.plan.skip);
     for (i, st) in statics.iter().enumerate() {
         if let Static::Try { known, reason } = st {
             let row = &mut rows[row_of[i]];
@@ -50,7 +41,7 @@ fn probe_only(run: &TestRun<'_>) -> FreezeTestReport {
         }
     }
     rows::propagate_to_duplicates(&mut rows);
-    FreezeTestReport::new(true, run.opts.timeout.as_millis() as u64, rows)
+    FreezeTestReport::new(true, run.plan.opts.timeout.as_millis() as u64, rows)
 }
 
 /// Run the test.
@@ -59,15 +50,15 @@ pub fn freeze_test(run: &TestRun<'_>) -> anyhow::Result<FreezeTestReport> {
         return Ok(probe_only(run));
     };
     let start_ns = boottime_ns();
-    let timeout_ms = run.opts.timeout.as_millis() as u64;
-    let (mut rows, row_of, statics) = rows::static_rows(run.targets, run.skip);
+    let timeout_ms = run.plan.opts.timeout.as_millis() as u64;
+    let (mut rows, row_of, statics) = rows::static_rows(run.plan.targets, run.plan.skip);
 
     let mut mounts = Vec::new();
-    for &i in run.order {
+    for &i in run.plan.order {
         if !matches!(statics[i], Static::Try { .. }) {
             continue;
         }
-        match access::open_target(&run.targets[i], run.table) {
+        match access::open_target(&run.plan.targets[i], run.plan.table) {
             Ok(a) => mounts.push(MountProgress::new(i, a)),
             Err(why) => {
                 let row = &mut rows[row_of[i]];
@@ -80,12 +71,12 @@ pub fn freeze_test(run: &TestRun<'_>) -> anyhow::Result<FreezeTestReport> {
         rows::propagate_to_duplicates(&mut rows);
         return Ok(FreezeTestReport::new(false, timeout_ms, rows));
     }
-    let record = record::create_dir(run.root)
+    let record = record::create_dir(run.plan.root)
         .ok()
-        .map(|()| record::path_for(run.root, std::process::id()));
+        .map(|()| record::path_for(run.plan.root, std::process::id()));
     let spec = Spec {
         command: "freeze-test".into(),
-        controller: ProcessIdentity::myself(&run.root.path(PROC)).unwrap_or(ProcessIdentity {
+        controller: ProcessIdentity::myself(&run.plan.root.path(PROC)).unwrap_or(ProcessIdentity {
             pid: std::process::id(),
             start_time: 0,
         }),
@@ -97,14 +88,14 @@ pub fn freeze_test(run: &TestRun<'_>) -> anyhow::Result<FreezeTestReport> {
         mounts: mounts
             .iter()
             .map(|m| SpecMount {
-                mountpoint: run.targets[m.target].mountpoint.clone(),
+                mountpoint: run.plan.targets[m.target].mountpoint.clone(),
                 access: m.access.path.clone(),
                 expected: m.access.expected,
             })
             .collect(),
         hooks: Vec::new(),
         hook_output_fd: None,
-        expedite_rcu: run.opts.expedite_rcu,
+        expedite_rcu: run.plan.opts.expedite_rcu,
     };
     let mut control = Control::new(signals, mounts);
     control.start_guardian(&spec, &[])?;
@@ -115,7 +106,7 @@ pub fn freeze_test(run: &TestRun<'_>) -> anyhow::Result<FreezeTestReport> {
         if control.signal.is_some() || control.gone {
             break;
         }
-        presync(&mut control, gi, run.opts.sync_timeout);
+        control.presync(gi, run.plan.opts.sync_timeout, false);
         if control.signal.is_some() || control.gone {
             break;
         }
@@ -131,14 +122,14 @@ pub fn freeze_test(run: &TestRun<'_>) -> anyhow::Result<FreezeTestReport> {
         logbuf::hold();
         control.freeze(gi);
         control.thaw_all();
-        let still = control.still_frozen(run.targets);
-        logbuf::release_avoiding(&still, run.table);
+        let still = control.still_frozen(run.plan.targets);
+        logbuf::release_avoiding(&still, run.plan.table);
     }
     control.finish();
 
     for m in &control.mounts {
         let row = &mut rows[row_of[m.target]];
-        rows::apply_progress(row, m, start_ns, run.opts.timeout, Run::Test);
+        rows::apply_progress(row, m, start_ns, run.plan.opts.timeout, Run::Test);
         if !m.requested && m.sync.is_none() {
             row.verdict = Verdict::Failed;
             row.reason = match (control.signal, &control.gone_why) {
@@ -155,32 +146,4 @@ pub fn freeze_test(run: &TestRun<'_>) -> anyhow::Result<FreezeTestReport> {
     let mut report = FreezeTestReport::new(false, timeout_ms, rows);
     report.messages = control.messages;
     Ok(report)
-}
-
-/// The pre-freeze sync of one mount, while watching signals and the guardian.
-fn presync(control: &mut Control<'_>, gi: usize, budget: Duration) {
-    if budget.is_zero() {
-        return;
-    }
-    let path = control.mounts[gi].access.path.clone();
-    let mut p = match Presync::start(&path, budget) {
-        Ok(p) => p,
-        Err(e) => {
-            control.mounts[gi].sync = Some(super::presync::SyncResult::Failed(e, Duration::ZERO));
-            return;
-        }
-    };
-    loop {
-        if let Some(r) = p.poll() {
-            control.mounts[gi].sync = Some(r);
-            return;
-        }
-        let left = p
-            .deadline()
-            .saturating_duration_since(std::time::Instant::now());
-        control.pump(&[Some(p.fd())], Some(left.min(Duration::from_millis(200))));
-        if control.signal.is_some() || control.gone {
-            return;
-        }
-    }
 }

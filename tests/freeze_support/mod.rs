@@ -157,7 +157,12 @@ pub struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     pub fn new(dir: &TestDir, name: &str) -> Self {
-        let mp = dir.mkdir(name);
+        Self::over(&dir.mkdir(name))
+    }
+
+    /// A tmpfs mounted over `mp` (a directory of ours, possibly a mount point: it is covered).
+    pub fn over(mp: &Path) -> Self {
+        let mp = mp.to_path_buf();
         run(
             "mount",
             &[
@@ -231,6 +236,24 @@ pub fn write_blocks(dir: &Path, wait: Duration) -> (bool, Child) {
     std::thread::sleep(wait);
     let blocked = child.try_wait().expect("try_wait").is_none();
     (blocked, child)
+}
+
+/// Time until a write into `dir` succeeds (bounded by `limit`; beyond it, thaws `dir` (ours)
+/// and panics).
+pub fn time_to_writable(dir: &Path, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let (_, mut w) = write_blocks(dir, Duration::ZERO);
+    loop {
+        if w.try_wait().expect("try_wait").is_some() {
+            return start.elapsed();
+        }
+        if start.elapsed() > limit {
+            let _ = run_any("fsfreeze", &[OsStr::new("-u"), dir.as_os_str()]);
+            let _ = w.wait();
+            panic!("{} still frozen after {limit:?}", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// The snapguard binary.
