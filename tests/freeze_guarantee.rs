@@ -521,3 +521,67 @@ fn at_the_deadline_cmd_gets_sigterm_and_its_trap_runs() {
     wait_gone(cmd, Duration::from_secs(1), "CMD");
     assert_writable(fs.dir(), "after the deadline");
 }
+
+#[test]
+fn a_mount_thawed_by_someone_else_during_the_window_breaks_it() {
+    if !require_root("a_mount_thawed_by_someone_else_during_the_window_breaks_it") {
+        return;
+    }
+    let dir = TestDir::new("freeze-thawed-by-other");
+    let fs = TestFs::new(&dir, "m", "ext4", 32 * MIB);
+    let go = dir.join("go");
+    let script = format!(
+        "while [ ! -e '{}' ]; do sleep 0.01; done; exit 0",
+        go.display()
+    );
+    let mut bg = Background::start(
+        &dir.path(),
+        "other-thaw",
+        &[
+            OsStr::new("freeze"),
+            OsStr::new("--json"),
+            OsStr::new("--no-hooks"),
+            OsStr::new("--timeout"),
+            OsStr::new("20s"),
+            fs.dir().as_os_str(),
+            OsStr::new("--"),
+            OsStr::new("sh"),
+            OsStr::new("-c"),
+            OsStr::new(&script),
+        ],
+        false,
+    );
+    wait_for_state(bg.child.id(), 0, "frozen", Duration::from_secs(20));
+    // The admin thaws it under the run's feet (the run is alive: only --force does that).
+    let out = run_snapguard(
+        [
+            OsStr::new("thaw"),
+            OsStr::new("--json"),
+            OsStr::new("--force"),
+            fs.dir().as_os_str(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        out.json()["mounts"][0]["result"],
+        "thawed",
+        "{}",
+        out.stdout
+    );
+    std::fs::write(&go, "").unwrap();
+    let code = bg.wait(Duration::from_secs(15));
+    let doc: Value = serde_json::from_str(&bg.stdout()).expect("report");
+    assert_schema("freeze", &doc);
+    assert_eq!(code, Some(125), "CMD's 0 is not passed through: {doc:#}");
+    assert_eq!(doc["outcome"], "window-broken", "{doc:#}");
+    let r = row(&doc, fs.dir());
+    assert_eq!(r["errno"], "EINVAL", "{r:#}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("someone else thawed it"),
+        "{r:#}"
+    );
+    assert_writable(fs.dir(), "after the run");
+}

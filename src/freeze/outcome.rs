@@ -8,8 +8,10 @@
 //! 3. the frozen window did not hold until CMD ended: interrupted by a signal to snapguard
 //!    (128+N), the deadline (124), the guardian thawed on a signal or vanished (125) — CMD's own
 //!    status is then *not* passed through, since its snapshot may be inconsistent;
-//! 4. a thaw hook failed: `thaw-failed`, 125;
-//! 5. otherwise CMD's own status (128+N when a signal killed it).
+//! 4. someone else thawed a mount while the window was open (FITHAW said EINVAL):
+//!    `window-broken`, 125;
+//! 5. a thaw hook failed: `thaw-failed`, 125;
+//! 6. otherwise CMD's own status (128+N when a signal killed it).
 
 use super::guardian::WindowEnd;
 use crate::report::FreezeOutcome;
@@ -77,6 +79,9 @@ pub struct Facts {
     pub command_ended_in_window: bool,
     /// A FITHAW failed, or the guardian died inside a FIFREEZE.
     pub maybe_still_frozen: bool,
+    /// A mount was no longer frozen when the thaw came (FITHAW: EINVAL): someone else thawed
+    /// it at some moment of the window, which was therefore broken.
+    pub thawed_by_someone_else: bool,
     pub thaw_hook_failed: bool,
 }
 
@@ -125,6 +130,9 @@ pub fn decide(f: &Facts) -> (FreezeOutcome, u8) {
             return (FreezeOutcome::GuardianLost, exit::FAILED);
         }
         _ => {}
+    }
+    if f.thawed_by_someone_else {
+        return (FreezeOutcome::WindowBroken, exit::FAILED);
     }
     if f.thaw_hook_failed {
         return (FreezeOutcome::ThawFailed, exit::FAILED);
@@ -226,6 +234,13 @@ mod tests {
             (FreezeOutcome::Timeout, 124)
         );
         assert_eq!(stop(Stop::GuardianLost), (FreezeOutcome::GuardianLost, 125));
+    }
+
+    #[test]
+    fn a_thaw_by_someone_else_breaks_the_window() {
+        let mut f = ran(0, WindowOutcome::Held);
+        f.thawed_by_someone_else = true;
+        assert_eq!(decide(&f), (FreezeOutcome::WindowBroken, 125));
     }
 
     #[test]

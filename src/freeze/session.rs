@@ -754,6 +754,11 @@ impl<'r, 'a> Session<'r, 'a> {
             .mounts
             .iter()
             .any(MountProgress::may_still_be_frozen);
+        self.facts.thawed_by_someone_else = self
+            .control
+            .mounts
+            .iter()
+            .any(|m| m.thaw.is_some_and(|t| t.errno == Errno::EINVAL as i32));
         let (outcome, exit_code) = outcome::decide(&self.facts);
         let first = self
             .control
