@@ -585,3 +585,65 @@ fn a_mount_thawed_by_someone_else_during_the_window_breaks_it() {
     );
     assert_writable(fs.dir(), "after the run");
 }
+
+#[test]
+fn a_record_that_cannot_be_written_never_delays_the_thaw() {
+    if !require_root("a_record_that_cannot_be_written_never_delays_the_thaw") {
+        return;
+    }
+    let dir = TestDir::new("freeze-record-frozen");
+    let runfs = TestFs::new(&dir, "runfs", "ext4", 32 * MIB);
+    let d1 = TestFs::new(&dir, "d1", "ext4", 32 * MIB);
+    let d2 = TestFs::new(&dir, "d2", "ext4", 32 * MIB);
+    // In a private mount namespace, /run/snapguard is our `runfs` (the host's stays as it is):
+    // the guardian's record lives on a filesystem this test can freeze under it.
+    let script = format!(
+        "mount --bind '{}' /run/snapguard && exec '{}' freeze --json --no-hooks --timeout 2s \
+         '{}' '{}' -- sleep 30",
+        runfs.dir().display(),
+        bin().display(),
+        d1.dir().display(),
+        d2.dir().display()
+    );
+    std::fs::create_dir_all("/run/snapguard").expect("/run/snapguard");
+    let mut bg = Background::start_program(
+        &dir.path(),
+        "record-frozen",
+        OsStr::new("unshare"),
+        &[
+            OsStr::new("--mount"),
+            OsStr::new("--propagation"),
+            OsStr::new("private"),
+            OsStr::new("sh"),
+            OsStr::new("-c"),
+            OsStr::new(&script),
+        ],
+        false,
+    );
+    // Both frozen (read through the host's view of `runfs`).
+    let record = |ctl: u32| -> Option<Value> {
+        let text = std::fs::read_to_string(runfs.dir().join(format!("freeze-{ctl}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    let ctl = bg.child.id();
+    let end = Instant::now() + Duration::from_secs(20);
+    while !record(ctl).is_some_and(|r| r["mounts"][1]["state"] == "frozen") {
+        assert!(Instant::now() < end, "never frozen: {:?}", record(ctl));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let frozen_at = Instant::now();
+    // Someone freezes the filesystem holding the record: every record write now blocks.
+    let held = runfs.fsfreeze();
+    // The 2 s deadline must thaw both mounts although the record cannot follow.
+    let limit = Duration::from_secs(3).saturating_sub(frozen_at.elapsed());
+    time_to_writable(d2.dir(), limit);
+    time_to_writable(
+        d1.dir(),
+        Duration::from_secs(3).saturating_sub(frozen_at.elapsed()),
+    );
+    held.thaw();
+    let code = bg.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(124), "{}\n{}", bg.stdout(), bg.stderr());
+    assert_writable(d1.dir(), "d1");
+    assert_writable(d2.dir(), "d2");
+}

@@ -271,10 +271,21 @@ pub struct Background {
 impl Background {
     /// Start `snapguard ARGS`; with `own_group`, in a new process group (for `kill -- -PGID`).
     pub fn start(dir: &Path, tag: &str, args: &[&OsStr], own_group: bool) -> Self {
+        Self::start_program(dir, tag, bin().as_os_str(), args, own_group)
+    }
+
+    /// Start `PROGRAM ARGS` the same way (e.g. `unshare ... snapguard ...`, which keeps the pid).
+    pub fn start_program(
+        dir: &Path,
+        tag: &str,
+        program: &OsStr,
+        args: &[&OsStr],
+        own_group: bool,
+    ) -> Self {
         use std::os::unix::process::CommandExt;
         let stdout = dir.join(format!("{tag}.out"));
         let stderr = dir.join(format!("{tag}.err"));
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(fs::File::create(&stdout).expect("stdout file"))
