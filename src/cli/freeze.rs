@@ -314,24 +314,13 @@ pub fn run(args: &FreezeArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outc
 
 /// One line for stderr when a run did not complete (cron sends stdout to /dev/null).
 fn problem_line(report: &report::FreezeReport) -> Option<String> {
-    if report.outcome == report::FreezeOutcome::Completed {
-        return None;
-    }
+    let reason = report.reason.as_ref()?;
     let outcome = serde_json::to_value(report.outcome)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
-    let why = report
-        .mounts
-        .iter()
-        .find(|m| {
-            m.verdict == report::Verdict::Failed || m.verdict == report::Verdict::AlreadyFrozen
-        })
-        .map(|m| format!("{}: {}", m.mountpoint, m.reason))
-        .or_else(|| report.messages.first().cloned())
-        .unwrap_or_default();
     Some(format!(
-        "freeze {outcome} (exit {}): {why}",
+        "freeze {outcome} (exit {}): {reason}",
         report.exit_code
     ))
 }

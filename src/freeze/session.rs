@@ -30,7 +30,8 @@ use super::record;
 use super::rows::{self, Run};
 use super::{Plan, logbuf, ms};
 use crate::report::{
-    CommandRun, FreezeReport, HookRun, MountVerdict, SCHEMA_VERSION, verdict_summary,
+    CommandRun, FreezeOutcome, FreezeReport, HookRun, MountVerdict, SCHEMA_VERSION, Verdict,
+    verdict_summary,
 };
 use crate::root::PROC;
 use crate::sys::freeze::errno_name;
@@ -737,6 +738,60 @@ impl<'r, 'a> Session<'r, 'a> {
         }
     }
 
+    /// One line: why the run did not complete (the report's `reason`, and snapguard's line on
+    /// stderr).
+    fn reason(&self, outcome: FreezeOutcome, messages: &[String]) -> Option<String> {
+        let find = |needle: &str| messages.iter().find(|m| m.contains(needle)).cloned();
+        let failed_row = || {
+            self.rows
+                .iter()
+                .find(|r| matches!(r.verdict, Verdict::Failed | Verdict::AlreadyFrozen))
+                .map(|r| format!("'{}': {}", r.mountpoint, r.reason))
+        };
+        match outcome {
+            FreezeOutcome::Completed => None,
+            FreezeOutcome::Timeout => find("deadline passed"),
+            FreezeOutcome::Interrupted => find("interrupted by"),
+            FreezeOutcome::WindowBroken => find("the guardian got").or_else(failed_row),
+            FreezeOutcome::GuardianLost => find("guardian"),
+            FreezeOutcome::FreezeFailed => failed_row().or_else(|| messages.last().cloned()),
+            FreezeOutcome::HookFailed => {
+                self.hook_runs.iter().find(|h| h.result != "ok").map(|h| {
+                    format!(
+                        "hook {} {} with freeze: {}",
+                        h.path,
+                        h.result,
+                        h.detail.as_deref().unwrap_or("")
+                    )
+                })
+            }
+            FreezeOutcome::CommandFailed => self
+                .cmd_report
+                .error
+                .as_ref()
+                .map(|e| format!("CMD cannot run: {e} (nothing was frozen)")),
+            FreezeOutcome::ThawFailed => {
+                let still: Vec<String> = self
+                    .control
+                    .mounts
+                    .iter()
+                    .filter(|m| m.may_still_be_frozen())
+                    .map(|m| crate::shell::quote(&m.access.path.to_string_lossy()).into_owned())
+                    .collect();
+                if still.is_empty() {
+                    find("thaw hook")
+                } else {
+                    Some(format!(
+                        "may still be frozen: {} (snapguard thaw {})",
+                        still.join(", "),
+                        still.join(" ")
+                    ))
+                }
+            }
+        }
+        .or_else(|| messages.first().cloned())
+    }
+
     fn report(mut self) -> FreezeReport {
         for m in &self.control.mounts {
             let row = &mut self.rows[self.row_of[m.target]];
@@ -800,6 +855,7 @@ impl<'r, 'a> Session<'r, 'a> {
                 super::guardian::protocol::signal_name(n)
             ));
         }
+        let reason = self.reason(outcome, &messages);
         let cmd = (self.cmd_report.pid.is_some() || self.cmd_report.error.is_some())
             .then_some(self.cmd_report);
         let mut report = FreezeReport {
@@ -815,6 +871,7 @@ impl<'r, 'a> Session<'r, 'a> {
             cmd,
             messages,
             still_frozen: Vec::new(),
+            reason,
         };
         report.still_frozen = self
             .control

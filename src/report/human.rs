@@ -514,6 +514,9 @@ fn write_mount_rows(mounts: &[MountVerdict], out: &mut dyn Write) -> io::Result<
 /// reason under it, then the totals.
 pub fn write_freeze_test(report: &FreezeTestReport, out: &mut dyn Write) -> io::Result<()> {
     write_mount_rows(&report.mounts, out)?;
+    for m in &report.messages {
+        writeln!(out, "note: {}", sanitize(m))?;
+    }
     let s = &report.summary;
     writeln!(
         out,
@@ -583,6 +586,13 @@ pub fn write_freeze(report: &FreezeReport, out: &mut dyn Write) -> io::Result<()
         report.timeout_ms,
         report.exit_code
     )?;
+    if let Some(reason) = &report.reason {
+        writeln!(out, "  {}", sanitize(reason))?;
+    }
+    if !report.still_frozen.is_empty() {
+        let list: Vec<String> = report.still_frozen.iter().map(|m| sanitize(m)).collect();
+        writeln!(out, "  MAY STILL BE FROZEN: {}", list.join(", "))?;
+    }
     out.flush()
 }
 

@@ -804,6 +804,8 @@ pub struct FreezeReport {
     /// Mount points this run froze that may still be frozen (a failed FITHAW, or the guardian
     /// died inside FIFREEZE): `snapguard thaw` them.
     pub still_frozen: Vec<String>,
+    /// One line: why the run did not complete (null when it did).
+    pub reason: Option<String>,
 }
 
 /// What `thaw` did to one mount point.
