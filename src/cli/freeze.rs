@@ -392,6 +392,21 @@ pub fn run_guardian(_args: &GuardianArgs) -> Outcome {
     }
 }
 
+/// Hidden: `snapguard __fithaw FD` (the controller's own FITHAW once its guardian is gone).
+#[derive(Debug, Args)]
+pub struct FithawArgs {
+    pub fd: i32,
+}
+
+/// Run the FITHAW helper.
+pub fn run_fithaw(args: &FithawArgs) -> Outcome {
+    Outcome {
+        render: Box::new(|_| Ok(())),
+        problems: Vec::new(),
+        exit_code: crate::freeze::control::fithaw_main(args.fd),
+    }
+}
+
 /// Hidden: `snapguard __syncfs PATH BUDGET_MS` (the converging pre-freeze sync).
 #[derive(Debug, Args)]
 pub struct SyncfsArgs {

@@ -75,6 +75,9 @@ pub enum Command {
     /// Internal: the guardian process of a freeze.
     #[command(name = "__guardian", hide = true)]
     Guardian(freeze::GuardianArgs),
+    /// Internal: one FITHAW through an inherited fd.
+    #[command(name = "__fithaw", hide = true)]
+    Fithaw(freeze::FithawArgs),
     /// Internal: one bounded syncfs.
     #[command(name = "__syncfs", hide = true)]
     Syncfs(freeze::SyncfsArgs),
@@ -144,6 +147,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
         Command::Guardian(args) => return Ok(freeze::run_guardian(args)),
         Command::Syncfs(args) => return Ok(freeze::run_syncfs(args)),
+        Command::Fithaw(args) => return Ok(freeze::run_fithaw(args)),
         _ => {}
     }
     let config = match cli.load_config() {
@@ -157,7 +161,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::FreezeTest(args) => freeze_test::run(args, cli, &config),
         Command::Freeze(args) => freeze::run(args, cli, &config),
         Command::Thaw(args) => thaw::run(args, cli),
-        Command::Guardian(_) | Command::Syncfs(_) => unreachable!("handled above"),
+        Command::Guardian(_) | Command::Syncfs(_) | Command::Fithaw(_) => {
+            unreachable!("handled above")
+        }
         Command::Selinux(args) => selinux::run(args, cli, &config),
     }
 }

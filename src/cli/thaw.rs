@@ -53,7 +53,9 @@ pub fn run(args: &ThawArgs, cli: &Cli) -> anyhow::Result<Outcome> {
     }
     let root = cli.sys_root();
     let table = super::freeze::load_table(&root)?;
-    let report = ThawReport::new(rescue::thaw(&root, &table, &args.mounts, args.force)?);
+    let (entries, notes) = rescue::thaw(&root, &table, &args.mounts, args.force)?;
+    let mut report = ThawReport::new(entries);
+    report.messages = notes;
     let exit_code = report.summary.worst().exit_code();
     let format = cli.output_format();
     Ok(Outcome {

@@ -11,6 +11,7 @@
 use super::access::Access;
 use super::guardian::{Event, GuardianClient, Request, Spec, WindowEnd};
 use super::presync::{Presync, SyncResult};
+use super::record::{self, MountState, Record, RecordFile};
 use crate::report::ThawedBy;
 use crate::sys::freeze::errno_name;
 use crate::sys::process::{PollSet, SignalWatch, boottime_ns};
@@ -19,11 +20,54 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 /// After the deadline, how long the guardian has to report its thaw before the controller
-/// considers it unresponsive, kills it and thaws by itself.
-pub const GRACE: Duration = Duration::from_secs(2);
+/// wakes it (SIGCONT) and pings it: the promise is "frozen no longer than the deadline plus a
+/// second", and a stopped guardian must be noticed well within it.
+pub const GRACE: Duration = Duration::from_millis(300);
 
-/// How long a ping may take.
+/// How long a ping may take before CMD starts.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the watchdog's ping may take past the deadline (then: kill, and thaw by itself).
+pub const WATCHDOG_PING: Duration = Duration::from_millis(400);
+
+/// How long the controller's own FITHAWs may take once the guardian is gone.
+pub const FALLBACK_WAIT: Duration = Duration::from_secs(2);
+
+/// The hidden subcommand that issues one FITHAW through an inherited fd.
+pub const FITHAW_SUBCOMMAND: &str = "__fithaw";
+
+/// `snapguard __fithaw FD`, with `dir` inherited as FD: exits 0, or with the errno.
+fn fithaw_helper(dir: BorrowedFd<'_>) -> std::io::Result<std::process::Child> {
+    use crate::sys::spawn::{Program, Spawn};
+    use std::os::fd::AsRawFd;
+    Spawn::new(Program::Path(std::path::Path::new(
+        crate::sys::process::SELF_EXE,
+    )))
+    .arg0("snapguard")
+    .args([FITHAW_SUBCOMMAND.to_string(), dir.as_raw_fd().to_string()])
+    .env_fixed(Vec::<(String, String)>::new())
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .cwd(std::path::Path::new(crate::sys::process::NEUTRAL_CWD))
+    .keep_fd(dir)
+    .spawn()
+}
+
+/// The helper's main: FITHAW through inherited fd `raw`; the exit status is the errno (0: thawed).
+pub fn fithaw_main(raw: i32) -> u8 {
+    match crate::sys::spawn::adopt_inherited_fd(raw) {
+        Ok(fd) => match crate::sys::freeze::thaw_fd(&fd) {
+            Ok(()) => 0,
+            Err(e) => u8::try_from(e as i32).unwrap_or(1),
+        },
+        Err(e) => u8::try_from(e.raw_os_error().unwrap_or(libc::EBADF)).unwrap_or(1),
+    }
+}
+
+/// How long past the deadline a FIFREEZE may still be in flight (the guardian alive, waiting
+/// for it to return so it can thaw it) before the controller stops waiting for the window's end.
+pub const STUCK_AFTER: Duration = Duration::from_secs(5);
 
 /// Up to this many extra fds can be polled with the guardian and the signals.
 pub const EXTRA: usize = 4;
@@ -120,6 +164,8 @@ pub struct Control<'s> {
     thaw_requested: bool,
     /// How the last window ended.
     pub window_end: Option<WindowEnd>,
+    /// The guardian said the open window is ending (its thaws may not have returned yet).
+    pub window_ending: Option<WindowEnd>,
     /// The guardian stopped for good on its own (a signal, an error): no window can open.
     pub guardian_stopped: Option<WindowEnd>,
     /// The start of the first thaw of a window the guardian ended on its own (deadline,
@@ -129,6 +175,10 @@ pub struct Control<'s> {
     pub signal: Option<i32>,
     pub signal_in_window: bool,
     pong: bool,
+    /// The RCU knob, when the guardian expedites and found it off: put back if it dies.
+    rcu_to_restore: Option<crate::sys::freeze::RcuExpedite>,
+    /// The run's record, which the controller takes over once the guardian is gone.
+    record_path: Option<std::path::PathBuf>,
     /// A FIFREEZE did not return by the deadline and the guardian still answers: waiting for the
     /// window to end is pointless (the guardian thaws it when it returns).
     pub stuck: bool,
@@ -148,11 +198,14 @@ impl<'s> Control<'s> {
             window_open: false,
             thaw_requested: false,
             window_end: None,
+            window_ending: None,
             guardian_stopped: None,
             broken_at_ns: None,
             signal: None,
             signal_in_window: false,
             pong: false,
+            rcu_to_restore: None,
+            record_path: None,
             stuck: false,
             next_check_ns: 0,
             messages: Vec::new(),
@@ -165,6 +218,7 @@ impl<'s> Control<'s> {
         spec: &Spec,
         inherit: &[BorrowedFd<'_>],
     ) -> anyhow::Result<()> {
+        self.record_path = spec.record.clone();
         let g = GuardianClient::spawn(spec, inherit)?;
         if !g.mlocked {
             self.messages.push(
@@ -179,6 +233,18 @@ impl<'s> Control<'s> {
                  -1000 needs CAP_SYS_RESOURCE); it runs anyway"
                     .to_string(),
             );
+        }
+        if spec.record.is_some() && !g.recorded {
+            self.messages.push(format!(
+                "the guardian could not write its record in '{}' (read-only? full?): if snapguard \
+                 and its guardian both die while frozen, `snapguard thaw` will need --force and \
+                 the mount points",
+                spec.record
+                    .as_deref()
+                    .and_then(std::path::Path::parent)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ));
         }
         self.guardian = Some(g);
         self.gone = false;
@@ -285,35 +351,47 @@ impl<'s> Control<'s> {
                 start,
                 end,
             } => {
-                let by = if self.thaw_requested {
-                    ThawedBy::Snapguard
-                } else {
-                    self.broken_at_ns.get_or_insert(start);
-                    ThawedBy::Guardian
-                };
+                // Who and why is settled when the guardian says why the window ended (`K`):
+                // a thaw request of ours may cross its deadline thaw.
                 if let Some(m) = self.mounts.get_mut(index) {
                     m.thaw = Some(ThawRecord {
                         start,
                         end,
                         errno,
-                        by,
+                        by: ThawedBy::Guardian,
                         why: None,
                     });
                 }
             }
+            Event::WindowEnding(why) => {
+                if self.window_open {
+                    self.window_ending.get_or_insert(why);
+                }
+            }
             Event::WindowEnded(why) => {
+                self.window_ending = None;
                 self.window_open = false;
                 self.window_end = Some(why);
                 if matches!(why, WindowEnd::Signal(_) | WindowEnd::Error) {
                     self.guardian_stopped.get_or_insert(why);
                 }
-                if why != WindowEnd::Requested {
-                    self.broken_at_ns.get_or_insert_with(boottime_ns);
-                }
+                let by = if why == WindowEnd::Requested {
+                    ThawedBy::Snapguard
+                } else {
+                    ThawedBy::Guardian
+                };
+                let mut first_thaw: Option<u64> = None;
                 for m in &mut self.mounts {
-                    if let Some(t) = m.thaw.as_mut() {
-                        t.why.get_or_insert(why);
+                    if let Some(t) = m.thaw.as_mut().filter(|t| t.why.is_none()) {
+                        t.why = Some(why);
+                        t.by = by;
+                        first_thaw = Some(first_thaw.map_or(t.start, |f| f.min(t.start)));
                     }
+                }
+                if why != WindowEnd::Requested {
+                    // The window was broken from the first of these thaws on.
+                    self.broken_at_ns
+                        .get_or_insert_with(|| first_thaw.unwrap_or_else(boottime_ns));
                 }
             }
             Event::Pong => self.pong = true,
@@ -343,32 +421,26 @@ impl<'s> Control<'s> {
         }
         let was_open = self.window_open;
         self.window_open = false;
-        let mut thawed = Vec::new();
-        for i in (0..self.mounts.len()).rev() {
-            let m = &mut self.mounts[i];
+        for m in &mut self.mounts {
             if m.requested && m.freeze.is_none() {
                 m.unknown = true;
             }
-            if m.is_frozen() {
-                let start = boottime_ns();
-                let result = m.access.dir.thaw();
-                let end = boottime_ns();
-                self.broken_at_ns.get_or_insert(start);
-                m.thaw = Some(ThawRecord {
-                    start,
-                    end,
-                    errno: result.err().map_or(0, |e| e as i32),
-                    by: ThawedBy::Controller,
-                    why: None,
-                });
-                thawed.push(m.access.path.display().to_string());
-            }
         }
+        let (thawed, blocked) = self.fallback_thaw();
         let mut text = format!("the guardian (pid {pid}) is gone: {why}");
         if !thawed.is_empty() {
             text.push_str(&format!(
                 "; snapguard thawed what it had frozen: {}",
                 thawed.join(", ")
+            ));
+        }
+        if !blocked.is_empty() {
+            text.push_str(&format!(
+                "; the FITHAW of {} did not return within {} s (its image on a filesystem frozen \
+                 by someone else?): it may still be frozen, and thaws when that FITHAW returns \
+                 (or run `snapguard thaw`)",
+                blocked.join(", "),
+                FALLBACK_WAIT.as_secs()
             ));
         }
         if let Some(m) = self.mounts.iter().find(|m| m.unknown) {
@@ -377,14 +449,117 @@ impl<'s> Control<'s> {
                  there block, run `snapguard thaw --force {}` (after making sure no other tool \
                  froze it)",
                 m.access.path.display(),
-                crate::shell::quote(&m.access.path.to_string_lossy())
+                crate::shell::quote_path(&m.access.path)
             ));
         }
         if was_open && self.broken_at_ns.is_none() {
             self.broken_at_ns = Some(boottime_ns());
         }
+        // A guardian that died inside FIFREEZE could not put the RCU knob back.
+        if let Some(knob) = self.rcu_to_restore.take() {
+            if knob.is_on() == Some(true) && knob.turn_off() {
+                text.push_str("; /sys/kernel/rcu_expedited put back to 0");
+            }
+        }
         self.gone_why = Some(why.to_string());
+        self.take_over_record();
         self.messages.push(text);
+    }
+
+    /// The guardian is gone (none of its threads is left to write the record): bring its
+    /// record up to date with what the controller knows, or remove it when nothing of this run
+    /// can still be frozen, so that a later `snapguard thaw` never acts on a stale `frozen`.
+    fn take_over_record(&mut self) {
+        let Some(path) = self.record_path.clone() else {
+            return;
+        };
+        let Ok(mut rec) = Record::read(&path) else {
+            return;
+        };
+        for (m, r) in self.mounts.iter().zip(rec.mounts.iter_mut()) {
+            r.state = match (m.freeze, m.thaw) {
+                _ if m.unknown => MountState::Freezing,
+                (Some(FreezeResult::Frozen { .. }), Some(t))
+                    if t.errno != 0 && t.errno != Errno::EINVAL as i32 =>
+                {
+                    MountState::ThawFailed
+                }
+                (Some(FreezeResult::Frozen { .. }), Some(_)) => MountState::Thawed,
+                (Some(FreezeResult::Frozen { .. }), None) => MountState::Frozen,
+                (Some(FreezeResult::Busy { .. }), _) => MountState::Busy,
+                (Some(FreezeResult::Failed { .. }), _) => MountState::Failed,
+                _ => r.state,
+            };
+        }
+        rec.live = true;
+        if rec.mounts.iter().any(|m| m.state.may_be_frozen_by_us()) {
+            if let Ok(mut file) = RecordFile::new(&path, rec) {
+                let _ = file.write();
+            }
+        } else {
+            record::remove(&path);
+        }
+    }
+
+    /// The controller's own thaw, once the guardian is proven gone: every mount it had reported
+    /// frozen, last first, each FITHAW in a helper process (`__fithaw`, through the controller's
+    /// proven fd) so that one blocked in the kernel (an image on a filesystem someone else froze)
+    /// holds up neither the others nor the controller: past [`FALLBACK_WAIT`] it is left
+    /// running and the mount reported as possibly still frozen. Returns the mount points thawed
+    /// and those whose FITHAW did not return.
+    fn fallback_thaw(&mut self) -> (Vec<String>, Vec<String>) {
+        let mut running = Vec::new();
+        for i in (0..self.mounts.len()).rev() {
+            let m = &self.mounts[i];
+            if !m.is_frozen() {
+                continue;
+            }
+            let start = boottime_ns();
+            match fithaw_helper(m.access.dir.as_fd()) {
+                Ok(child) => running.push((i, start, child)),
+                Err(_) => {
+                    // No helper: thaw here (it may block, but the thaw must be tried).
+                    let result = self.mounts[i].access.dir.thaw();
+                    self.record_fallback(i, start, result.err().map_or(0, |e| e as i32));
+                }
+            }
+        }
+        let end = Instant::now() + FALLBACK_WAIT;
+        let mut blocked = Vec::new();
+        for (i, start, mut child) in running {
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.record_fallback(i, start, status.code().unwrap_or(libc::EINTR));
+                    break;
+                }
+                if Instant::now() >= end {
+                    // Abandoned: a Child dropped is neither killed nor waited for.
+                    blocked.push(self.mounts[i].access.path.display().to_string());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let thawed = self
+            .mounts
+            .iter()
+            .filter(|m| m.thaw.is_some_and(|t| t.by == ThawedBy::Controller))
+            .map(|m| m.access.path.display().to_string())
+            .collect();
+        (thawed, blocked)
+    }
+
+    fn record_fallback(&mut self, i: usize, start: u64, errno: i32) {
+        self.broken_at_ns.get_or_insert(start);
+        if let Some(m) = self.mounts.get_mut(i) {
+            m.thaw = Some(ThawRecord {
+                start,
+                end: boottime_ns(),
+                errno,
+                by: ThawedBy::Controller,
+                why: None,
+            });
+        }
     }
 
     /// Kill a guardian that does not answer (it is our child), then fall back.
@@ -405,6 +580,16 @@ impl<'s> Control<'s> {
             .filter(|_| self.window_open)
             .map(|d| d.saturating_add(GRACE.as_nanos() as u64))
             .map(|due| due.max(self.next_check_ns))
+    }
+
+    /// The window is open and not ending: what it froze may still serve as a snapshot.
+    pub fn window_live(&self) -> bool {
+        self.window_open && self.window_ending.is_none()
+    }
+
+    /// Why the window ended or is ending, if it did.
+    pub fn end_reason(&self) -> Option<WindowEnd> {
+        self.window_end.or(self.window_ending)
     }
 
     /// A FIFREEZE was requested and has not returned.
@@ -428,11 +613,14 @@ impl<'s> Control<'s> {
         if let Some(g) = self.guardian.as_ref() {
             let _ = crate::sys::process::signal_pid(g.pid, nix::sys::signal::Signal::SIGCONT);
         }
-        if !self.ping() {
+        if !self.ping_within(WATCHDOG_PING) {
             return None;
         }
+        let past = self
+            .deadline_ns
+            .map_or(0, |d| boottime_ns().saturating_sub(d));
         if self.window_open && self.freeze_in_flight() {
-            if !self.stuck {
+            if !self.stuck && past >= STUCK_AFTER.as_nanos() as u64 {
                 self.stuck = true;
                 let path = self
                     .mounts
@@ -482,7 +670,7 @@ impl<'s> Control<'s> {
             }
             let left = p.deadline().saturating_duration_since(Instant::now());
             self.pump(&[Some(p.fd())], Some(left.min(Duration::from_millis(200))));
-            if self.signal.is_some() || self.gone || (window && !self.window_open) {
+            if self.signal.is_some() || self.gone || (window && !self.window_live()) {
                 return;
             }
         }
@@ -495,6 +683,7 @@ impl<'s> Control<'s> {
         }
         self.thaw_requested = false;
         self.window_end = None;
+        self.window_ending = None;
         let ok = self.send(Request::OpenWindow);
         self.window_open = ok;
         ok
@@ -560,15 +749,22 @@ impl<'s> Control<'s> {
     /// Whether the guardian answers within [`PING_TIMEOUT`]; an unanswering one is killed (and
     /// the controller thaws).
     pub fn ping(&mut self) -> bool {
+        self.ping_within(PING_TIMEOUT)
+    }
+
+    fn ping_within(&mut self, limit: Duration) -> bool {
         self.pong = false;
         if !self.send(Request::Ping) {
             return false;
         }
-        let end = Instant::now() + PING_TIMEOUT;
+        let end = Instant::now() + limit;
         while !self.pong && !self.gone {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                self.kill_unresponsive("it did not answer within 2 s");
+                self.kill_unresponsive(&format!(
+                    "it did not answer within {} ms",
+                    limit.as_millis()
+                ));
                 return false;
             }
             self.pump(&[], Some(left));
@@ -588,6 +784,31 @@ impl<'s> Control<'s> {
             Request::HookFroze(k)
         } else {
             Request::HookThawed(k)
+        });
+    }
+
+    /// Which mount (guardian index) holds the record's directory, if one is in the set: the
+    /// guardian must not wait for writes there while it is frozen.
+    pub fn record_mount(&self, plan: &super::Plan<'_>) -> Option<usize> {
+        let dir = std::fs::File::open(record::dir(plan.root)).ok()?;
+        let p = crate::sys::statx::placement(dir.as_fd()).ok()?;
+        let m = plan
+            .table
+            .entries()
+            .iter()
+            .find(|m| u64::from(m.mount_id) == p.mount_id)?;
+        self.mounts.iter().position(|mp| {
+            let t = &plan.targets[mp.target];
+            (t.major, t.minor) == (m.major, m.minor)
+        })
+    }
+
+    /// Tell the guardian which process freeze hook `k` runs as.
+    pub fn hook_running(&mut self, k: usize, id: crate::sys::process::ProcessIdentity) {
+        self.send(Request::HookRunning {
+            index: k,
+            pid: id.pid,
+            start_time: id.start_time,
         });
     }
 

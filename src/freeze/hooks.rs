@@ -178,6 +178,20 @@ pub fn run_to(
     timeout: Duration,
     output: BorrowedFd<'_>,
 ) -> HookRun {
+    run_watched(hook, phase, mounts, timeout, output, &mut |_| {})
+}
+
+/// [`run_to`], telling `started` the hook's pid (also its process group) as soon as it runs, so
+/// that the guardian can wait for a freeze hook that is still running before it runs its thaw
+/// hook.
+pub fn run_watched(
+    hook: &Hook,
+    phase: &'static str,
+    mounts: &[PathBuf],
+    timeout: Duration,
+    output: BorrowedFd<'_>,
+    started: &mut dyn FnMut(u32),
+) -> HookRun {
     let start = Instant::now();
     let list: Vec<String> = mounts.iter().map(|m| m.display().to_string()).collect();
     let mut result = HookRun {
@@ -216,6 +230,7 @@ pub fn run_to(
             return result;
         }
     };
+    started(child.id());
     let deadline = start + timeout;
     let mut pause = Duration::from_millis(1);
     let status = loop {

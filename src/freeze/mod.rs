@@ -27,6 +27,7 @@ pub mod hooks;
 pub mod logbuf;
 pub mod outcome;
 pub mod output;
+pub mod path_json;
 pub mod plan;
 pub mod presync;
 pub mod probe;

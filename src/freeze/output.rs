@@ -3,10 +3,14 @@
 //! reader writes there (`| tee /var/log/x`), the journal (journald writes to `/var`). One write
 //! there and CMD blocks until the deadline. So unless a destination is a terminal or another
 //! character device (or a regular file on a filesystem outside the freeze set), CMD gets a pipe
-//! instead; snapguard reads it into memory while anything is frozen and writes it out after the
-//! thaw, then passes it through as it comes. Memory is bounded: past [`HOLD_LIMIT`] snapguard
-//! stops reading that pipe, so CMD waits on its own write (until the thaw or the deadline)
-//! instead of anything being dropped.
+//! instead; snapguard reads it into memory while anything is frozen and hands it on after the
+//! thaw, then passes it through as it comes.
+//!
+//! Writing to the real destination is done by a thread per stream, never by the controller's
+//! own thread: a destination nobody reads (a stopped reader, a full pipe) must not keep the
+//! controller from ending CMD, running the thaw hooks and releasing the guardian. Memory is
+//! bounded: past [`HOLD_LIMIT`] (held, or queued for a writer) snapguard stops reading that
+//! pipe, so CMD waits on its own write instead of anything being dropped.
 
 use crate::mount::MountTable;
 use crate::sys::process::{pipe, set_nonblocking};
@@ -15,8 +19,13 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-/// How much of one stream is kept while frozen.
+/// How much of one stream is kept in memory (held while frozen, or queued for its writer).
 pub const HOLD_LIMIT: usize = 16 << 20;
 
 /// Whether output to `dest` could block on a filesystem of the freeze set (`frozen`: their
@@ -37,9 +46,66 @@ pub fn may_block(dest: BorrowedFd<'_>, frozen: &[(u32, u32)], table: &MountTable
     }
 }
 
+/// The thread writing one stream to its real destination.
+struct Writer {
+    tx: Option<Sender<Vec<u8>>>,
+    queued: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(mut dest: File) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&queued);
+        let thread = std::thread::Builder::new()
+            .name("cmd-output".into())
+            .spawn(move || {
+                let mut broken = false;
+                for chunk in rx {
+                    // A destination that is gone (EPIPE) takes nothing more; CMD's pipe keeps
+                    // being read so CMD never blocks on it.
+                    if !broken && dest.write_all(&chunk).is_err() {
+                        broken = true;
+                    }
+                    counter.fetch_sub(chunk.len(), Ordering::SeqCst);
+                }
+            })?;
+        Ok(Writer {
+            tx: Some(tx),
+            queued,
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, chunk: Vec<u8>) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.queued.fetch_add(chunk.len(), Ordering::SeqCst);
+        if let Some(tx) = &self.tx {
+            if tx.send(chunk).is_err() {
+                self.queued.store(0, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// No more output: wait until everything queued is written (or the destination failed).
+    fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 struct Stream {
     read: File,
-    dest: File,
+    writer: Writer,
     held: Vec<u8>,
     eof: bool,
 }
@@ -66,7 +132,7 @@ impl CommandOutput {
                 let _ = set_nonblocking(read.as_fd());
                 streams.push(Stream {
                     read,
-                    dest: File::from(dest.try_clone_to_owned()?),
+                    writer: Writer::start(File::from(dest.try_clone_to_owned()?))?,
                     held: Vec::new(),
                     eof: false,
                 });
@@ -95,17 +161,25 @@ impl CommandOutput {
         }
     }
 
-    /// The pipes worth polling now (not at EOF; not full while held).
+    fn full(&self, s: &Stream) -> bool {
+        if self.holding {
+            s.held.len() >= HOLD_LIMIT
+        } else {
+            s.writer.queued() >= HOLD_LIMIT
+        }
+    }
+
+    /// The pipes worth polling now (not at EOF, not over the memory bound).
     pub fn fds(&self) -> impl Iterator<Item = (usize, BorrowedFd<'_>)> {
-        let holding = self.holding;
         self.streams
             .iter()
             .enumerate()
-            .filter(move |(_, s)| !(s.eof || holding && s.held.len() >= HOLD_LIMIT))
+            .filter(|(_, s)| !(s.eof || self.full(s)))
             .map(|(i, s)| (i, s.read.as_fd()))
     }
 
-    /// Read what stream `i` has (never blocks): held while frozen, written through otherwise.
+    /// Read what stream `i` has (never blocks): held while frozen, handed to its writer
+    /// otherwise.
     pub fn take(&mut self, i: usize) {
         let holding = self.holding;
         let Some(s) = self.streams.get_mut(i) else {
@@ -113,10 +187,16 @@ impl CommandOutput {
         };
         let mut buf = [0u8; 16 * 1024];
         loop {
-            if holding && s.held.len() >= HOLD_LIMIT {
+            let room = if holding {
+                HOLD_LIMIT.saturating_sub(s.held.len())
+            } else {
+                HOLD_LIMIT.saturating_sub(s.writer.queued())
+            };
+            if room == 0 {
                 return;
             }
-            match s.read.read(&mut buf) {
+            let want = room.min(buf.len());
+            match s.read.read(&mut buf[..want]) {
                 Ok(0) => {
                     s.eof = true;
                     return;
@@ -125,8 +205,7 @@ impl CommandOutput {
                     if holding {
                         s.held.extend_from_slice(&buf[..k]);
                     } else {
-                        // Nothing is frozen any more: a blocking write is fine.
-                        let _ = s.dest.write_all(&buf[..k]);
+                        s.writer.send(buf[..k].to_vec());
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -135,38 +214,40 @@ impl CommandOutput {
         }
     }
 
-    /// Nothing is frozen any more: write out what was held, and pass through from now on.
+    /// Nothing is frozen any more: hand on what was held, and pass through from now on.
     pub fn release(&mut self) {
         self.holding = false;
         for s in &mut self.streams {
             let held = std::mem::take(&mut s.held);
-            let _ = s.dest.write_all(&held);
+            s.writer.send(held);
         }
     }
 
-    /// After CMD ended and nothing is frozen: pass on what is left in the pipes, waiting at most
-    /// `limit` for the last writers (CMD's own children may hold the pipe open).
-    pub fn drain(&mut self, limit: std::time::Duration) {
+    /// After CMD ended (and nothing is frozen): take what is left in the pipes, waiting at most
+    /// `limit` for the last writers (CMD's own children may hold a pipe open).
+    pub fn collect(&mut self, limit: Duration) {
         self.release();
-        let end = std::time::Instant::now() + limit;
+        let end = Instant::now() + limit;
         for i in 0..self.streams.len() {
             loop {
                 self.take(i);
                 let Some(s) = self.streams.get(i) else { break };
-                if s.eof || std::time::Instant::now() >= end {
+                if s.eof || Instant::now() >= end {
                     break;
                 }
                 let mut set = crate::sys::process::PollSet::<1>::default();
                 set.set(0, Some(s.read.as_fd()));
-                let _ = set.wait(Some(
-                    end.saturating_duration_since(std::time::Instant::now()),
-                ));
+                let _ = set.wait(Some(end.saturating_duration_since(Instant::now())));
             }
         }
     }
 
-    /// Bytes held right now (for the report).
-    pub fn held_bytes(&self) -> usize {
-        self.streams.iter().map(|s| s.held.len()).sum()
+    /// The very end of the run: wait until every writer has written what it was given (or
+    /// found its destination gone). Like any program's last output, this may wait for a slow
+    /// reader; nothing of the freeze depends on it any more.
+    pub fn finish(&mut self) {
+        for s in &mut self.streams {
+            s.writer.finish();
+        }
     }
 }

@@ -60,9 +60,11 @@ impl MountState {
 #[serde(deny_unknown_fields)]
 pub struct RecordMount {
     /// The mount point the report names.
+    #[serde(with = "super::path_json")]
     pub mountpoint: PathBuf,
     /// The directory the guardian opened (another mount of the same superblock when the
     /// mount point is covered).
+    #[serde(with = "super::path_json")]
     pub access: PathBuf,
     /// What that directory was proven to be.
     pub expected: Expected,
@@ -80,6 +82,10 @@ pub struct Record {
     pub guardian: ProcessIdentity,
     /// False while (or since) the record's own filesystem is frozen: states may lag behind.
     pub live: bool,
+    /// This run turns `/sys/kernel/rcu_expedited` on around each FIFREEZE, and found it off:
+    /// a rescue of a run that died puts it back to 0.
+    #[serde(default)]
+    pub rcu_restore: bool,
     pub mounts: Vec<RecordMount>,
 }
 
@@ -91,6 +97,23 @@ pub fn dir(root: &SysRoot) -> PathBuf {
 /// The record path of the run whose controller is `pid`.
 pub fn path_for(root: &SysRoot, pid: u32) -> PathBuf {
     dir(root).join(format!("freeze-{pid}.json"))
+}
+
+/// Before a new run writes its record at `path`: a record already there is a dead run's (its
+/// controller had this pid before; pids are reused) and may be the only trace of a filesystem
+/// it left frozen. Keep it, under another name the rescue also reads.
+pub fn set_aside_stale(path: &Path) {
+    if path.exists() {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let aside = path.with_file_name(format!(
+            "{stem}-stale-{}.json",
+            crate::sys::process::boottime_ns()
+        ));
+        let _ = std::fs::rename(path, aside);
+    }
 }
 
 /// Create the record directory (mode 0700: records name mount points and pids).
@@ -220,6 +243,7 @@ mod tests {
                 start_time: 8,
             },
             live: true,
+            rcu_restore: false,
             mounts: vec![RecordMount {
                 mountpoint: PathBuf::from("/mnt/a b"),
                 access: PathBuf::from("/mnt/a b"),

@@ -14,8 +14,8 @@ use super::access::Expected;
 use super::record::{self, MountState, Record, RecordMount};
 use crate::mount::MountTable;
 use crate::report::{ThawEntry, ThawResult};
-use crate::root::{PROC, SysRoot};
-use crate::sys::freeze::{MountDir, errno_meaning, errno_name};
+use crate::root::{PROC, SYS_RCU_EXPEDITED, SysRoot};
+use crate::sys::freeze::{MountDir, RcuExpedite, errno_meaning, errno_name};
 use anyhow::bail;
 use nix::errno::Errno;
 use std::path::{Path, PathBuf};
@@ -42,24 +42,32 @@ fn standing(m: &RecordMount, live: bool) -> Standing {
     }
 }
 
-/// FITHAW through a directory proven to be `expected`'s mount: `path` first, else wherever
-/// that mount is listed now.
+/// FITHAW through a directory proven to be `expected`'s mount, or another mount of the same
+/// superblock: `path` first, then wherever that mount is listed now, then every other mount of
+/// its device (its mount point covered, say, but a bind mount of it reachable).
 fn thaw_proven(
     path: &Path,
     expected: &Expected,
     table: &MountTable,
 ) -> (ThawResult, String, Option<Errno>) {
-    let candidates = std::iter::once(path.to_path_buf()).chain(
+    let same_mount = table
+        .entries()
+        .iter()
+        .filter(|m| u64::from(m.mount_id) == expected.mount_id)
+        .map(|m| (m.mount_point.clone(), *expected));
+    let same_device = expected.dev.into_iter().flat_map(|(major, minor)| {
         table
-            .entries()
-            .iter()
-            .filter(|m| u64::from(m.mount_id) == expected.mount_id)
-            .map(|m| m.mount_point.clone()),
-    );
+            .by_devno(major, minor)
+            .filter(|m| u64::from(m.mount_id) != expected.mount_id)
+            .map(|m| (m.mount_point.clone(), Expected::of(m)))
+    });
+    let candidates = std::iter::once((path.to_path_buf(), *expected))
+        .chain(same_mount)
+        .chain(same_device);
     let mut why = Vec::new();
-    for p in candidates {
+    for (p, want) in candidates {
         match MountDir::open(&p) {
-            Ok(dir) if expected.check(&dir).is_ok() => return fithaw(&dir),
+            Ok(dir) if want.check(&dir).is_ok() => return fithaw(&dir),
             Ok(_) => why.push(format!("'{}' is another filesystem now", p.display())),
             Err(e) => why.push(format!("'{}': {}", p.display(), errno_name(e))),
         }
@@ -67,8 +75,8 @@ fn thaw_proven(
     (
         ThawResult::Skipped,
         format!(
-            "the mount snapguard froze is not reachable any more (unmounted or covered: {}); \
-             nothing of it is thawed by path",
+            "the mount snapguard froze is not reachable now ({}): the record is kept; run \
+             `snapguard thaw` again once it is (or `echo j > /proc/sysrq-trigger`)",
             why.join("; ")
         ),
         None,
@@ -111,14 +119,29 @@ fn named_mount(table: &MountTable, name: &Path) -> anyhow::Result<(PathBuf, Expe
     Ok((canonical, Expected::of(m)))
 }
 
+/// Put `/sys/kernel/rcu_expedited` back to 0 for a dead run that turned it on and could not
+/// turn it off (its guardian died inside FIFREEZE). A note when it did.
+fn restore_rcu(root: &SysRoot) -> Option<String> {
+    let knob = RcuExpedite::open(&root.path(SYS_RCU_EXPEDITED)).ok()?;
+    if knob.is_on() == Some(true) && knob.turn_off() {
+        Some(
+            "/sys/kernel/rcu_expedited was left at 1 by a snapguard run that died inside \
+             FIFREEZE: set back to 0"
+                .to_string(),
+        )
+    } else {
+        None
+    }
+}
+
 /// Thaw from the records (all of them, or the entries for `named`), then, with `force`, the
-/// named mount points no record mentions.
+/// named mount points no record mentions. Returns the entries and notes.
 pub fn thaw(
     root: &SysRoot,
     table: &MountTable,
     named: &[PathBuf],
     force: bool,
-) -> anyhow::Result<Vec<ThawEntry>> {
+) -> anyhow::Result<(Vec<ThawEntry>, Vec<String>)> {
     let named: Vec<(PathBuf, Expected)> = named
         .iter()
         .map(|n| named_mount(table, n))
@@ -126,6 +149,7 @@ pub fn thaw(
     let proc_dir = root.path(PROC);
     let mut handled: Vec<PathBuf> = Vec::new();
     let mut entries = Vec::new();
+    let mut notes = Vec::new();
     for path in record::list(root)? {
         let shown = path.display().to_string();
         let rec = match Record::read(&path) {
@@ -143,7 +167,9 @@ pub fn thaw(
         };
         let owner_alive = rec.controller.is_alive(&proc_dir) || rec.guardian.is_alive(&proc_dir);
         let mut left = false;
-        for m in &rec.mounts {
+        // Last frozen first, as the guardian thaws: a filesystem whose image lives on another
+        // one of the set was frozen before it, and its FITHAW would write into it.
+        for m in rec.mounts.iter().rev() {
             let is_named = named.is_empty()
                 || named
                     .iter()
@@ -186,7 +212,7 @@ pub fn thaw(
                      while its own filesystem was frozen), so whether this run's freeze took \
                      effect, or someone else's freeze made it fail, is unknown; if writes there \
                      block and no other tool froze it: snapguard thaw --force {}",
-                    crate::shell::quote(&m.mountpoint.to_string_lossy())
+                    crate::shell::quote_path(&m.mountpoint)
                 );
                 left = true;
             } else {
@@ -194,9 +220,14 @@ pub fn thaw(
                 entry.result = result;
                 entry.reason = format!("{reason} ({by})");
                 entry.errno = errno.map(|e| errno_name(e).to_string());
-                left |= matches!(result, ThawResult::Failed);
+                // Thawed or found not frozen: done. Failed, or not reachable now (covered,
+                // unmounted): the record stays for a later rescue.
+                left |= matches!(result, ThawResult::Failed | ThawResult::Skipped);
             }
             entries.push(entry);
+        }
+        if rec.rcu_restore && !owner_alive {
+            notes.extend(restore_rcu(root));
         }
         if !left && !owner_alive {
             record::remove(&path);
@@ -223,7 +254,7 @@ pub fn thaw(
         }
         entries.push(entry);
     }
-    Ok(entries)
+    Ok((entries, notes))
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ pub fn apply_progress(
         row.reason = format!(
             "the guardian died inside FIFREEZE: this filesystem may be frozen (if writes to it \
              block, run `snapguard thaw --force {}` after making sure no other tool froze it)",
-            crate::shell::quote(&m.access.path.to_string_lossy())
+            crate::shell::quote_path(&m.access.path)
         );
         return;
     }

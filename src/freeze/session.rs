@@ -80,6 +80,7 @@ pub fn freeze(run: &FreezeRun<'_>) -> FreezeReport {
     s.end_command();
     s.run_thaw_hooks();
     s.release_guardian();
+    s.hand_on_output();
     s.report()
 }
 
@@ -236,29 +237,16 @@ impl<'r, 'a> Session<'r, 'a> {
         Ok(())
     }
 
-    /// Which mount (guardian index) holds the record's directory, if one is in the set.
-    fn record_mount(&self) -> Option<usize> {
-        let dir = std::fs::File::open(record::dir(self.run.plan.root)).ok()?;
-        let p = crate::sys::statx::placement(dir.as_fd()).ok()?;
-        let m = self
-            .run
-            .plan
-            .table
-            .entries()
-            .iter()
-            .find(|m| u64::from(m.mount_id) == p.mount_id)?;
-        self.control.mounts.iter().position(|mp| {
-            let t = &self.run.plan.targets[mp.target];
-            (t.major, t.minor) == (m.major, m.minor)
-        })
-    }
-
     fn start_guardian(&mut self) -> Result<(), Stop> {
         if self.control.mounts.is_empty() {
             return Ok(());
         }
         let record = match record::create_dir(self.run.plan.root) {
-            Ok(()) => Some(record::path_for(self.run.plan.root, std::process::id())),
+            Ok(()) => {
+                let path = record::path_for(self.run.plan.root, std::process::id());
+                record::set_aside_stale(&path);
+                Some(path)
+            }
             Err(e) => {
                 self.messages.push(format!(
                     "{e:#}: no record of this run (`snapguard thaw` would need --force)"
@@ -286,7 +274,7 @@ impl<'r, 'a> Session<'r, 'a> {
             kill_after_ms: self.run.plan.opts.kill_after.as_millis() as u64,
             hook_timeout_ms: self.run.plan.opts.hook_timeout.as_millis() as u64,
             record,
-            record_mount: self.record_mount(),
+            record_mount: self.control.record_mount(&self.run.plan),
             mounts: self
                 .control
                 .mounts
@@ -332,11 +320,20 @@ impl<'r, 'a> Session<'r, 'a> {
             self.checkpoint()?;
             self.control.hook(k, true);
             self.hooks_froze = k + 1;
-            let r = hooks::run(
+            let control = &mut self.control;
+            let proc_dir = self.run.plan.root.path(PROC);
+            let stderr = std::io::stderr();
+            let r = hooks::run_watched(
                 &self.hooks[k],
                 "freeze",
                 &mounts,
                 self.run.plan.opts.hook_timeout,
+                stderr.as_fd(),
+                &mut |pid| {
+                    if let Some(id) = ProcessIdentity::of(&proc_dir, pid) {
+                        control.hook_running(k, id);
+                    }
+                },
             );
             let ok = r.result == "ok";
             self.hook_runs.push(r);
@@ -359,9 +356,9 @@ impl<'r, 'a> Session<'r, 'a> {
         if self.control.gone {
             return Err(Stop::GuardianLost);
         }
-        if !self.control.window_open {
+        if !self.control.window_live() {
             return Err(Stop::WindowEnded(
-                self.control.window_end.unwrap_or(WindowEnd::Error),
+                self.control.end_reason().unwrap_or(WindowEnd::Error),
             ));
         }
         let path = self.control.mounts[gi].access.path.clone();
@@ -431,10 +428,10 @@ impl<'r, 'a> Session<'r, 'a> {
                     ));
                 }
             }
-            if !self.control.window_open {
+            if !self.control.window_live() {
                 // The deadline (or a signal to the guardian) came while FIFREEZE blocked.
                 return Err(Stop::WindowEnded(
-                    self.control.window_end.unwrap_or(WindowEnd::Deadline),
+                    self.control.end_reason().unwrap_or(WindowEnd::Deadline),
                 ));
             }
         }
@@ -453,9 +450,9 @@ impl<'r, 'a> Session<'r, 'a> {
                 Stop::WindowEnded(self.control.window_end.unwrap_or(WindowEnd::Error))
             });
         }
-        if !self.control.window_open {
+        if !self.control.window_live() {
             return Err(Stop::WindowEnded(
-                self.control.window_end.unwrap_or(WindowEnd::Error),
+                self.control.end_reason().unwrap_or(WindowEnd::Error),
             ));
         }
         Ok(())
@@ -604,7 +601,7 @@ impl<'r, 'a> Session<'r, 'a> {
                 return;
             }
             if self.control.signal.is_some()
-                || (!self.control.mounts.is_empty() && !self.control.window_open)
+                || (!self.control.mounts.is_empty() && !self.control.window_live())
                 || (!self.control.mounts.is_empty() && self.control.gone)
             {
                 return;
@@ -620,13 +617,22 @@ impl<'r, 'a> Session<'r, 'a> {
 
     fn thaw(&mut self) {
         self.control.thaw_all();
+        if self.control.still_frozen(self.run.plan.targets).is_empty() {
+            self.output.release();
+        }
+    }
+
+    /// The last step: the held log (unless it could lead into a mount that may still be
+    /// frozen) and what is left of CMD's output. Only here may a slow reader make snapguard
+    /// wait: CMD is ended, the hooks have run, the guardian is released.
+    fn hand_on_output(&mut self) {
         let still = self.control.still_frozen(self.run.plan.targets);
         if self.holding_logs {
             logbuf::release_avoiding(&still, self.run.plan.table);
             self.holding_logs = false;
         }
         if still.is_empty() {
-            self.output.release();
+            self.output.finish();
         }
     }
 
@@ -666,7 +672,7 @@ impl<'r, 'a> Session<'r, 'a> {
             return;
         };
         if self.control.still_frozen(self.run.plan.targets).is_empty() {
-            self.output.drain(Duration::from_millis(100));
+            self.output.collect(Duration::from_millis(100));
         }
         let (code, signal) = c.code_and_signal();
         self.cmd_report.exit_code = code;
@@ -729,13 +735,6 @@ impl<'r, 'a> Session<'r, 'a> {
 
     fn release_guardian(&mut self) {
         self.control.finish();
-        // A guardian lost with nothing of ours left frozen leaves a record that would only
-        // confuse `snapguard thaw`.
-        if self.control.gone_why.as_deref() != Some("finished")
-            && self.control.still_frozen(self.run.plan.targets).is_empty()
-        {
-            record::remove(&record::path_for(self.run.plan.root, std::process::id()));
-        }
     }
 
     /// One line: why the run did not complete (the report's `reason`, and snapguard's line on
@@ -776,7 +775,7 @@ impl<'r, 'a> Session<'r, 'a> {
                     .mounts
                     .iter()
                     .filter(|m| m.may_still_be_frozen())
-                    .map(|m| crate::shell::quote(&m.access.path.to_string_lossy()).into_owned())
+                    .map(|m| crate::shell::quote_path(&m.access.path))
                     .collect();
                 if still.is_empty() {
                     find("thaw hook")

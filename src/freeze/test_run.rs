@@ -71,9 +71,11 @@ pub fn freeze_test(run: &TestRun<'_>) -> anyhow::Result<FreezeTestReport> {
         rows::propagate_to_duplicates(&mut rows);
         return Ok(FreezeTestReport::new(false, timeout_ms, rows));
     }
-    let record = record::create_dir(run.plan.root)
-        .ok()
-        .map(|()| record::path_for(run.plan.root, std::process::id()));
+    let record = record::create_dir(run.plan.root).ok().map(|()| {
+        let path = record::path_for(run.plan.root, std::process::id());
+        record::set_aside_stale(&path);
+        path
+    });
     let spec = Spec {
         command: "freeze-test".into(),
         controller: ProcessIdentity::myself(&run.plan.root.path(PROC)).unwrap_or(ProcessIdentity {
@@ -84,7 +86,7 @@ pub fn freeze_test(run: &TestRun<'_>) -> anyhow::Result<FreezeTestReport> {
         kill_after_ms: 0,
         hook_timeout_ms: 0,
         record,
-        record_mount: None,
+        record_mount: None, // set below, once the mounts are in `control`
         mounts: mounts
             .iter()
             .map(|m| SpecMount {
@@ -98,6 +100,10 @@ pub fn freeze_test(run: &TestRun<'_>) -> anyhow::Result<FreezeTestReport> {
         expedite_rcu: run.plan.opts.expedite_rcu,
     };
     let mut control = Control::new(signals, mounts);
+    let spec = Spec {
+        record_mount: control.record_mount(&run.plan),
+        ..spec
+    };
     control.start_guardian(&spec, &[])?;
 
     let n = control.mounts.len();

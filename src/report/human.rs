@@ -607,6 +607,9 @@ pub fn write_thaw(report: &ThawReport, out: &mut dyn Write) -> io::Result<()> {
             sanitize(&m.reason)
         )?;
     }
+    for m in &report.messages {
+        writeln!(out, "note: {}", sanitize(m))?;
+    }
     let s = &report.summary;
     if report.mounts.is_empty() {
         writeln!(out, "nothing to thaw: no record of a snapguard freeze")?;

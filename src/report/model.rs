@@ -861,6 +861,8 @@ pub struct ThawReport {
     pub command: &'static str,
     pub summary: Summary,
     pub mounts: Vec<ThawEntry>,
+    /// Notes (a kernel knob a dead run left changed, put back).
+    pub messages: Vec<String>,
 }
 
 impl ThawReport {
@@ -875,6 +877,7 @@ impl ThawReport {
             command: "thaw",
             summary,
             mounts,
+            messages: Vec::new(),
         }
     }
 }

@@ -186,6 +186,20 @@ impl RcuExpedite {
         self.file.write_at(value, 0).is_ok()
     }
 
+    /// Whether expedited grace periods are on (`None`: unreadable).
+    pub fn is_on(&self) -> Option<bool> {
+        match self.read()? {
+            b'0' => Some(false),
+            b'1' => Some(true),
+            _ => None,
+        }
+    }
+
+    /// Turn expedited grace periods off (a run that turned them on died before it could).
+    pub fn turn_off(&self) -> bool {
+        self.write(b"0\n")
+    }
+
     /// Turn expedited grace periods on unless they are on already. No allocation.
     pub fn engage(&self) -> Engaged {
         if self.read() == Some(b'0') && self.write(b"1\n") {

@@ -185,11 +185,13 @@ pub fn euid() -> u32 {
 }
 
 /// The signals that end a freeze early: every catchable signal whose default action terminates
-/// the process, except the synchronous faults (SIGSEGV, SIGBUS, ...: a bug, not a request) and
-/// SIGPIPE (ignored by the Rust runtime; a dead peer shows as EPIPE). Both the controller and the
-/// guardian block them and take them through a signalfd, so none of them can kill a process
-/// that holds a freeze without the thaw running first. SIGKILL cannot be caught: that is what
-/// the guardian is for.
+/// the process, except SIGPIPE (ignored by the Rust runtime; a dead peer shows as EPIPE). Both
+/// the controller and the guardian block them and take them through a signalfd, so none of
+/// them can kill a process that holds a freeze without the thaw running first. The fault
+/// signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT) are in the set too: one
+/// sent with kill(2) is a request like any other; a real fault is delivered by the kernel
+/// whatever the mask (a bug kills, as it must). SIGKILL cannot be caught: that is what the
+/// guardian is for.
 pub const TERMINATING_SIGNALS: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
@@ -205,6 +207,13 @@ pub const TERMINATING_SIGNALS: &[Signal] = &[
     Signal::SIGXFSZ,
     Signal::SIGIO,
     Signal::SIGSTKFLT,
+    Signal::SIGABRT,
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGILL,
+    Signal::SIGFPE,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
 ];
 
 /// Terminating signals blocked on the calling thread and readable from a signalfd (so they can be

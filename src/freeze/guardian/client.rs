@@ -43,6 +43,8 @@ pub struct GuardianClient {
     pub oom_protected: bool,
     /// Whether it expedites RCU grace periods around FIFREEZE.
     pub expedite_rcu: bool,
+    /// Whether it wrote the run's record (a rescue needs it).
+    pub recorded: bool,
 }
 
 impl GuardianClient {
@@ -80,6 +82,7 @@ impl GuardianClient {
             mlocked: false,
             oom_protected: false,
             expedite_rcu: false,
+            recorded: false,
         };
         if let Err(e) = to.write_all(&line) {
             g.kill();
@@ -94,10 +97,12 @@ impl GuardianClient {
                         mlocked,
                         oom_protected,
                         expedite_rcu,
+                        recorded,
                     } => {
                         g.mlocked = mlocked;
                         g.oom_protected = oom_protected;
                         g.expedite_rcu = expedite_rcu;
+                        g.recorded = recorded;
                         return Ok(g);
                     }
                     Event::SetupFailed { step, index, errno } => {

@@ -19,13 +19,14 @@
 //! | `Z i` | freeze mount `i` (the guardian records `freezing`, then `frozen`) |
 //! | `U` | thaw everything the window froze, last first, and close it |
 //! | `C pid start` | CMD's pid and start time: end it (pidfd) if the controller dies |
-//! | `H k` / `h k` | freeze hook `k` ran / thaw hook `k` is run by the controller |
+//! | `H k` / `h k` | freeze hook `k` is about to run / thaw hook `k` is run by the controller |
+//! | `I k pid start` | freeze hook `k` runs as `pid`: waited for before its thaw hook |
 //! | `P` | ping |
 //! | `D` | done: thaw what is left, write the last record, exit |
 //!
 //! | guardian → controller | meaning |
 //! |---|---|
-//! | `R mlocked oom rcu` | ready |
+//! | `R mlocked oom rcu record` | ready |
 //! | `E step i errno` | setup failed; the guardian exits |
 //! | `A ns` | the window's deadline (CLOCK_BOOTTIME) |
 //! | `F i s e` / `B i s e` / `N i errno s e` | FIFREEZE of `i` froze / said EBUSY / failed |

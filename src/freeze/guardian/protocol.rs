@@ -19,6 +19,14 @@ pub enum Request {
     Command { pid: u32, start_time: u64 },
     /// `H k`: freeze hook `k` is about to run: if the controller dies, run its thaw hook.
     HookFroze(usize),
+    /// `I k pid start`: freeze hook `k` runs as `pid` (its own process group), started at
+    /// `start`: if the controller dies, wait for it (kill its group at the hook timeout) before
+    /// running its thaw hook.
+    HookRunning {
+        index: usize,
+        pid: u32,
+        start_time: u64,
+    },
     /// `h k`: the controller runs (or ran) thaw hook `k` itself.
     HookThawed(usize),
     /// `P`: are you there? (answered with `P`)
@@ -45,12 +53,13 @@ pub enum WindowEnd {
 /// A report from the guardian. Times are CLOCK_BOOTTIME nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// `R mlocked oom rcu`: ready; whether mlockall, the OOM protection and expedited RCU grace
-    /// periods around FIFREEZE are in effect.
+    /// `R mlocked oom rcu record`: ready; whether mlockall, the OOM protection, expedited RCU
+    /// grace periods around FIFREEZE, and the run's record (first write done) are in effect.
     Ready {
         mlocked: bool,
         oom_protected: bool,
         expedite_rcu: bool,
+        recorded: bool,
     },
     /// `E step i errno`: setup failed (the guardian exits).
     SetupFailed {
@@ -80,6 +89,9 @@ pub enum Event {
         start: u64,
         end: u64,
     },
+    /// `k why`: the window is ending (sent before its thaws, while a FIFREEZE may still be in
+    /// flight): nothing frozen from now on may be used as a snapshot.
+    WindowEnding(WindowEnd),
     /// `K why`: a window ended; nothing it froze is frozen any more (or its thaw failed and was
     /// reported).
     WindowEnded(WindowEnd),
@@ -182,6 +194,11 @@ impl Request {
             Request::ThawAll => encode(format_args!("U\n")),
             Request::Command { pid, start_time } => encode(format_args!("C {pid} {start_time}\n")),
             Request::HookFroze(k) => encode(format_args!("H {k}\n")),
+            Request::HookRunning {
+                index,
+                pid,
+                start_time,
+            } => encode(format_args!("I {index} {pid} {start_time}\n")),
             Request::HookThawed(k) => encode(format_args!("h {k}\n")),
             Request::Ping => encode(format_args!("P\n")),
             Request::Done => encode(format_args!("D\n")),
@@ -200,6 +217,11 @@ impl Request {
                 start_time: f.number()?,
             },
             b"H" => Request::HookFroze(f.index()?),
+            b"I" => Request::HookRunning {
+                index: f.index()?,
+                pid: u32::try_from(f.number()?).ok()?,
+                start_time: f.number()?,
+            },
             b"h" => Request::HookThawed(f.index()?),
             b"P" => Request::Ping,
             b"D" => Request::Done,
@@ -260,11 +282,13 @@ impl Event {
                 mlocked,
                 oom_protected,
                 expedite_rcu,
+                recorded,
             } => encode(format_args!(
-                "R {} {} {}\n",
+                "R {} {} {} {}\n",
                 u8::from(mlocked),
                 u8::from(oom_protected),
-                u8::from(expedite_rcu)
+                u8::from(expedite_rcu),
+                u8::from(recorded)
             )),
             Event::SetupFailed { step, index, errno } => {
                 encode(format_args!("E {} {index} {errno}\n", step.word()))
@@ -287,6 +311,12 @@ impl Event {
                 start,
                 end,
             } => encode(format_args!("X {index} {errno} {start} {end}\n")),
+            Event::WindowEnding(why) => {
+                let mut line = encode(format_args!("k "));
+                why.encode_into(&mut line);
+                let _ = line.write_str("\n");
+                line
+            }
             Event::WindowEnded(why) => {
                 let mut line = encode(format_args!("K "));
                 why.encode_into(&mut line);
@@ -306,6 +336,7 @@ impl Event {
                 mlocked: f.flag()?,
                 oom_protected: f.flag()?,
                 expedite_rcu: f.flag()?,
+                recorded: f.flag()?,
             },
             b"E" => Event::SetupFailed {
                 step: SetupStep::from_word(f.word()?)?,
@@ -338,6 +369,7 @@ impl Event {
                 start: f.number()?,
                 end: f.number()?,
             },
+            b"k" => Event::WindowEnding(WindowEnd::decode(f.word()?)?),
             b"K" => Event::WindowEnded(WindowEnd::decode(f.word()?)?),
             b"P" => Event::Pong,
             b"c" => Event::CommandWatched(f.flag()?),
@@ -477,6 +509,11 @@ mod tests {
                 start_time: u64::MAX,
             },
             Request::HookFroze(0),
+            Request::HookRunning {
+                index: 1,
+                pid: 77,
+                start_time: 12345,
+            },
             Request::HookThawed(7),
             Request::Ping,
             Request::Done,
@@ -488,6 +525,7 @@ mod tests {
                 mlocked: true,
                 oom_protected: false,
                 expedite_rcu: true,
+                recorded: false,
             },
             Event::SetupFailed {
                 step: SetupStep::Changed,
@@ -520,6 +558,8 @@ mod tests {
                 start: 5,
                 end: 6,
             },
+            Event::WindowEnding(WindowEnd::Deadline),
+            Event::WindowEnding(WindowEnd::Signal(9)),
             Event::WindowEnded(WindowEnd::Signal(15)),
             Event::WindowEnded(WindowEnd::Deadline),
             Event::WindowEnded(WindowEnd::ControllerGone),
@@ -553,8 +593,8 @@ mod tests {
             );
         }
         assert_eq!(Event::decode(b"K signal-"), None);
-        assert_eq!(Event::decode(b"R 2 0 1"), None);
-        assert_eq!(Event::decode(b"R 1 1"), None);
+        assert_eq!(Event::decode(b"R 2 0 1 1"), None);
+        assert_eq!(Event::decode(b"R 1 1 1"), None);
     }
 
     #[test]

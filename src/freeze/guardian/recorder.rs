@@ -12,7 +12,7 @@ use crate::sys::process::{pipe, set_nonblocking};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 struct Latest {
     states: Vec<MountState>,
     live: bool,
+    /// Bumped by every update; the writer publishes the last one it wrote in `written`.
+    seq: u64,
     /// `Some(true)`: remove the record and stop; `Some(false)`: write it a last time and stop.
     finish: Option<bool>,
 }
@@ -34,21 +36,25 @@ pub struct Recorder {
     latest: Arc<Mutex<Latest>>,
     wake: File,
     done: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
 }
 
 impl Recorder {
-    /// Start the writer thread for `file` (sized for `mounts` states).
+    /// Start the writer thread for `file` (already written once by the caller).
     pub fn start(mut file: RecordFile) -> std::io::Result<Self> {
         let n = file.record.mounts.len();
         let latest = Arc::new(Mutex::new(Latest {
             states: file.record.mounts.iter().map(|m| m.state).collect(),
             live: file.record.live,
+            seq: 0,
             finish: None,
         }));
         let (mut wake_r, wake_w) = pipe().map_err(std::io::Error::from)?;
         let _ = set_nonblocking(wake_w.as_fd());
         let done = Arc::new(AtomicBool::new(false));
-        let (shared, finished) = (Arc::clone(&latest), Arc::clone(&done));
+        let written = Arc::new(AtomicU64::new(0));
+        let (shared, finished, wrote) =
+            (Arc::clone(&latest), Arc::clone(&done), Arc::clone(&written));
         std::thread::Builder::new()
             .name("record".into())
             .stack_size(64 * 1024)
@@ -60,11 +66,11 @@ impl Recorder {
                     if !matches!(wake_r.read(&mut buf), Ok(k) if k > 0) {
                         break;
                     }
-                    let (live, finish) = {
+                    let (live, finish, seq) = {
                         let l = lock(&shared);
                         states.clear();
                         states.extend_from_slice(&l.states);
-                        (l.live, l.finish)
+                        (l.live, l.finish, l.seq)
                     };
                     for (m, s) in file.record.mounts.iter_mut().zip(&states) {
                         m.state = *s;
@@ -80,7 +86,9 @@ impl Recorder {
                             break;
                         }
                         None => {
-                            let _ = file.write();
+                            if file.write().is_ok() {
+                                wrote.store(seq, Ordering::SeqCst);
+                            }
                         }
                     }
                 }
@@ -90,6 +98,7 @@ impl Recorder {
             latest,
             wake: wake_w,
             done,
+            written,
         })
     }
 
@@ -98,15 +107,33 @@ impl Recorder {
         let _ = self.wake.write(&[1]);
     }
 
-    /// Publish new states; the writer records them soon (never blocks the caller).
-    pub fn update(&mut self, states: &[MountState], live: bool) {
-        {
+    /// Publish new states; the writer records them soon (never blocks the caller). Returns
+    /// the update's sequence number.
+    pub fn update(&mut self, states: &[MountState], live: bool) -> u64 {
+        let seq = {
             let mut l = lock(&self.latest);
             l.states.clear();
             l.states.extend_from_slice(states);
             l.live = live;
-        }
+            l.seq += 1;
+            l.seq
+        };
         self.wake();
+        seq
+    }
+
+    /// Publish new states and wait up to `limit` until they are on disk (the last write before
+    /// the record's own filesystem is frozen). Whether they are.
+    pub fn update_and_wait(&mut self, states: &[MountState], live: bool, limit: Duration) -> bool {
+        let seq = self.update(states, live);
+        let end = Instant::now() + limit;
+        while self.written.load(Ordering::SeqCst) < seq {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
     }
 
     /// The last word: remove the record (`remove`) or write it a last time, and wait up to
@@ -149,6 +176,7 @@ mod tests {
             controller: id,
             guardian: id,
             live: true,
+            rcu_restore: false,
             mounts: vec![RecordMount {
                 mountpoint: PathBuf::from("/m"),
                 access: PathBuf::from("/m"),

@@ -20,13 +20,14 @@ use super::spec::{MAX_SPEC_BYTES, Spec};
 use crate::freeze::hooks;
 use crate::freeze::record::{MountState, Record, RecordFile, RecordMount, VERSION};
 use crate::root::{PROC, SYS_RCU_EXPEDITED, SysRoot};
-use crate::sys::freeze::{MountDir, RcuExpedite};
+use crate::sys::freeze::{Engaged, MountDir, RcuExpedite};
 use crate::sys::process::{
     BootDeadline, Pidfd, PollSet, ProcessIdentity, SignalWatch, boottime_ns, lock_all_memory,
     new_session, pipe, protect_from_oom,
 };
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -37,6 +38,22 @@ use std::time::{Duration, Instant};
 /// Exit status of a guardian whose setup failed.
 const SETUP_FAILED: u8 = 3;
 
+/// At most this many FITHAW threads (one blocked thaw never holds up the others).
+const THAWERS: usize = 8;
+
+/// Thaws go out one at a time, last frozen first (the filesystem holding a loop image before
+/// the filesystem inside it); one that has not returned after this long no longer holds up
+/// the next.
+const THAW_STEP: Duration = Duration::from_millis(50);
+
+/// How long the last record write before the record's own filesystem is frozen may take.
+const RECORD_WAIT: Duration = Duration::from_millis(200);
+
+/// How long RCU grace periods stay expedited while a FIFREEZE runs: its grace periods come
+/// first (freeze levels 1 and 2) or after a sync that was made short; a FIFREEZE still blocked
+/// past this (a hung device) does not keep the whole machine in expedited mode.
+const RCU_EXPEDITE_MAX: Duration = Duration::from_millis(100);
+
 /// How long the guardian waits for CMD to die after SIGKILL before giving up on it.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
@@ -46,6 +63,7 @@ const SLOT_SIGNALS: usize = 1;
 const SLOT_DEADLINE: usize = 2;
 const SLOT_WORKER: usize = 3;
 const SLOT_COMMAND: usize = 4;
+const SLOT_THAWERS: usize = 5;
 
 /// A result from the worker: mount index, errno (0: frozen), start and end (ns).
 const RESULT_BYTES: usize = 32;
@@ -64,6 +82,8 @@ struct Command {
 struct HookSlot {
     hook: hooks::Hook,
     froze: bool,
+    /// The freeze hook's process (leader of its own process group), while it may run.
+    freeze_process: Option<(Pidfd, u32)>,
     thaw_started: bool,
 }
 
@@ -83,6 +103,11 @@ struct Guardian {
     /// Mounts frozen by the current window, in freeze order (thawed from the end).
     frozen: Vec<usize>,
     in_flight: Option<usize>,
+    /// FITHAWs dispatched to the thawers and not returned yet.
+    thawing: usize,
+    /// Mounts to thaw, in order, not dispatched yet; when the last dispatch went out.
+    thaw_queue: VecDeque<usize>,
+    last_thaw_dispatch: Option<Instant>,
     window: Window,
     /// A window end waiting for the in-flight FIFREEZE to return.
     ending: Option<WindowEnd>,
@@ -96,6 +121,10 @@ struct Guardian {
     hook_timeout: Duration,
     deadline: BootDeadline,
     to_worker: File,
+    /// Requests to the thawer threads (each FITHAW on a thread of its own: one that blocks,
+    /// e.g. behind a foreign freeze of the filesystem holding a loop image, holds up neither
+    /// the other thaws nor the main thread).
+    to_thawers: File,
     out: File,
     record: Option<Recorder>,
     /// Whether the record can be trusted to follow the states (false while its own
@@ -106,6 +135,10 @@ struct Guardian {
     hooks: Vec<HookSlot>,
     hook_output: Option<std::os::fd::OwnedFd>,
     mountpoints: Vec<PathBuf>,
+    /// The RCU knob, when expediting; engaged around each FIFREEZE for at most
+    /// [`RCU_EXPEDITE_MAX`].
+    rcu: Option<RcuExpedite>,
+    rcu_engaged: Option<(Engaged, Instant)>,
 }
 
 impl Guardian {
@@ -135,47 +168,97 @@ impl Guardian {
         }
     }
 
-    /// FITHAW of every mount the current window froze, last first.
+    /// FITHAW of every mount the current window froze, last first: queued, and sent to the
+    /// thawers one at a time (see [`THAW_STEP`]).
     fn thaw_frozen(&mut self) {
         while let Some(i) = self.frozen.pop() {
+            self.thaw_queue.push_back(i);
+        }
+        if self.thawing == 0 {
+            self.dispatch_thaw();
+        }
+    }
+
+    /// Send the next queued FITHAW to a thawer.
+    fn dispatch_thaw(&mut self) {
+        let Some(i) = self.thaw_queue.pop_front() else {
+            return;
+        };
+        self.thawing += 1;
+        self.last_thaw_dispatch = Some(Instant::now());
+        let request = (i as u64).to_ne_bytes();
+        if self.to_thawers.write_all(&request).is_err() {
+            // No thawer can take it (cannot happen short of a bug): thaw here.
             let start = boottime_ns();
-            let result = match self.dirs.get(i) {
-                Some(d) => d.thaw(),
-                None => Err(Errno::EBADF),
+            let errno = match self.dirs.get(i).map(MountDir::thaw) {
+                Some(Ok(())) => 0,
+                Some(Err(e)) => e as i32,
+                None => Errno::EBADF as i32,
             };
-            let end = boottime_ns();
-            let errno = match result {
-                Ok(()) => 0,
-                Err(e) => e as i32,
-            };
-            // EINVAL: not frozen any more (someone else thawed it): nothing of ours is left.
-            let state = match result {
-                Ok(()) | Err(Errno::EINVAL) => MountState::Thawed,
-                Err(_) => MountState::ThawFailed,
-            };
-            self.set_state(i, state);
-            if self.record_mount == Some(i) && state == MountState::Thawed {
-                self.record_live = true;
+            self.on_thaw_result(i, errno, start, boottime_ns());
+        }
+    }
+
+    /// A queued thaw whose predecessor has been blocked for [`THAW_STEP`] goes out now (or
+    /// all of them, when `all`); returns how long until the next is due.
+    fn release_thaws(&mut self, all: bool) -> Option<Duration> {
+        while !self.thaw_queue.is_empty() {
+            let since = self.last_thaw_dispatch.map_or(THAW_STEP, |t| t.elapsed());
+            let left = THAW_STEP.saturating_sub(since);
+            if !all && self.thawing > 0 && !left.is_zero() {
+                return Some(left);
             }
-            self.emit(Event::Thawed {
-                index: i,
-                errno,
-                start,
-                end,
-            });
-            self.write_record();
+            self.dispatch_thaw();
+        }
+        None
+    }
+
+    /// A thawer's FITHAW of `i` returned.
+    fn on_thaw_result(&mut self, i: usize, errno: i32, start: u64, end: u64) {
+        self.thawing = self.thawing.saturating_sub(1);
+        if self.thawing == 0 {
+            self.dispatch_thaw();
+        }
+        // EINVAL: not frozen any more (someone else thawed it): nothing of ours is left.
+        let state = if errno == 0 || errno == Errno::EINVAL as i32 {
+            MountState::Thawed
+        } else {
+            MountState::ThawFailed
+        };
+        self.set_state(i, state);
+        if self.record_mount == Some(i) && state == MountState::Thawed {
+            self.record_live = true;
+        }
+        self.emit(Event::Thawed {
+            index: i,
+            errno,
+            start,
+            end,
+        });
+        self.write_record();
+        self.maybe_close_window();
+    }
+
+    /// Report a pending window end once nothing is in flight and every thaw has returned.
+    fn maybe_close_window(&mut self) {
+        if self.in_flight.is_none() && self.thawing == 0 && self.thaw_queue.is_empty() {
+            if let Some(why) = self.ending.take() {
+                self.close_window(why);
+            }
         }
     }
 
     /// End the current window: thaw what it froze; report the end now, or once the FIFREEZE in
     /// flight has returned (and been thawed).
     fn end_window(&mut self, why: WindowEnd) {
-        self.thaw_frozen();
-        if self.in_flight.is_some() {
-            self.ending.get_or_insert(why);
-            return;
+        if self.ending.is_none() && matches!(self.window, Window::Open { .. }) {
+            // Before any thaw (and before a FIFREEZE in flight returns): the controller must
+            // not take that FIFREEZE for a snapshot window.
+            self.emit(Event::WindowEnding(why));
         }
-        self.close_window(why);
+        self.thaw_frozen();
+        self.ending.get_or_insert(why);
+        self.maybe_close_window();
     }
 
     fn close_window(&mut self, why: WindowEnd) {
@@ -223,6 +306,19 @@ impl Guardian {
                     h.froze = true;
                 }
             }
+            Request::HookRunning {
+                index,
+                pid,
+                start_time,
+            } => {
+                let process = Pidfd::open(pid).ok().filter(|_| {
+                    ProcessIdentity::of(&SysRoot::default().path(PROC), pid)
+                        .is_some_and(|id| id.start_time == start_time)
+                });
+                if let (Some(h), Some(p)) = (self.hooks.get_mut(index), process) {
+                    h.freeze_process = Some((p, pid));
+                }
+            }
             Request::HookThawed(k) => {
                 if let Some(h) = self.hooks.get_mut(k) {
                     h.thaw_started = true;
@@ -231,6 +327,10 @@ impl Guardian {
             Request::Ping => self.emit(Event::Pong),
             Request::Done => {
                 self.done = true;
+                // The controller ran the thaw hooks itself: the copy of its stderr kept for them
+                // must not hold the caller's output open while this guardian stays (a FIFREEZE
+                // that has not returned).
+                self.hook_output = None;
                 self.stop(WindowEnd::Requested);
             }
         }
@@ -283,13 +383,23 @@ impl Guardian {
             }
             self.emit(Event::Armed { deadline_ns });
         }
-        if self.record_mount == Some(i) {
-            // Last write before the record's own filesystem may be frozen.
-            self.record_live = false;
-        }
         self.set_state(i, MountState::Freezing);
-        self.write_record();
+        if self.record_mount == Some(i) {
+            // The last write before the record's own filesystem may be frozen: on disk before
+            // the FIFREEZE starts (bounded: a record that cannot be written must not hold the
+            // freeze), with `live: false` so that a rescuer knows the states may lag.
+            self.record_live = false;
+            let live = self.record_live;
+            if let Some(rec) = self.record.as_mut() {
+                rec.update_and_wait(&self.states, live, RECORD_WAIT);
+            }
+        } else {
+            self.write_record();
+        }
         self.in_flight = Some(i);
+        if let Some(rcu) = self.rcu.as_ref() {
+            self.rcu_engaged = Some((rcu.engage(), Instant::now()));
+        }
         let request = (i as u64).to_ne_bytes();
         if self.to_worker.write_all(&request).is_err() {
             // The worker is gone (cannot happen short of a bug): nothing was frozen.
@@ -304,12 +414,28 @@ impl Guardian {
         }
     }
 
+    /// Put the RCU knob back; with `only_if_overdue`, only once it has been on for
+    /// [`RCU_EXPEDITE_MAX`]. Returns how long until it is due, while engaged.
+    fn release_rcu(&mut self, only_if_overdue: bool) -> Option<Duration> {
+        let (engaged, since) = self.rcu_engaged?;
+        let left = RCU_EXPEDITE_MAX.saturating_sub(since.elapsed());
+        if only_if_overdue && !left.is_zero() {
+            return Some(left);
+        }
+        if let Some(rcu) = self.rcu.as_ref() {
+            rcu.release(engaged);
+        }
+        self.rcu_engaged = None;
+        None
+    }
+
     /// The worker's FIFREEZE of `i` returned.
     fn on_freeze_result(&mut self, i: usize, errno: i32, start: u64, end: u64) {
         if self.in_flight != Some(i) {
             return;
         }
         self.in_flight = None;
+        self.release_rcu(false);
         match errno {
             0 => {
                 self.set_state(i, MountState::Frozen);
@@ -342,10 +468,10 @@ impl Guardian {
             self.record_live = true;
         }
         self.write_record();
-        if let Some(why) = self.ending.take() {
+        if self.ending.is_some() {
             // The window ended while this FIFREEZE blocked: thaw it at once.
             self.thaw_frozen();
-            self.close_window(why);
+            self.maybe_close_window();
         }
     }
 
@@ -403,6 +529,8 @@ impl Guardian {
         self.stopping.is_some()
             && (self.done || self.controller_gone)
             && self.in_flight.is_none()
+            && self.thawing == 0
+            && self.thaw_queue.is_empty()
             && self.ending.is_none()
             && self
                 .command
@@ -422,8 +550,13 @@ impl Guardian {
             .hook_output
             .as_ref()
             .map_or(stderr.as_fd(), |fd| fd.as_fd());
-        for slot in self.hooks.iter().rev() {
+        for slot in self.hooks.iter_mut().rev() {
             if slot.froze && !slot.thaw_started {
+                // A freeze hook still running (the controller died during it) ends first: its
+                // thaw hook must not undo what it has not finished doing.
+                if let Some((process, pid)) = slot.freeze_process.take() {
+                    wait_for_hook(&process, pid, self.hook_timeout);
+                }
                 let _ = hooks::run_to(
                     &slot.hook,
                     "thaw",
@@ -445,30 +578,48 @@ impl Guardian {
     }
 }
 
-/// The worker thread: FIFREEZE each requested mount (with expedited RCU grace periods when
-/// `rcu` is given), report how it returned.
-fn worker(dirs: Arc<[MountDir]>, rcu: Option<RcuExpedite>, mut requests: File, mut results: File) {
+/// Wait up to `limit` for a freeze hook (`process`, leader of process group `pid`) to exit; then
+/// kill its process group (its leader is alive, so the group id cannot have been reused).
+fn wait_for_hook(process: &Pidfd, pid: u32, limit: Duration) {
+    let mut set = PollSet::<1>::default();
+    set.set(0, Some(process.as_fd()));
+    let end = Instant::now() + limit;
+    while !process.has_exited() {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let _ = crate::sys::process::signal_group(pid, Signal::SIGKILL);
+            return;
+        }
+        let _ = set.wait(Some(left));
+    }
+}
+
+/// A worker thread: `call` (FIFREEZE or FITHAW) on each requested mount, report how it
+/// returned. Several thawers read one request pipe: each request is 8 bytes, written and read
+/// whole.
+fn worker(
+    dirs: Arc<[MountDir]>,
+    call: fn(&MountDir) -> Result<(), Errno>,
+    requests: Arc<File>,
+    results: Arc<File>,
+) {
     let mut buf = [0u8; 8];
-    while requests.read_exact(&mut buf).is_ok() {
+    while (&*requests).read_exact(&mut buf).is_ok() {
         let i = usize::try_from(u64::from_ne_bytes(buf)).unwrap_or(usize::MAX);
-        let engaged = rcu.as_ref().map(RcuExpedite::engage);
         let start = boottime_ns();
-        let errno = match dirs.get(i).map(MountDir::freeze) {
+        let errno = match dirs.get(i).map(call) {
             Some(Ok(())) => 0,
             Some(Err(e)) => e as i32,
             None => Errno::EINVAL as i32,
         };
         let end = boottime_ns();
-        if let (Some(rcu), Some(engaged)) = (rcu.as_ref(), engaged) {
-            rcu.release(engaged);
-        }
         let mut out = [0u8; RESULT_BYTES];
         out[0..8].copy_from_slice(&(i as u64).to_ne_bytes());
         out[8..16].copy_from_slice(&i64::from(errno).to_ne_bytes());
         out[16..24].copy_from_slice(&start.to_ne_bytes());
         out[24..32].copy_from_slice(&end.to_ne_bytes());
         // One write of 32 bytes to a pipe is atomic.
-        if results.write_all(&out).is_err() {
+        if (&*results).write_all(&out).is_err() {
             return;
         }
     }
@@ -557,6 +708,7 @@ pub fn serve() -> u8 {
             Ok(hook) => hook_slots.push(HookSlot {
                 hook,
                 froze: false,
+                freeze_process: None,
                 thaw_started: false,
             }),
             Err(_) => return setup_failed(&mut out, SetupStep::Hook, k, libc::EBADF),
@@ -571,23 +723,40 @@ pub fn serve() -> u8 {
         Err(e) => return setup_failed(&mut out, SetupStep::Timer, 0, e as i32),
     };
     let dirs: Arc<[MountDir]> = dirs.into();
-    let (Ok((req_r, req_w)), Ok((res_r, res_w))) = (pipe(), pipe()) else {
+    let (Ok((req_r, req_w)), Ok((res_r, res_w)), Ok((thaw_r, thaw_w)), Ok((thawed_r, thawed_w))) =
+        (pipe(), pipe(), pipe(), pipe())
+    else {
         return setup_failed(&mut out, SetupStep::Timer, 0, libc::EMFILE);
     };
-    let worker_dirs = Arc::clone(&dirs);
     let rcu = spec
         .expedite_rcu
         .then(|| RcuExpedite::open(&SysRoot::default().path(SYS_RCU_EXPEDITED)).ok())
         .flatten();
     let expedite_rcu = rcu.is_some();
-    let spawned = std::thread::Builder::new()
-        .name("fifreeze".into())
-        .stack_size(64 * 1024)
-        .spawn(move || worker(worker_dirs, rcu, req_r, res_w));
-    if spawned.is_err() {
-        return setup_failed(&mut out, SetupStep::Timer, 0, libc::EAGAIN);
+    // One FIFREEZE worker; up to THAWERS FITHAW threads. All started before mlockall.
+    let (req_r, res_w) = (Arc::new(req_r), Arc::new(res_w));
+    let (thaw_r, thawed_w) = (Arc::new(thaw_r), Arc::new(thawed_w));
+    let mut threads = vec![(
+        "fifreeze",
+        MountDir::freeze as fn(&MountDir) -> Result<(), Errno>,
+        &req_r,
+        &res_w,
+    )];
+    for _ in 0..dirs.len().clamp(1, THAWERS) {
+        threads.push(("fithaw", MountDir::thaw, &thaw_r, &thawed_w));
     }
-    let mut results = res_r;
+    for (name, call, requests, results) in threads {
+        let (d, rq, rs) = (Arc::clone(&dirs), Arc::clone(requests), Arc::clone(results));
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .stack_size(64 * 1024)
+            .spawn(move || worker(d, call, rq, rs));
+        if spawned.is_err() {
+            return setup_failed(&mut out, SetupStep::Timer, 0, libc::EAGAIN);
+        }
+    }
+    let results = res_r;
+    let thawed = thawed_r;
 
     let n = dirs.len();
     let me = ProcessIdentity::myself(&SysRoot::default().path(PROC)).unwrap_or(ProcessIdentity {
@@ -601,6 +770,7 @@ pub fn serve() -> u8 {
             controller: spec.controller,
             guardian: me,
             live: true,
+            rcu_restore: rcu.as_ref().and_then(RcuExpedite::is_on) == Some(false),
             mounts: spec
                 .mounts
                 .iter()
@@ -612,15 +782,21 @@ pub fn serve() -> u8 {
                 })
                 .collect(),
         };
-        RecordFile::new(path, record)
-            .ok()
-            .and_then(|file| Recorder::start(file).ok())
+        // The first write is synchronous, before anything is frozen: the controller learns
+        // whether there is a record at all.
+        let mut file = RecordFile::new(path, record).ok()?;
+        file.write().ok()?;
+        Recorder::start(file).ok()
     });
+    let recorded = record.is_some();
     let mut g = Guardian {
         dirs,
         states: vec![MountState::Planned; n],
         frozen: Vec::with_capacity(n),
         in_flight: None,
+        thawing: 0,
+        thaw_queue: VecDeque::with_capacity(n),
+        last_thaw_dispatch: None,
         window: Window::Closed,
         ending: None,
         stopping: None,
@@ -631,6 +807,7 @@ pub fn serve() -> u8 {
         hook_timeout: Duration::from_millis(spec.hook_timeout_ms),
         deadline,
         to_worker: req_w,
+        to_thawers: thaw_w,
         out,
         record,
         record_live: true,
@@ -639,8 +816,9 @@ pub fn serve() -> u8 {
         hooks: hook_slots,
         hook_output,
         mountpoints: spec.mounts.iter().map(|m| m.mountpoint.clone()).collect(),
+        rcu,
+        rcu_engaged: None,
     };
-    g.write_record();
     // Everything is allocated and every thread started: lock it all in memory so that nothing
     // the guardian needs can be paged out to (or in from) a frozen filesystem.
     let mlocked = lock_all_memory().is_ok();
@@ -648,6 +826,7 @@ pub fn serve() -> u8 {
         mlocked,
         oom_protected,
         expedite_rcu,
+        recorded,
     });
 
     let mut splitter = LineSplitter::<64>::default();
@@ -663,9 +842,16 @@ pub fn serve() -> u8 {
 
     let mut buf = [0u8; 1024];
     let mut result = [0u8; RESULT_BYTES];
-    let mut poll = PollSet::<5>::default();
+    let mut poll = PollSet::<6>::default();
     loop {
-        let wait = g.tend_command();
+        let wait = [
+            g.tend_command(),
+            g.release_rcu(true),
+            g.release_thaws(false),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if g.finished() {
             break;
         }
@@ -673,6 +859,7 @@ pub fn serve() -> u8 {
         poll.set(SLOT_SIGNALS, Some(signals.as_fd()));
         poll.set(SLOT_DEADLINE, Some(g.deadline.as_fd()));
         poll.set(SLOT_WORKER, Some(results.as_fd()));
+        poll.set(SLOT_THAWERS, Some(thawed.as_fd()));
         let watching = g
             .command
             .as_ref()
@@ -683,13 +870,22 @@ pub fn serve() -> u8 {
             Ok(()) => {}
             Err(Errno::EINTR) => continue,
             Err(_) => {
-                // Cannot wait any more: the only safe thing left is to thaw now.
+                // Cannot wait any more: the only safe thing left is to thaw now, and to block
+                // until the FIFREEZE in flight and every FITHAW have returned.
                 g.stop(WindowEnd::Error);
-                if g.in_flight.is_some() {
-                    // Block until the FIFREEZE in flight returns, then thaw it too.
-                    if results.read_exact(&mut result).is_ok() {
+                loop {
+                    g.release_thaws(true);
+                    if g.in_flight.is_none() && g.thawing == 0 {
+                        break;
+                    }
+                    if g.in_flight.is_some() && (&results).read_exact(&mut result).is_ok() {
                         let (i, e, s, t) = decode_result(&result);
                         g.on_freeze_result(i, e, s, t);
+                    } else if g.thawing > 0 && (&thawed).read_exact(&mut result).is_ok() {
+                        let (i, e, s, t) = decode_result(&result);
+                        g.on_thaw_result(i, e, s, t);
+                    } else {
+                        break;
                     }
                 }
                 break;
@@ -700,7 +896,11 @@ pub fn serve() -> u8 {
                 g.stop(WindowEnd::Signal(signo));
             }
         }
-        if poll.ready(SLOT_WORKER) && results.read_exact(&mut result).is_ok() {
+        if poll.ready(SLOT_THAWERS) && (&thawed).read_exact(&mut result).is_ok() {
+            let (i, e, s, t) = decode_result(&result);
+            g.on_thaw_result(i, e, s, t);
+        }
+        if poll.ready(SLOT_WORKER) && (&results).read_exact(&mut result).is_ok() {
             let (i, e, s, t) = decode_result(&result);
             g.on_freeze_result(i, e, s, t);
         }
@@ -719,6 +919,7 @@ pub fn serve() -> u8 {
             }
         }
     }
+    g.release_rcu(false);
     g.run_pending_thaw_hooks();
     g.finish_record();
     drop(signals);

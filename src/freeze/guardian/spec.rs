@@ -3,6 +3,7 @@
 //! `/proc/PID/cmdline` shows no mount paths).
 
 use crate::freeze::access::Expected;
+use crate::freeze::path_json;
 use crate::sys::process::ProcessIdentity;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -15,8 +16,10 @@ pub const MAX_SPEC_BYTES: usize = 1 << 20;
 #[serde(deny_unknown_fields)]
 pub struct SpecMount {
     /// The mount point the report names.
+    #[serde(with = "path_json")]
     pub mountpoint: PathBuf,
     /// The directory to open (the mount point, or another mount of the same superblock).
+    #[serde(with = "path_json")]
     pub access: PathBuf,
     /// What the opened directory must be (checked again by the guardian).
     pub expected: Expected,
@@ -27,6 +30,7 @@ pub struct SpecMount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpecHook {
+    #[serde(with = "path_json")]
     pub path: PathBuf,
     pub fd: i32,
 }
@@ -46,6 +50,7 @@ pub struct Spec {
     /// Timeout of each thaw hook the guardian runs.
     pub hook_timeout_ms: u64,
     /// Where to write the record (none: no record).
+    #[serde(with = "path_json::option")]
     pub record: Option<PathBuf>,
     /// The mount (index) whose filesystem holds the record, when it is in the set.
     pub record_mount: Option<usize>,
