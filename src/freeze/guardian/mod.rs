@@ -33,6 +33,7 @@
 //! | `Q i` | freeze refused: no open window (it ended, or the guardian is stopping) |
 //! | `X i errno s e` | FITHAW of `i` (errno 0: thawed) |
 //! | `K why` | a window ended: `request`, `deadline`, `eof`, `signal-N`, `error` |
+//! | `k why` | the window is ending on the guardian's own (same reasons), sent before its thaws |
 //! | `P` / `c 0|1` | pong / CMD watched |
 //!
 //! The controller never calls FIFREEZE or FITHAW itself, with one exception: once the guardian
