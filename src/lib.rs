@@ -17,6 +17,8 @@ pub mod mount;
 pub mod report;
 /// `SysRoot`: where /proc, /sys, /etc, /var and /run are read.
 pub mod root;
+/// `snapguard repair`: umount → fsck → remount with a plan, consent and a state record.
+pub mod repair;
 /// `snapguard scan`: unclean-filesystem detection.
 pub mod scan;
 /// `snapguard selinux`: is /var/lib/waagent excluded from SELinux enforcement.
