@@ -81,6 +81,22 @@ pub const APPARMOR_PROFILES: &str = "sys/kernel/security/apparmor/profiles";
 /// AppArmor profile sources.
 pub const ETC_APPARMOR_D: &str = "etc/apparmor.d";
 
+// --- `snapguard repair` inputs (repair.md §1, §3) ----------------------------------------
+/// This process's `/proc/PID` (its target names our pid; its `ns/mnt` our mount namespace).
+pub const PROC_SELF: &str = "proc/self";
+/// Active swap areas (`Filename Type Size Used Priority`, paths `\ooo`-escaped).
+pub const PROC_SWAPS: &str = "proc/swaps";
+/// btrfs filesystems by fsid, each with `devices/<kernel name>` for its member devices.
+pub const SYS_FS_BTRFS: &str = "sys/fs/btrfs";
+/// Where a `.automount` unit for a mount point can live, in systemd's search order.
+pub const SYSTEMD_AUTOMOUNT_DIRS: [&str; 5] = [
+    "run/systemd/generator",
+    "etc/systemd/system",
+    "run/systemd/system",
+    "usr/lib/systemd/system",
+    "lib/systemd/system",
+];
+
 /// The directory that stands in for `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysRoot {

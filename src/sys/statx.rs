@@ -56,6 +56,14 @@ pub fn mount_id_of_path(path: &Path) -> Result<u64, Errno> {
     .map(|st| st.stx_mnt_id)
 }
 
+/// The mount id of what `name` (relative to `dir`) leads to, following a final symlink —
+/// including `/proc/PID/cwd`, `root`, `exe` and `fd/N` magic links, which lead to the file
+/// itself even when its path is gone (deleted, lazily unmounted) — but never triggering an
+/// automount. `EACCES` when the kernel's ptrace check refuses the magic link.
+pub fn mount_id_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<u64, Errno> {
+    statx_mount(dir.as_raw_fd(), name, libc::AT_NO_AUTOMOUNT).map(|st| st.stx_mnt_id)
+}
+
 /// statx asking for the mount id (plus the basic stat fields); `EOPNOTSUPP` without a mount id.
 fn statx_mount(dirfd: libc::c_int, path: &CStr, flags: libc::c_int) -> Result<libc::statx, Errno> {
     let mut buf = MaybeUninit::<libc::statx>::zeroed();
