@@ -13,12 +13,12 @@ pub mod freeze;
 pub mod fs;
 /// Pure mountinfo parser and the mount table keyed by superblock.
 pub mod mount;
+/// `snapguard repair`: umount → fsck → remount with a plan, consent and a state record.
+pub mod repair;
 /// The report model and the only code that prints (human, JSON).
 pub mod report;
 /// `SysRoot`: where /proc, /sys, /etc, /var and /run are read.
 pub mod root;
-/// `snapguard repair`: umount → fsck → remount with a plan, consent and a state record.
-pub mod repair;
 /// `snapguard scan`: unclean-filesystem detection.
 pub mod scan;
 /// `snapguard selinux`: is /var/lib/waagent excluded from SELinux enforcement.
