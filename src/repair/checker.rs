@@ -275,10 +275,11 @@ pub enum Phase {
 ///   4 set → ErrorsFound (read-only) or ErrorsLeft, also when 8 is set too (12 = "errors,
 ///   and the check aborted": errors exist for certain, the list is incomplete); 8 alone →
 ///   OperationalError; 2 → RepairedRebootNeeded; 1 → Repaired (read-only: ErrorsFound);
-///   0 → Clean. Traps: exit 0 with "check aborted" (a declined prompt) is OperationalError,
-///   and so is "is mounted" (a read-only check of a mounted filesystem proves nothing); a
-///   read-only check that says "skipping journal recovery" is DirtyLog (its answer is about
-///   stale metadata).
+///   0 → Clean. Traps: "is mounted" comes first — a read-only check of a mounted filesystem
+///   proves nothing (it exits 0 even after declining fixes) and is OperationalError, a repair
+///   that changed something under a mount is RepairedRebootNeeded; exit 0 with "check
+///   aborted" (a declined prompt) is OperationalError; a read-only check that says "skipping
+///   journal recovery" is DirtyLog (its answer is about stale metadata).
 /// * **xfs_repair**: a "valuable metadata changes in a log" message or exit 2 → DirtyLog;
 ///   "fatal error --" → OperationalError (with `-n` that is also exit 1, like corruption);
 ///   read-only: 0 Clean, 1 ErrorsFound; repair (`-e`): 0 Clean, 4 Repaired, 1 (runtime
@@ -317,6 +318,17 @@ fn interpret_e2fsck(phase: Phase, code: i32, output: &str) -> Verdict {
         return Verdict::OperationalError;
     }
     let read_only = phase == Phase::ReadOnly;
+    // Checked first: a mounted filesystem's findings are not about what is on disk (-n even
+    // exits 0 after "Free inodes count wrong ... Fix? no"), and a journal replay (DirtyLog's
+    // remedy) must never run under a mount. A write that happened anyway (-f on a read-only
+    // mount) landed under a kernel that caches the old metadata: reboot.
+    if output.contains(" is mounted.") {
+        return if !read_only && code & (CORRECTED | REBOOT) != 0 {
+            Verdict::RepairedRebootNeeded
+        } else {
+            Verdict::OperationalError
+        };
+    }
     if read_only && code & OPERATIONAL == 0 && output.contains("skipping journal recovery") {
         return Verdict::DirtyLog;
     }
@@ -330,7 +342,7 @@ fn interpret_e2fsck(phase: Phase, code: i32, output: &str) -> Verdict {
     if code & OPERATIONAL != 0 {
         return Verdict::OperationalError;
     }
-    if output.contains("check aborted") || output.contains(" is mounted.") {
+    if output.contains("check aborted") {
         return Verdict::OperationalError;
     }
     if code & REBOOT != 0 {
@@ -884,13 +896,38 @@ mod tests {
             interpret(FsKind::Ext, Phase::Repair, code(0), "check aborted.\n"),
             Verdict::OperationalError
         );
-        // -n on a mounted filesystem warns and exits 0.
+        // -n on a mounted filesystem warns and exits 0, even with problems it did not fix;
+        // never DirtyLog (its remedy, a journal replay, must not run under a mount).
         assert_eq!(
             ro(
                 0,
-                "Warning!  /dev/loop0 is mounted.\nWarning: skipping journal recovery"
+                "Warning!  /dev/loop0 is mounted.\nWarning: skipping journal recovery\n\
+                 Free inodes count wrong (16373, counted=16372).\nFix? no"
             ),
-            Verdict::DirtyLog
+            Verdict::OperationalError
+        );
+        assert_eq!(
+            ro(4, "Warning!  /dev/loop0 is mounted.\n"),
+            Verdict::OperationalError
+        );
+        // A repair that wrote under a (read-only) mount: the kernel caches the old metadata.
+        assert_eq!(
+            interpret(
+                FsKind::Ext,
+                Phase::Repair,
+                code(1),
+                "Warning!  /dev/loop0 is mounted.\n"
+            ),
+            Verdict::RepairedRebootNeeded
+        );
+        assert_eq!(
+            interpret(
+                FsKind::Ext,
+                Phase::Repair,
+                code(8),
+                "/dev/loop0 is mounted.\n\ne2fsck: Cannot continue, aborting.\n"
+            ),
+            Verdict::OperationalError
         );
         assert_eq!(
             ro(0, "Warning!  /dev/loop0 is mounted.\n"),
