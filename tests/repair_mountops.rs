@@ -282,3 +282,68 @@ fn the_fence_refuses_what_is_not_a_block_device() {
     assert!(format!("{e:#}").contains("not a block device"), "{e:#}");
     assert!(Fence::take(&dir.join("missing")).is_err());
 }
+
+/// `mount --make-PROPAGATION DIR`.
+fn make(propagation: &str, dir: &Path) {
+    run(
+        "mount",
+        &[
+            OsStr::new(&format!("--make-{propagation}")),
+            dir.as_os_str(),
+        ],
+    );
+}
+
+#[test]
+fn propagation_types_come_back() {
+    if !require_root("propagation_types_come_back") {
+        return;
+    }
+    let dir = TestDir::new("rmnt-prop");
+    let img = fixtures::ext4(&dir, "e.img", &[]);
+    let lo = LoopDevice::attach(&img);
+    let mnt = dir.mkdir("mnt");
+    let _m = Mount::new(lo.dev(), &mnt, None);
+    for p in ["shared", "unbindable", "private"] {
+        make(p, &mnt);
+        let (before, after) = round_trip(lo.dev(), &mnt);
+        let want = match p {
+            "shared" => mountops::Propagation::Shared,
+            "unbindable" => mountops::Propagation::Unbindable,
+            _ => mountops::Propagation::Private,
+        };
+        assert_eq!(mountops::propagation_of(&before.optional_fields), want);
+        assert_eq!(mountops::propagation_of(&after.optional_fields), want);
+    }
+}
+
+#[test]
+fn a_slave_bind_of_a_shared_mount_comes_back_a_slave() {
+    if !require_root("a_slave_bind_of_a_shared_mount_comes_back_a_slave") {
+        return;
+    }
+    let dir = TestDir::new("rmnt-slave");
+    let img = fixtures::ext4(&dir, "e.img", &[]);
+    let lo = LoopDevice::attach(&img);
+    let mnt = dir.mkdir("mnt");
+    let view = dir.mkdir("view");
+    let _m = Mount::new(lo.dev(), &mnt, None);
+    make("shared", &mnt);
+    let _b = Mount::bind(&mnt, &view);
+    make("slave", &view);
+    let primary = expect_line(&mnt);
+    let before = expect_line(&view);
+    assert_eq!(
+        mountops::propagation_of(&before.optional_fields),
+        mountops::Propagation::Slave,
+        "{before:?}"
+    );
+    unmount_checked(&view);
+    let req = mountops::bind_request(&before, &primary).expect("reachable");
+    mountops::mount(&req).expect("bind");
+    mountops::apply_propagation(&view, &before.optional_fields).expect("slave");
+    let after = expect_line(&view);
+    assert_same(&before, &after);
+    // A bind of a shared mount joins its peer group, so the slave follows the same master.
+    assert_eq!(before.optional_fields, after.optional_fields);
+}
