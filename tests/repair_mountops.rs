@@ -347,3 +347,39 @@ fn a_slave_bind_of_a_shared_mount_comes_back_a_slave() {
     // A bind of a shared mount joins its peer group, so the slave follows the same master.
     assert_eq!(before.optional_fields, after.optional_fields);
 }
+
+#[test]
+fn btrfs_subvolume_with_a_comma_in_its_name_comes_back_by_id() {
+    if !require_root("btrfs_subvolume_with_a_comma_in_its_name_comes_back_by_id") {
+        return;
+    }
+    let dir = TestDir::new("rmnt-comma");
+    let img = image(&dir, "b.img", 200 * MIB);
+    run(
+        "mkfs.btrfs",
+        &[OsStr::new("-q"), OsStr::new("-f"), img.as_os_str()],
+    );
+    let lo = LoopDevice::attach(&img);
+    let top = dir.mkdir("top");
+    let sub = dir.mkdir("sub");
+    let mt = Mount::new(lo.dev(), &top, None);
+    run(
+        "btrfs",
+        &[
+            OsStr::new("subvolume"),
+            OsStr::new("create"),
+            top.join("a,b").as_os_str(),
+        ],
+    );
+    fs::write(top.join("a,b/marker"), b"x").expect("write");
+    mt.unmount();
+    // mountinfo shows `subvol=/a\054b`, which the parser decodes to a comma.
+    let _ms = Mount::new(lo.dev(), &sub, Some("subvolid=256"));
+    let before = expect_line(&sub);
+    assert_eq!(before.root, Path::new("/a,b"));
+    let req = mountops::primary_request(&before, lo.dev());
+    assert!(!req.data.contains("subvol="), "{req:?}");
+    assert!(req.data.contains("subvolid=256"), "{req:?}");
+    round_trip(lo.dev(), &sub);
+    assert!(sub.join("marker").exists());
+}
