@@ -310,3 +310,27 @@ fn btrfs_fresh_is_clean_and_never_repaired() {
     let (v, run) = read_only(FsKind::Btrfs, lo2.dev());
     assert_eq!(v, Verdict::OperationalError, "{}", run.output);
 }
+
+#[test]
+fn ext4_read_only_check_of_a_mounted_filesystem_is_an_operational_error() {
+    if !require_root("ext4_read_only_check_of_a_mounted_filesystem_is_an_operational_error") {
+        return;
+    }
+    let dir = TestDir::new("rchk-extmnt");
+    let img = fixtures::ext4(&dir, "e.img", &[]);
+    let lo = LoopDevice::attach(&img);
+    let mnt = dir.mkdir("mnt");
+    let m = Mount::new(lo.dev(), &mnt, None);
+    fixtures::write_files(m.dir());
+    // e2fsck -fn warns "is mounted" and exits 0 (even when it declines fixes).
+    let (v, run) = read_only(FsKind::Ext, lo.dev());
+    assert!(run.output.contains("is mounted"), "{}", run.output);
+    assert_eq!(v, Verdict::OperationalError, "{}", run.output);
+    m.unmount();
+    // Under our own fence it says "in use" and still checks: a clean result counts.
+    let fence = Fence::take(lo.dev()).expect("fence");
+    let (v, run) = read_only(FsKind::Ext, lo.dev());
+    assert!(run.output.contains("in use"), "{}", run.output);
+    assert_eq!(v, Verdict::Clean, "{}", run.output);
+    fence.release();
+}

@@ -275,10 +275,11 @@ pub enum Phase {
 ///   4 set → ErrorsFound (read-only) or ErrorsLeft, also when 8 is set too (12 = "errors,
 ///   and the check aborted": errors exist for certain, the list is incomplete); 8 alone →
 ///   OperationalError; 2 → RepairedRebootNeeded; 1 → Repaired (read-only: ErrorsFound);
-///   0 → Clean. Traps: exit 0 with "check aborted" (a declined prompt) is OperationalError,
-///   and so is "is mounted" (a read-only check of a mounted filesystem proves nothing); a
-///   read-only check that says "skipping journal recovery" is DirtyLog (its answer is about
-///   stale metadata).
+///   0 → Clean. Traps: "is mounted" comes first — a read-only check of a mounted filesystem
+///   proves nothing (it exits 0 even after declining fixes) and is OperationalError, a repair
+///   that changed something under a mount is RepairedRebootNeeded; exit 0 with "check
+///   aborted" (a declined prompt) is OperationalError; a read-only check that says "skipping
+///   journal recovery" is DirtyLog (its answer is about stale metadata).
 /// * **xfs_repair**: a "valuable metadata changes in a log" message or exit 2 → DirtyLog;
 ///   "fatal error --" → OperationalError (with `-n` that is also exit 1, like corruption);
 ///   read-only: 0 Clean, 1 ErrorsFound; repair (`-e`): 0 Clean, 4 Repaired, 1 (runtime
@@ -317,6 +318,17 @@ fn interpret_e2fsck(phase: Phase, code: i32, output: &str) -> Verdict {
         return Verdict::OperationalError;
     }
     let read_only = phase == Phase::ReadOnly;
+    // Checked first: a mounted filesystem's findings are not about what is on disk (-n even
+    // exits 0 after "Free inodes count wrong ... Fix? no"), and a journal replay (DirtyLog's
+    // remedy) must never run under a mount. A write that happened anyway (-f on a read-only
+    // mount) landed under a kernel that caches the old metadata: reboot.
+    if output.contains(" is mounted.") {
+        return if !read_only && code & (CORRECTED | REBOOT) != 0 {
+            Verdict::RepairedRebootNeeded
+        } else {
+            Verdict::OperationalError
+        };
+    }
     if read_only && code & OPERATIONAL == 0 && output.contains("skipping journal recovery") {
         return Verdict::DirtyLog;
     }
@@ -330,7 +342,7 @@ fn interpret_e2fsck(phase: Phase, code: i32, output: &str) -> Verdict {
     if code & OPERATIONAL != 0 {
         return Verdict::OperationalError;
     }
-    if output.contains("check aborted") || output.contains(" is mounted.") {
+    if output.contains("check aborted") {
         return Verdict::OperationalError;
     }
     if code & REBOOT != 0 {
@@ -391,12 +403,14 @@ pub const CHECKER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// How much of a checker's combined stdout and stderr is kept (the end of it).
 pub const OUTPUT_KEEP: usize = 64 * 1024;
 
-/// How long a checker has after SIGTERM before [`run`] reports it and decides what next.
+/// How long a checker has after SIGTERM before [`run`] reports it as timed out and still
+/// running.
 pub const TERM_GRACE: Duration = Duration::from_secs(30);
 
-/// How long [`run`] keeps waiting for a writing checker that ignored SIGTERM before it gives
-/// up waiting (and leaves it running: killing a repair midway can leave the filesystem worse).
-pub const WRITER_EXTRA_WAIT: Duration = Duration::from_secs(600);
+/// How long [`run`] keeps waiting after the grace period before it SIGKILLs a read-only
+/// checker, or gives up waiting for a writer (and leaves it running: killing a repair midway
+/// can leave the filesystem worse than it found it).
+pub const EXTRA_WAIT: Duration = Duration::from_secs(300);
 
 /// A finished checker run.
 #[derive(Debug, Clone)]
@@ -409,7 +423,7 @@ pub struct Run {
     /// How long it ran.
     pub duration: Duration,
     /// It was still running at the timeout and was sent SIGTERM (and, if read-only and still
-    /// running after the grace period, SIGKILL).
+    /// running after the grace period and the extra wait, SIGKILL).
     pub timed_out: bool,
 }
 
@@ -418,20 +432,20 @@ pub struct Run {
 pub struct Limits {
     /// When SIGTERM is sent.
     pub timeout: Duration,
-    /// How long after SIGTERM before a read-only command is SIGKILLed or a writer is reported
-    /// as still running.
+    /// How long after SIGTERM before it is reported as still running.
     pub grace: Duration,
-    /// How much longer a writer is waited for after the grace period.
-    pub writer_extra: Duration,
+    /// How much longer it is waited for after that, before a read-only command is SIGKILLed
+    /// (a writer is left running).
+    pub extra: Duration,
 }
 
 impl Limits {
-    /// `timeout` with the default [`TERM_GRACE`] and [`WRITER_EXTRA_WAIT`].
+    /// `timeout` with the default [`TERM_GRACE`] and [`EXTRA_WAIT`].
     pub fn new(timeout: Duration) -> Limits {
         Limits {
             timeout,
             grace: TERM_GRACE,
-            writer_extra: WRITER_EXTRA_WAIT,
+            extra: EXTRA_WAIT,
         }
     }
 }
@@ -453,13 +467,14 @@ pub fn run(
 /// [`interpret`] looks for. stdout and stderr share one pipe, read without blocking (poll); only
 /// the last [`OUTPUT_KEEP`] bytes are kept.
 ///
-/// Timeout: at `limits.timeout` the process group gets SIGTERM (checkers stop cleanly on it).
-/// If it is still running `limits.grace` later, a warning is logged and then
-/// * a read-only command ([`Command::is_read_only`]) is SIGKILLed — nothing is written, so
-///   nothing can be left half-done;
-/// * a writer (replay, repair) is **never** SIGKILLed: it is waited for `limits.writer_extra`
-///   more; if it still runs, this returns an error naming its pid and leaves it running (it
-///   holds the device `O_EXCL` itself; the caller must keep the filesystem unmounted).
+/// Timeout: at `limits.timeout` the process group gets SIGTERM (e2fsck cancels at a safe
+/// point and exits 32; the others end). If it is still running `limits.grace` later, the
+/// timeout is reported (a warning in the log) and it is waited for `limits.extra` more; then
+/// * a read-only command ([`Command::is_read_only`]) is SIGKILLed — it writes nothing, so
+///   nothing can be left half-done — and its status (killed) is returned;
+/// * a writer (replay, repair) is **never** SIGKILLed: this returns an error naming its pid
+///   and leaves it running (it holds the device `O_EXCL` itself; the caller must keep the
+///   filesystem unmounted and tell a human).
 ///
 /// Progress: with a callback and an e2fsck command, `-C FD` is added with the write end of a
 /// pipe kept open in the child, and each "pass current max device" line becomes a 0..=1
@@ -582,22 +597,25 @@ pub fn run_with(
             let since = t.elapsed();
             if since >= limits.grace && !warned {
                 warned = true;
-                if read_only {
-                    tracing::warn!("{shown} ignored SIGTERM for {:?}: SIGKILL", limits.grace);
-                } else {
-                    tracing::warn!(
-                        "{shown} (pid {pid}) ignored SIGTERM for {:?}; it writes to the \
-                         device, so it is not killed: waiting up to {:?} more",
-                        limits.grace,
-                        limits.writer_extra
-                    );
-                }
+                tracing::warn!(
+                    "{shown} (pid {pid}) timed out and is still running {:?} after SIGTERM: \
+                     waiting up to {:?} more{}",
+                    limits.grace,
+                    limits.extra,
+                    if read_only {
+                        ", then SIGKILL (it only reads)"
+                    } else {
+                        "; it writes to the device, so it is never killed"
+                    }
+                );
             }
-            if since >= limits.grace && read_only && !killed {
+            let end = limits.grace + limits.extra;
+            if since >= end && read_only && !killed {
                 killed = true;
+                tracing::warn!("{shown} (pid {pid}): SIGKILL");
                 let _ = signal_group(pid, Signal::SIGKILL);
             }
-            if !read_only && since >= limits.grace + limits.writer_extra {
+            if !read_only && since >= end {
                 anyhow::bail!(
                     "{shown} (pid {pid}) is still running {:?} after SIGTERM; it writes to \
                      the device and was left running: keep the filesystem unmounted until it \
@@ -884,13 +902,38 @@ mod tests {
             interpret(FsKind::Ext, Phase::Repair, code(0), "check aborted.\n"),
             Verdict::OperationalError
         );
-        // -n on a mounted filesystem warns and exits 0.
+        // -n on a mounted filesystem warns and exits 0, even with problems it did not fix;
+        // never DirtyLog (its remedy, a journal replay, must not run under a mount).
         assert_eq!(
             ro(
                 0,
-                "Warning!  /dev/loop0 is mounted.\nWarning: skipping journal recovery"
+                "Warning!  /dev/loop0 is mounted.\nWarning: skipping journal recovery\n\
+                 Free inodes count wrong (16373, counted=16372).\nFix? no"
             ),
-            Verdict::DirtyLog
+            Verdict::OperationalError
+        );
+        assert_eq!(
+            ro(4, "Warning!  /dev/loop0 is mounted.\n"),
+            Verdict::OperationalError
+        );
+        // A repair that wrote under a (read-only) mount: the kernel caches the old metadata.
+        assert_eq!(
+            interpret(
+                FsKind::Ext,
+                Phase::Repair,
+                code(1),
+                "Warning!  /dev/loop0 is mounted.\n"
+            ),
+            Verdict::RepairedRebootNeeded
+        );
+        assert_eq!(
+            interpret(
+                FsKind::Ext,
+                Phase::Repair,
+                code(8),
+                "/dev/loop0 is mounted.\n\ne2fsck: Cannot continue, aborting.\n"
+            ),
+            Verdict::OperationalError
         );
         assert_eq!(
             ro(0, "Warning!  /dev/loop0 is mounted.\n"),
@@ -1173,12 +1216,12 @@ mod tests {
         Limits {
             timeout: Duration::from_millis(100),
             grace: Duration::from_millis(300),
-            writer_extra: Duration::from_millis(400),
+            extra: Duration::from_millis(400),
         }
     }
 
     #[test]
-    fn a_read_only_command_ignoring_sigterm_is_killed_after_the_grace_period() {
+    fn a_read_only_command_ignoring_sigterm_is_killed_after_grace_and_extra() {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = sh_as(dir.path(), "e2image", IGNORES_TERM);
         assert!(c.is_read_only());
@@ -1186,7 +1229,8 @@ mod tests {
         let r = run_with(&c, short_limits(), None).expect("run");
         assert!(r.timed_out);
         assert_eq!(r.status.signal(), Some(libc::SIGKILL));
-        assert!(start.elapsed() >= Duration::from_millis(400));
+        // timeout + grace + extra
+        assert!(start.elapsed() >= Duration::from_millis(800));
         assert!(start.elapsed() < Duration::from_secs(10));
     }
 

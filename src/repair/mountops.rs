@@ -161,7 +161,14 @@ fn option_key(option: &str) -> &str {
 /// path makes the mount fail instead of mounting the wrong tree.
 fn mount_data(recorded: &MountInfo) -> String {
     let btrfs = recorded.fs_type == "btrfs";
-    let mut out: Vec<String> = split_options(&recorded.super_options)
+    // btrfs prints `subvol=` last (btrfs_show_options ends with it; LSM options come before the
+    // filesystem's). Its value is escaped in mountinfo but decoded by the parser, so a comma in
+    // it would split it: cut it off as a whole.
+    let options = match recorded.super_options.rfind(",subvol=") {
+        Some(at) if btrfs => &recorded.super_options[..at],
+        _ => recorded.super_options.as_str(),
+    };
+    let mut out: Vec<String> = split_options(options)
         .into_iter()
         .filter(|o| {
             !NOT_DATA.contains(o)
@@ -171,14 +178,21 @@ fn mount_data(recorded: &MountInfo) -> String {
         })
         .map(str::to_string)
         .collect();
-    if btrfs {
-        out.push(format!("subvol={}", recorded.root.display()));
+    // A comma cannot be written in a mount(2) option (btrfs has no quoting): then subvolid=
+    // alone names the subvolume.
+    let root = recorded.root.to_str().filter(|r| !r.contains(','));
+    if btrfs && let Some(root) = root {
+        out.push(format!("subvol={root}"));
     }
     out.join(",")
 }
 
 /// The mount that brings `device` back at `recorded`'s mount point with its recorded type,
 /// per-mount flags, superblock flags and filesystem options (and, for btrfs, its subvolume).
+///
+/// A btrfs mount whose root is a directory inside a subvolume (a bind) cannot be mounted this
+/// way (`subvol=` must name a subvolume): restore it with [`bind_request`] from a mount of its
+/// subvolume. A root that is not UTF-8 or holds a comma is left to `subvolid=`.
 ///
 /// Options only userspace knew (`nofail`, `x-*`, `_netdev`) are not in mountinfo; where an
 /// fstab entry or a systemd unit exists it is the better source (repair.md §3.1).
@@ -508,6 +522,14 @@ mod tests {
             primary_request(&m, Path::new("/dev/sda2")).data,
             "ssd,subvolid=257,subvol=/@data"
         );
+    }
+
+    #[test]
+    fn a_btrfs_root_with_a_comma_is_left_to_subvolid() {
+        let m =
+            mi("47 27 0:40 /a,b /mnt/b rw,relatime - btrfs /dev/loop1 rw,subvolid=258,subvol=/a,b");
+        let r = primary_request(&m, Path::new("/dev/loop1"));
+        assert_eq!(r.data, "subvolid=258");
     }
 
     #[test]

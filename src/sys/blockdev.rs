@@ -1,4 +1,5 @@
-//! Read-only access to what a scan reads: block devices and image files, by offset.
+//! Read-only access to what a scan reads: block devices and image files, by offset; and the
+//! exclusive (`O_EXCL`) open that fences a block device while it is checked or repaired.
 
 use super::{SysError, ioctl};
 use std::fs::{File, OpenOptions};
