@@ -16,6 +16,33 @@ pub struct Config {
     /// `[freeze]` section (freeze-test, freeze, thaw).
     #[serde(default)]
     pub freeze: FreezeConfig,
+    /// `[repair]` section: the policy for unattended repairs.
+    #[serde(default)]
+    pub repair: RepairConfig,
+}
+
+/// `[repair]`: how far `repair` may go on this machine, whoever runs it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RepairConfig {
+    /// The highest tier allowed, also the default: `check`, `preen` (default) or `full`.
+    #[serde(default)]
+    pub tier: Option<crate::repair::Tier>,
+    /// Whether `--stop-units` may stop systemd units (default true).
+    #[serde(default)]
+    pub stop_units: Option<bool>,
+    /// Whether `--terminate-holders` may end processes (default true).
+    #[serde(default)]
+    pub terminate_holders: Option<bool>,
+    /// Globs of mount points and devices repair never touches, e.g. `["/srv/db*", "/dev/sdb*"]`.
+    #[serde(default)]
+    pub never: Vec<String>,
+    /// Where metadata backups and e2fsck undo files go (default /var/lib/snapguard/repair).
+    #[serde(default)]
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// Seconds between SIGTERM and SIGKILL for `--terminate-holders` (default 10).
+    #[serde(default)]
+    pub grace: Option<u64>,
 }
 
 /// `[freeze]`: what is never frozen, and the timeouts.

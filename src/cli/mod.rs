@@ -2,6 +2,7 @@
 
 pub mod freeze;
 pub mod freeze_test;
+pub mod repair;
 pub mod scan;
 pub mod selinux;
 pub mod thaw;
@@ -20,6 +21,8 @@ Exit status (read-only commands, the Nagios convention):
   2  CRITICAL  at least one critical finding (recorded errors, corrupt superblock)
   3  UNKNOWN   could not assess: bad input, unreadable target, unknown fs or features
 When targets differ, CRITICAL beats UNKNOWN beats WARNING beats OK.
+freeze passes CMD's status through (124, 125, 126, 127 are its own); repair uses fsck's
+bitmask (0, 1, 2, 4, 8, 16, 32): see each command's --help.
 A broken pipe on standard output is not an error.";
 
 /// snapguard: will this machine give a consistent snapshot, and if not, why and how to fix it.
@@ -85,6 +88,9 @@ pub enum Command {
     /// Is /var/lib/waagent excluded from SELinux enforcement, and if not, the exact fix.
     #[command(long_about = selinux::SELINUX_HELP, after_long_help = selinux::SELINUX_EXIT_HELP)]
     Selinux(selinux::SelinuxArgs),
+    /// umount -> fsck -> mount, safely: a plan, a prompt, a fence, a backup, a verified remount.
+    #[command(long_about = repair::HELP, after_long_help = repair::REPAIR_EXIT_HELP)]
+    Repair(repair::RepairArgs),
 }
 
 impl Cli {
@@ -126,6 +132,7 @@ pub struct Outcome {
 pub fn usage_exit_code(name: Option<&str>) -> u8 {
     match name {
         Some("freeze") => crate::freeze::outcome::exit::FAILED,
+        Some("repair") => crate::repair::exit::USAGE,
         _ => 3,
     }
 }
@@ -154,6 +161,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Ok(c) => c,
         // `freeze` keeps 0-123 and 126-255 for CMD: its own failures are 125 (timeout(1)).
         Err(e) if matches!(cli.command, Command::Freeze(_)) => return Ok(freeze::cannot_run(e)),
+        Err(e) if matches!(cli.command, Command::Repair(_)) => {
+            return Ok(repair::cannot_run(e, crate::repair::exit::USAGE));
+        }
         Err(e) => return Err(e),
     };
     match &cli.command {
@@ -165,5 +175,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             unreachable!("handled above")
         }
         Command::Selinux(args) => selinux::run(args, cli, &config),
+        Command::Repair(args) => repair::run(args, cli, &config),
     }
 }

@@ -8,6 +8,7 @@ use super::model::{
     ScanReport, SelinuxMode, SelinuxReport, Severity, TargetReport, XfsDetails, XfsLogPosition,
 };
 use super::model::{FreezeReport, FreezeTestReport, MountVerdict, ThawReport};
+use super::repair::{RepairOutcome, RepairReport, RepairStatusReport, RepairTarget};
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -625,6 +626,193 @@ pub fn write_thaw(report: &ThawReport, out: &mut dyn Write) -> io::Result<()> {
     out.flush()
 }
 // ---- end freeze-test, freeze, thaw ------------------------------------------------------------
+
+// ---- repair --------------------------------------------------------------------------------
+
+/// The plan of a repair, printed before the confirmation prompt (and as the `--dry-run` report):
+/// per filesystem, what is in the way and every step with its command.
+pub fn write_repair_plan(targets: &[RepairTarget], out: &mut dyn Write) -> io::Result<()> {
+    for t in targets {
+        write_repair_head(t, out)?;
+        for s in t.steps.iter().filter(|s| s.result == "planned") {
+            match &s.command {
+                Some(c) => writeln!(
+                    out,
+                    "  {:<11} {}  $ {}",
+                    s.step,
+                    sanitize(&s.detail),
+                    sanitize(c)
+                )?,
+                None => writeln!(out, "  {:<11} {}", s.step, sanitize(&s.detail))?,
+            }
+        }
+    }
+    out.flush()
+}
+
+fn write_repair_head(t: &RepairTarget, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "{} ({}, {}), mounted on {}",
+        sanitize(&t.target),
+        sanitize(t.device.as_deref().unwrap_or("?")),
+        sanitize(t.fstype.as_deref().unwrap_or("?")),
+        if t.mountpoints.is_empty() {
+            "nothing".to_string()
+        } else {
+            sanitize(&t.mountpoints.join(", "))
+        }
+    )?;
+    if let Some(state) = &t.state_before {
+        writeln!(out, "  scan:       {}", sanitize(state))?;
+    }
+    for b in &t.blockers {
+        let who = match (b.pid, &b.command) {
+            (Some(pid), Some(c)) => format!("pid {pid} {c}"),
+            (Some(pid), None) => format!("pid {pid}"),
+            _ => String::new(),
+        };
+        let unit = b
+            .unit
+            .as_deref()
+            .map(|u| format!(" [{u}]"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  in the way: {} {}{}: {}",
+            b.kind,
+            sanitize(&who),
+            sanitize(&unit),
+            sanitize(&b.how)
+        )?;
+    }
+    if let Some(b) = &t.boot_check {
+        writeln!(
+            out,
+            "  boot-time check ({}): {}",
+            b.mechanism,
+            sanitize(&b.why)
+        )?;
+        for c in &b.commands {
+            writeln!(
+                out,
+                "    {}{}",
+                if b.manual { "by hand: " } else { "$ " },
+                sanitize(c)
+            )?;
+        }
+        for c in &b.undo {
+            writeln!(out, "    undo: {}", sanitize(c))?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the `repair` report.
+pub fn write_repair(report: &RepairReport, out: &mut dyn Write) -> io::Result<()> {
+    if report.dry_run {
+        writeln!(out, "dry run: nothing was changed")?;
+        write_repair_plan(&report.targets, out)?;
+    }
+    for t in &report.targets {
+        if !report.dry_run {
+            write_repair_head(t, out)?;
+            for s in &t.steps {
+                let status = s
+                    .exit_status
+                    .map(|c| format!(" (exit {c})"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "  {:<11} {:<8} {}{}{}",
+                    s.step,
+                    s.result,
+                    sanitize(&s.detail),
+                    status,
+                    if s.duration_ms > 0 {
+                        format!(" [{} ms]", s.duration_ms)
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
+        }
+        if let Some(b) = &t.backup {
+            writeln!(
+                out,
+                "  metadata backup: {} ({} bytes)",
+                sanitize(&b.path),
+                b.bytes
+            )?;
+            if let Some(u) = &b.undo_file {
+                writeln!(out, "  undo file: {}", sanitize(u))?;
+            }
+        }
+        for d in &t.differences {
+            writeln!(out, "  mount differs: {}", sanitize(d))?;
+        }
+        if let Some(v) = &t.freeze_test {
+            writeln!(out, "  freeze-test: {v}")?;
+        }
+        if let Some(after) = &t.state_after {
+            writeln!(out, "  scan after: {}", sanitize(after))?;
+        }
+        if let Some(r) = &t.record {
+            writeln!(out, "  state record: {}", sanitize(r))?;
+        }
+        writeln!(
+            out,
+            "  => {}: {}",
+            outcome_label(t.outcome),
+            sanitize(&t.message)
+        )?;
+    }
+    for m in &report.messages {
+        writeln!(out, "note: {}", sanitize(m))?;
+    }
+    writeln!(out, "exit status {}", report.exit_code)?;
+    out.flush()
+}
+
+fn outcome_label(o: RepairOutcome) -> &'static str {
+    match o {
+        RepairOutcome::NothingToDo => "NOTHING TO DO",
+        RepairOutcome::Repaired => "REPAIRED",
+        RepairOutcome::Planned => "PLANNED",
+        RepairOutcome::BootCheckScheduled => "BOOT-TIME CHECK",
+        RepairOutcome::ErrorsLeft => "ERRORS LEFT",
+        RepairOutcome::Held => "HELD UNMOUNTED",
+        RepairOutcome::Refused => "REFUSED",
+        RepairOutcome::Failed => "FAILED",
+        RepairOutcome::Declined => "DECLINED",
+    }
+}
+/// Write `repair --status`.
+pub fn write_repair_status(report: &RepairStatusReport, out: &mut dyn Write) -> io::Result<()> {
+    if report.records.is_empty() {
+        writeln!(
+            out,
+            "no repair records: no repair is running, held or interrupted"
+        )?;
+    }
+    for r in &report.records {
+        writeln!(
+            out,
+            "{} ({}): {} (pid {}, mounted on {})",
+            sanitize(&r.device),
+            sanitize(&r.fstype),
+            r.phase,
+            r.pid,
+            sanitize(&r.mountpoints.join(", "))
+        )?;
+        if let Some(step) = &r.last_step {
+            writeln!(out, "  last step: {}", sanitize(step))?;
+        }
+        writeln!(out, "  record: {}", sanitize(&r.record))?;
+    }
+    out.flush()
+}
+// ---- end repair ----------------------------------------------------------------------------
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,10 @@
 pub mod human;
 pub mod json;
 pub mod model;
+pub mod repair;
 
 pub use model::*;
+pub use repair::*;
 
 use std::io::{self, Write};
 
@@ -63,6 +65,26 @@ pub fn write_selinux(
 ) -> io::Result<()> {
     match format {
         Format::Human => human::write_selinux(report, out),
+        Format::Json => json::write(report, out),
+    }
+}
+
+/// Write a `repair` document.
+pub fn write_repair(report: &RepairReport, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Human => human::write_repair(report, out),
+        Format::Json => json::write(report, out),
+    }
+}
+
+/// Write a `repair --status` document.
+pub fn write_repair_status(
+    report: &RepairStatusReport,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        Format::Human => human::write_repair_status(report, out),
         Format::Json => json::write(report, out),
     }
 }

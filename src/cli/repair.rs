@@ -1,0 +1,322 @@
+//! `snapguard repair`: arguments, policy, the confirmation prompt, and glue to
+//! [`crate::repair::machine`].
+
+use super::{Cli, Outcome};
+use crate::config::Config;
+use crate::repair::machine::{self, ConcurrentRepair, Consent, UsageError};
+use crate::repair::{Options, Tier, exit, state};
+use crate::report::{self, Format, RepairTarget};
+use crate::sys::process::euid;
+use clap::Args;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `--help` text.
+pub const HELP: &str = "\
+Take an unclean filesystem out of service, check and repair it, and put it back exactly
+as it was: umount -> fsck -> mount, safely. Azure's fix for \"failed to freeze\" on an
+unclean filesystem, done the way a careful storage engineer does it by hand.
+
+Per filesystem: find every user (processes by cwd, root, exe, open files and memory maps;
+mounts in every mount namespace; bind mounts, submounts, swap files, loop devices, stacked
+devices; fstab and systemd units) and refuse with the list when anything is in the way;
+print the plan and ask (default No); unmount (never lazy, never forced); fence the device
+with an O_EXCL open; read-only check (e2fsck -fn, xfs_repair -n, fsck.fat -n, btrfs check
+--readonly); replay the journal or log when needed; metadata backup (e2image -Q,
+xfs_metadump) and e2fsck undo file on another filesystem; repair at the allowed tier;
+check again; mount again with the recorded source, type, options, subvolume and
+propagation, and compare with the recorded mountinfo; finally freeze-test it, since the
+point is that the next backup can freeze it. A failure before the first write puts
+everything back; a failed check after the repair leaves the filesystem UNMOUNTED on
+purpose, with the state record in /run/snapguard saying why.
+
+/, /usr and the filesystem holding snapguard are never unmounted: a boot-time check is
+scheduled instead (tune2fs -c 1 for ext in fstab, else fsck.mode=force on the kernel
+command line), with the command to undo it.
+
+Tiers: check (read-only, never writes), preen (default: e2fsck -fp, xfs_repair,
+fsck.fat -a), full (e2fsck -fy: may move files to lost+found). xfs_repair -L (zeroes the
+log, loses its transactions) only with --zero-log naming the device. btrfs is checked,
+never repaired automatically (btrfs check --repair is for developers' advice only).
+
+Without TARGET: every mounted filesystem the scan does not call clean, one plan, one
+question. A restarted run reads the state record first: a run that stopped before the
+repair command is rolled back; one that stopped inside it is held for a human.
+
+Needs root. Not on a terminal, --yes is required (exit 16 otherwise).
+
+Examples:
+  snapguard repair --dry-run /data          what would happen, nothing changed
+  snapguard repair /data                    plan, ask, repair, remount, freeze-test
+  snapguard repair --yes --terminate-holders /data   for a maintenance window
+  snapguard repair --status                 state records of running or held repairs
+  snapguard repair --resume /dev/sdb1       verify a held filesystem and mount it again";
+
+/// Exit codes, fsck's bitmask.
+pub const REPAIR_EXIT_HELP: &str = "\
+Exit status (fsck's bitmask, OR-ed over the filesystems):
+  0   nothing to do: clean
+  1   repaired, verified and back in service
+  2   boot-time check scheduled (/, /usr): reboot to run it
+  4   errors left: the check found errors this tier may not fix, a repair left errors, a
+      filesystem held unmounted for a human, or --dry-run with work to do
+  8   operational error: in use (the list is printed), refused by policy, another repair
+      or fsck running, a step failed (rolled back), not root
+  16  usage: bad arguments or configuration, no terminal and no --yes
+  32  declined at the prompt";
+
+/// Arguments of `snapguard repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Mount points or block devices [default: every mounted filesystem the scan does not
+    /// call clean].
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<PathBuf>,
+    /// Print the plan and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Do not ask (for timers and hooks); needed when there is no terminal.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// How far to go: check (read-only), preen (safe fixes), full (e2fsck -y). Default: the
+    /// [repair] tier of the configuration, else preen.
+    #[arg(long, value_enum, value_name = "TIER")]
+    pub tier: Option<TierArg>,
+    /// Check even when the scan says clean.
+    #[arg(long)]
+    pub force: bool,
+    /// Stop the systemd units of processes in the way (restarted afterwards).
+    #[arg(long)]
+    pub stop_units: bool,
+    /// End processes in the way: SIGTERM, then SIGKILL after --grace (through pidfds, start
+    /// time re-checked; never by path).
+    #[arg(long)]
+    pub terminate_holders: bool,
+    /// Time between SIGTERM and SIGKILL for --terminate-holders [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Option<Duration>,
+    /// Allow xfs_repair -L (zeroes the log: its transactions are lost) on exactly DEVICE.
+    #[arg(long, value_name = "DEVICE")]
+    pub zero_log: Option<PathBuf>,
+    /// Go on when PID 1's mount namespace or parts of /proc cannot be read (containers,
+    /// hardened /proc), relying on the unmount and the O_EXCL fence to prove the device free.
+    #[arg(long)]
+    pub trust_fence: bool,
+    /// Directory for metadata backups and e2fsck undo files (never on the target)
+    /// [default: /var/lib/snapguard/repair].
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Bound on each read-only check [default: 30m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub check_timeout: Option<Duration>,
+    /// Bound on each replay, backup and repair [default: 2h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub repair_timeout: Option<Duration>,
+    /// Do not freeze-test the repaired filesystem.
+    #[arg(long)]
+    pub no_freeze_test: bool,
+    /// Show the state records (running, held or interrupted repairs) and exit.
+    #[arg(long, conflicts_with_all = ["dry_run", "resume"])]
+    pub status: bool,
+    /// Continue a repair held for a human: verify, and mount again when clean.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// `--tier` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TierArg {
+    Check,
+    Preen,
+    Full,
+}
+
+impl From<TierArg> for Tier {
+    fn from(t: TierArg) -> Tier {
+        match t {
+            TierArg::Check => Tier::Check,
+            TierArg::Preen => Tier::Preen,
+            TierArg::Full => Tier::Full,
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    super::freeze::parse_duration(text)
+}
+
+/// The outcome of a run that could not start: one line, `code`.
+pub fn cannot_run(e: anyhow::Error, code: u8) -> Outcome {
+    Outcome {
+        render: Box::new(|_| Ok(())),
+        problems: vec![format!("repair: {e:#}")],
+        exit_code: code,
+    }
+}
+
+/// Run `snapguard repair`.
+pub fn run(args: &RepairArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outcome> {
+    let root = cli.sys_root();
+    let format = cli.output_format();
+    if args.status {
+        return status(&root, format);
+    }
+    let options = match options(args, config) {
+        Ok(o) => o,
+        Err(e) => return Ok(cannot_run(e, exit::USAGE)),
+    };
+    if euid() != 0 {
+        return Ok(cannot_run(
+            anyhow::anyhow!("needs root (it unmounts, fences and repairs block devices)"),
+            exit::OPERATIONAL,
+        ));
+    }
+    if !root.is_host() {
+        return Ok(cannot_run(
+            anyhow::anyhow!(
+                "--root is for reading fixture trees; repair acts on this machine only"
+            ),
+            exit::USAGE,
+        ));
+    }
+    let yes = args.yes;
+    let mut ask = |plans: &[RepairTarget]| confirm(plans, yes);
+    match machine::run(&root, &options, &args.targets, &mut ask) {
+        Ok(report) => {
+            let problems = report
+                .targets
+                .iter()
+                .filter(|t| t.outcome.exit_bit() >= exit::ERRORS_LEFT && !report.dry_run)
+                .map(|t| format!("repair: {}: {}", t.target, t.message))
+                .collect();
+            let exit_code = report.exit_code;
+            Ok(Outcome {
+                render: Box::new(move |out| report::write_repair(&report, format, out)),
+                problems,
+                exit_code,
+            })
+        }
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => Ok(cannot_run(e, exit::USAGE)),
+        Err(e) if e.downcast_ref::<ConcurrentRepair>().is_some() => {
+            Ok(cannot_run(e, exit::OPERATIONAL))
+        }
+        Err(e) => Ok(cannot_run(e, exit::OPERATIONAL)),
+    }
+}
+
+/// The options from the arguments within the `[repair]` policy.
+fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
+    let policy = &config.repair;
+    let ceiling = policy.tier.unwrap_or(Tier::Preen).max(Tier::Check);
+    let tier = args
+        .tier
+        .map(Tier::from)
+        .unwrap_or(policy.tier.unwrap_or(Tier::Preen));
+    if policy.tier.is_some() && tier > ceiling {
+        anyhow::bail!("--tier {tier:?} is above the configuration's [repair] tier = {ceiling:?}",);
+    }
+    if args.stop_units && policy.stop_units == Some(false) {
+        anyhow::bail!("--stop-units: the configuration says [repair] stop_units = false");
+    }
+    if args.terminate_holders && policy.terminate_holders == Some(false) {
+        anyhow::bail!(
+            "--terminate-holders: the configuration says [repair] terminate_holders = false"
+        );
+    }
+    if args.zero_log.is_some() && tier == Tier::Check {
+        anyhow::bail!("--zero-log needs a tier that writes (preen or full)");
+    }
+    if args.resume && args.targets.is_empty() {
+        anyhow::bail!("--resume needs the TARGET (device or mount point) of the held repair");
+    }
+    if let Some(device) = &args.zero_log {
+        std::fs::canonicalize(device)
+            .map_err(|e| anyhow::anyhow!("--zero-log '{}': {e}", device.display()))?;
+    }
+    Ok(Options {
+        tier,
+        dry_run: args.dry_run,
+        force: args.force,
+        stop_units: args.stop_units,
+        terminate_holders: args.terminate_holders,
+        grace: args
+            .grace
+            .or(policy.grace.map(Duration::from_secs))
+            .unwrap_or(Duration::from_secs(10)),
+        zero_log: args.zero_log.clone(),
+        trust_fence: args.trust_fence,
+        backup_dir: args
+            .backup_dir
+            .clone()
+            .or(policy.backup_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("/var/lib/snapguard/repair")),
+        check_timeout: args.check_timeout.unwrap_or(Duration::from_secs(30 * 60)),
+        repair_timeout: args.repair_timeout.unwrap_or(Duration::from_secs(2 * 3600)),
+        freeze_test: !args.no_freeze_test,
+        never: policy.never.clone(),
+        resume: args.resume,
+    })
+}
+
+/// Print the plan on stderr and ask on the terminal (default No).
+fn confirm(plans: &[RepairTarget], yes: bool) -> Consent {
+    let mut err = std::io::stderr().lock();
+    let _ = report::human::write_repair_plan(plans, &mut err);
+    drop(err);
+    if yes {
+        return Consent::Yes;
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Consent::NoTerminal;
+    }
+    let question = if plans.len() == 1 {
+        "Carry out this plan?".to_string()
+    } else {
+        format!("Carry out this plan for {} filesystems?", plans.len())
+    };
+    match dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact_on(&dialoguer::console::Term::stderr())
+    {
+        Ok(true) => Consent::Yes,
+        Ok(false) | Err(_) => Consent::No,
+    }
+}
+
+/// `--status`: every state record.
+fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome> {
+    let records = state::all_records(root)?;
+    let entries: Vec<report::RepairStatusEntry> = records
+        .iter()
+        .map(|(path, r)| report::RepairStatusEntry {
+            record: path.display().to_string(),
+            device: r.device.display().to_string(),
+            fstype: r.fstype.clone(),
+            phase: format!("{:?}", r.phase).to_lowercase(),
+            pid: r.pid,
+            mountpoints: r
+                .mounts
+                .iter()
+                .map(|m| m.mount_point.display().to_string())
+                .collect(),
+            updated: r.updated,
+            last_step: r
+                .steps
+                .last()
+                .map(|s| format!("{} {}: {}", s.step, s.result, s.detail)),
+        })
+        .collect();
+    let held = records.iter().any(|(_, r)| !r.phase.is_final());
+    let report = report::RepairStatusReport::new(entries);
+    Ok(Outcome {
+        render: Box::new(move |out| report::write_repair_status(&report, format, out)),
+        problems: Vec::new(),
+        exit_code: if held {
+            exit::ERRORS_LEFT
+        } else {
+            exit::NOTHING
+        },
+    })
+}

@@ -1,0 +1,2012 @@
+//! The repair state machine (repair.md §7): prepare every target (discover, assess, plan),
+//! ask once, then per target quiesce → unmount → fence → check → replay → backup → repair →
+//! verify → restore → freeze test, writing the state record at every transition. Any failure
+//! before the first write rolls back to the mounts as they were; a failure after it leaves the
+//! filesystem unmounted for a human, with the record saying why.
+
+use super::boot_check::{self, BootFacts};
+use super::checker::{self, Phase as CheckPhase, Verdict};
+use super::discover::{self, Discovery};
+use super::failpoint::{self, Action};
+use super::mountops::{self, Fence};
+use super::quiesce::{self, Ended};
+use super::state::{self, Locks, Phase, Record, RecordedMount};
+use super::subject::{self, Subject};
+use super::{FsKind, Options, Tier};
+use crate::mount::mountinfo::MountInfo;
+use crate::mount::table::MountTable;
+use crate::report::{
+    BackupReport, Blocker, BootCheckReport, RepairOutcome, RepairReport, RepairStep, RepairTarget,
+    Status, TargetReport,
+};
+use crate::root::{MOUNTINFO, PROC, SysRoot};
+use crate::shell::quote_path;
+use crate::sys::process::ProcessIdentity;
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The admin's answer to the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// Go ahead.
+    Yes,
+    /// Declined at the prompt.
+    No,
+    /// No terminal to ask on, and no `--yes`.
+    NoTerminal,
+}
+
+/// A usage error: the run stops before anything, exit 16.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// One target being worked on.
+struct Job {
+    subject: Subject,
+    kind: FsKind,
+    report: RepairTarget,
+    record: Record,
+    /// The scan before anything changed.
+    scan: Option<TargetReport>,
+    /// The device is held open with O_EXCL while set.
+    fence: Option<Fence>,
+    /// Mounts (as recorded) that are unmounted right now.
+    unmounted: Vec<RecordedMount>,
+    /// Whether the journal/log must be replayed before a check can be trusted.
+    needs_replay: bool,
+    /// The planned work is a boot-time check (root and friends).
+    boot_check: bool,
+    /// Prepared work remains (no outcome decided yet).
+    pending: bool,
+}
+
+/// Run `repair` for `targets` (empty: every filesystem the scan reports unclean). `ask` is
+/// called once with the plans of every target that has work, unless `--dry-run`.
+pub fn run(
+    root: &SysRoot,
+    options: &Options,
+    targets: &[PathBuf],
+    ask: &mut dyn FnMut(&[RepairTarget]) -> Consent,
+) -> anyhow::Result<RepairReport> {
+    let _ = std::env::set_current_dir("/");
+    let table = load_table(root)?;
+    let mut machine = Machine {
+        root,
+        options,
+        table,
+        messages: Vec::new(),
+    };
+    machine.check_namespace()?;
+    let _locks = machine.lock()?;
+    let mut jobs = machine.prepare(targets)?;
+    let pending: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].pending).collect();
+    let mut exit_override = None;
+    if !pending.is_empty() {
+        if options.dry_run {
+            for &i in &pending {
+                jobs[i].report.outcome = if jobs[i].boot_check {
+                    RepairOutcome::BootCheckScheduled
+                } else {
+                    RepairOutcome::Planned
+                };
+                jobs[i].report.message = "dry run: nothing was changed".into();
+                jobs[i].pending = false;
+            }
+        } else {
+            let plans: Vec<RepairTarget> =
+                pending.iter().map(|&i| jobs[i].report.clone()).collect();
+            match ask(&plans) {
+                Consent::Yes => {}
+                Consent::No => {
+                    for &i in &pending {
+                        jobs[i].report.outcome = RepairOutcome::Declined;
+                        jobs[i].report.message = "declined: nothing was changed".into();
+                        jobs[i].pending = false;
+                    }
+                }
+                Consent::NoTerminal => {
+                    for &i in &pending {
+                        jobs[i].report.outcome = RepairOutcome::Refused;
+                        jobs[i].report.message =
+                            "no terminal to ask on and no --yes: nothing was changed".into();
+                        jobs[i].pending = false;
+                    }
+                    exit_override = Some(super::exit::USAGE);
+                }
+            }
+        }
+    }
+    for job in jobs.iter_mut().filter(|j| j.pending) {
+        machine.execute(job);
+    }
+    let mut report = RepairReport::new(
+        jobs.into_iter().map(|j| j.report).collect(),
+        options.dry_run,
+        0,
+    );
+    report.messages = machine.messages;
+    if let Some(code) = exit_override {
+        report.exit_code = code;
+    }
+    Ok(report)
+}
+
+struct Machine<'a> {
+    root: &'a SysRoot,
+    options: &'a Options,
+    table: MountTable,
+    messages: Vec<String>,
+}
+
+fn load_table(root: &SysRoot) -> anyhow::Result<MountTable> {
+    let path = root.path(MOUNTINFO);
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    MountTable::from_mountinfo(&bytes).with_context(|| format!("invalid '{}'", path.display()))
+}
+
+impl Machine<'_> {
+    // ---- INIT -----------------------------------------------------------------------------
+
+    /// Our mount namespace must be PID 1's: an unmount in a private namespace does not reach
+    /// the host (repair.md §1.4).
+    fn check_namespace(&mut self) -> anyhow::Result<()> {
+        let ours = std::fs::read_link(self.root.proc_entry(std::process::id(), "ns/mnt"));
+        let init = std::fs::read_link(self.root.proc_entry(1, "ns/mnt"));
+        match (ours, init) {
+            (Ok(a), Ok(b)) if a == b => Ok(()),
+            (Ok(_), Ok(_)) if self.options.trust_fence => {
+                self.messages.push(
+                    "snapguard runs in a mount namespace other than PID 1's (--trust-fence): \
+                     unmounts do not reach the host; the O_EXCL fence must prove the device free"
+                        .into(),
+                );
+                Ok(())
+            }
+            (Ok(_), Ok(_)) => anyhow::bail!(
+                "snapguard runs in a mount namespace other than PID 1's (a sandboxed unit or a \
+                 container): an unmount here does not reach the host; run it on the host, or \
+                 pass --trust-fence to rely on the O_EXCL fence alone"
+            ),
+            (_, Err(e)) if self.options.trust_fence => {
+                self.messages.push(format!(
+                    "PID 1's mount namespace cannot be read ({e}); going on with --trust-fence: \
+                     the unmount and the O_EXCL fence prove the device free"
+                ));
+                Ok(())
+            }
+            (_, Err(e)) => anyhow::bail!(
+                "cannot tell whether snapguard runs in PID 1's mount namespace (/proc/1/ns/mnt: \
+                 {e}); pass --trust-fence to rely on the unmount and the O_EXCL fence alone"
+            ),
+            (Err(e), _) => Err(e).context("cannot read our own mount namespace"),
+        }
+    }
+
+    fn lock(&self) -> anyhow::Result<Locks> {
+        // The fsck lock is per disk; one tool-wide lock is enough to keep two repairs apart,
+        // the disk locks are taken per job.
+        Locks::take(self.root).map_err(|e| anyhow::anyhow!(ConcurrentRepair(e.to_string())))
+    }
+
+    // ---- DISCOVER, ASSESS, PLAN -----------------------------------------------------------
+
+    fn prepare(&mut self, targets: &[PathBuf]) -> anyhow::Result<Vec<Job>> {
+        let mut jobs = Vec::new();
+        let records = state::all_records(self.root)?;
+        let named: Vec<PathBuf> = if targets.is_empty() {
+            self.unclean_filesystems()?
+        } else {
+            targets.to_vec()
+        };
+        // An interrupted run comes first: its record knows the mounts it took away (a mount
+        // point it unmounted is no mount point now, so TARGET is matched against the record).
+        let mut handled: Vec<PathBuf> = Vec::new();
+        for (path, record) in &records {
+            if record.phase.is_final() || run_alive(self.root, record) {
+                continue;
+            }
+            let names = |t: &PathBuf| {
+                t == &record.device || record.mounts.iter().any(|m| &m.mount_point == t)
+            };
+            let matched: Vec<PathBuf> = targets.iter().filter(|t| names(t)).cloned().collect();
+            if targets.is_empty() || !matched.is_empty() {
+                handled.extend(matched);
+                handled.push(record.device.clone());
+                jobs.push(self.resume_job(path, record.clone()));
+            }
+        }
+        for target in named {
+            if handled.contains(&target) {
+                continue;
+            }
+            let subject = subject::resolve(&target, &self.table)
+                .map_err(|e| anyhow::anyhow!(UsageError(e.to_string())))?;
+            if handled.contains(&subject.device) {
+                continue;
+            }
+            jobs.push(self.prepare_job(subject));
+        }
+        Ok(jobs)
+    }
+
+    /// Without TARGET: every mounted block filesystem the scan does not call clean.
+    fn unclean_filesystems(&mut self) -> anyhow::Result<Vec<PathBuf>> {
+        let options = crate::scan::ScanOptions {
+            targets: Vec::new(),
+            snapshot: None,
+            now: now(),
+            skip_fstypes: Vec::new(),
+            skip_mountpoints: Vec::new(),
+        };
+        let (report, _) = crate::scan::run(&options, self.root)?;
+        Ok(report
+            .targets
+            .iter()
+            .filter(|t| t.status != Status::Ok)
+            .filter_map(|t| t.mountpoint.as_ref().map(PathBuf::from))
+            .collect())
+    }
+
+    fn prepare_job(&mut self, subject: Subject) -> Job {
+        let mut report = RepairTarget::new(&subject.name);
+        report.device = Some(subject.device.display().to_string());
+        report.mountpoints = subject
+            .mounts
+            .iter()
+            .map(|m| m.mount_point.display().to_string())
+            .collect();
+        let record = Record {
+            version: state::RECORD_VERSION,
+            pid: std::process::id(),
+            start_time: ProcessIdentity::myself(&self.root.path(PROC))
+                .map(|i| i.start_time)
+                .unwrap_or(0),
+            device: subject.device.clone(),
+            major: subject.dev.0,
+            minor: subject.dev.1,
+            kind: FsKind::Ext,
+            fstype: String::new(),
+            mounts: subject.mounts.iter().map(RecordedMount::from).collect(),
+            stopped_units: Vec::new(),
+            phase: Phase::Discovered,
+            steps: Vec::new(),
+            updated: 0,
+        };
+        let mut job = Job {
+            kind: FsKind::Ext,
+            subject,
+            report,
+            record,
+            scan: None,
+            fence: None,
+            unmounted: Vec::new(),
+            needs_replay: false,
+            boot_check: false,
+            pending: false,
+        };
+        if let Err(e) = self.plan(&mut job) {
+            job.report.outcome = RepairOutcome::Failed;
+            job.report.message = format!("{e:#}");
+            job.pending = false;
+        }
+        job
+    }
+
+    /// Assess and plan one job; sets `pending` when there is work to confirm.
+    fn plan(&mut self, job: &mut Job) -> anyhow::Result<()> {
+        // ASSESS with the scanner.
+        let started = Instant::now();
+        let scan = self.scan(&job.subject.device)?;
+        let fs_type = job
+            .subject
+            .fs_type
+            .clone()
+            .or_else(|| scan.fstype.clone())
+            .unwrap_or_default();
+        job.report.fstype = Some(fs_type.clone());
+        job.report.state_before = Some(describe_scan(&scan));
+        let Some(kind) = FsKind::from_fs_type(&fs_type) else {
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!(
+                "{} is not a filesystem repair knows (ext2/3/4, XFS, btrfs, FAT)",
+                if fs_type.is_empty() {
+                    "unknown type"
+                } else {
+                    &fs_type
+                }
+            );
+            return Ok(());
+        };
+        job.kind = kind;
+        job.record.kind = kind;
+        job.record.fstype = fs_type.clone();
+        push(
+            job,
+            "assess",
+            "ok",
+            format!("scan: {}", describe_scan(&scan)),
+            None,
+            started,
+        );
+        job.needs_replay = needs_replay(&scan);
+        let clean = scan.status == Status::Ok;
+        job.scan = Some(scan);
+        if let Some(rule) = self.never_touched(&job.subject) {
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!("the configuration says never to touch it ({rule})");
+            return Ok(());
+        }
+        if clean && !self.options.force {
+            job.report.outcome = RepairOutcome::NothingToDo;
+            job.report.message =
+                "the scan says clean: nothing to do (--force checks anyway)".into();
+            return Ok(());
+        }
+        // ROOT? `/`, `/usr`, the filesystem holding snapguard itself.
+        if let Some(why) = self.cannot_unmount(&job.subject) {
+            return self.plan_boot_check(job, why);
+        }
+        // DISCOVER: every user of the superblock.
+        let started = Instant::now();
+        let (major, minor) = job.subject.sb.unwrap_or(job.subject.dev);
+        let discovery = discover::discover(self.root, major, minor)
+            .with_context(|| format!("cannot discover the users of {}", job.subject.name))?;
+        job.report.blockers = blockers(&discovery, &job.subject, self.options);
+        let hard: Vec<Blocker> = job
+            .report
+            .blockers
+            .iter()
+            .filter(|b| !self.may_pass(b))
+            .cloned()
+            .collect();
+        push(
+            job,
+            "discover",
+            if hard.is_empty() { "ok" } else { "refused" },
+            discovery_summary(&discovery),
+            None,
+            started,
+        );
+        if !hard.is_empty() {
+            let list: Vec<String> = hard.iter().map(blocker_line).collect();
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!(
+                "in use, nothing was changed: {}{}",
+                list.join("; "),
+                self.refusal_hint(&hard)
+            );
+            return Ok(());
+        }
+        self.plan_steps(job);
+        job.pending = true;
+        Ok(())
+    }
+
+    fn may_pass(&self, b: &Blocker) -> bool {
+        match b.kind.as_str() {
+            "process" => {
+                self.options.terminate_holders || self.options.stop_units && b.unit.is_some()
+            }
+            "unreadable-process" => self.options.trust_fence,
+            _ => false,
+        }
+    }
+
+    fn refusal_hint(&self, hard: &[Blocker]) -> String {
+        let mut hints = Vec::new();
+        if hard.iter().any(|b| b.kind == "process") {
+            hints.push("--terminate-holders ends the processes (SIGTERM, then SIGKILL)");
+            if hard.iter().any(|b| b.unit.is_some()) {
+                hints.push("--stop-units stops their systemd units and restarts them after");
+            }
+        }
+        if hard.iter().any(|b| b.kind == "unreadable-process") {
+            hints.push(
+                "--trust-fence goes on when /proc cannot be read fully, relying on the unmount \
+                 and the O_EXCL fence",
+            );
+        }
+        if hard
+            .iter()
+            .any(|b| !matches!(b.kind.as_str(), "process" | "unreadable-process"))
+        {
+            hints.push("mounts, swap, loop devices and other namespaces must be released by hand");
+        }
+        if hints.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", hints.join("; "))
+        }
+    }
+
+    fn plan_steps(&self, job: &mut Job) {
+        let dev = &job.subject.device;
+        let kind = job.kind;
+        let mut planned = Vec::new();
+        if self.options.terminate_holders && job.report.blockers.iter().any(|b| b.kind == "process")
+        {
+            planned.push((
+                "quiesce",
+                format!(
+                    "end the holding processes: SIGTERM, SIGKILL after {} s",
+                    self.options.grace.as_secs()
+                ),
+                None,
+            ));
+        }
+        for m in job.subject.mounts.iter().rev() {
+            planned.push((
+                "unmount",
+                format!(
+                    "umount {} (never lazy, never forced)",
+                    m.mount_point.display()
+                ),
+                None,
+            ));
+        }
+        planned.push((
+            "fence",
+            format!("hold {} open with O_EXCL", dev.display()),
+            None,
+        ));
+        let check = checker::read_only_check(kind, dev);
+        planned.push(("check", "read-only check".into(), Some(check.display())));
+        if job.needs_replay {
+            let what = match checker::replay(kind, dev) {
+                Some(checker::Replay::Command(c)) => Some(c.display()),
+                _ => None,
+            };
+            planned.push((
+                "replay",
+                "replay the journal/log if it is still dirty once unmounted, then check again"
+                    .into(),
+                what,
+            ));
+        }
+        if self.options.tier > Tier::Check {
+            if let Some(backup) = checker::metadata_backup(kind, dev, &self.backup_path(job, "")) {
+                planned.push((
+                    "backup",
+                    format!(
+                        "metadata backup to {} (free there: {})",
+                        self.options.backup_dir.display(),
+                        free_space(&self.options.backup_dir)
+                    ),
+                    Some(backup.display()),
+                ));
+            }
+            let zero_log = self.zero_log_allowed(job);
+            match checker::repair(kind, dev, self.options.tier, zero_log, None) {
+                Some(c) => planned.push((
+                    "repair",
+                    format!("repair at tier {}", tier_name(self.options.tier)),
+                    Some(c.display()),
+                )),
+                None => planned.push((
+                    "repair",
+                    "no automatic repair for this filesystem: check only".into(),
+                    None,
+                )),
+            }
+            planned.push((
+                "verify",
+                "read-only check again".into(),
+                Some(check.display()),
+            ));
+        }
+        for m in &job.subject.mounts {
+            planned.push((
+                "restore",
+                format!(
+                    "mount {} again with {} / {}",
+                    m.mount_point.display(),
+                    m.mount_options,
+                    m.super_options
+                ),
+                None,
+            ));
+        }
+        if self.options.freeze_test {
+            planned.push((
+                "freeze-test",
+                "can the repaired filesystem be frozen".into(),
+                None,
+            ));
+        }
+        for (step, detail, command) in planned {
+            job.report.steps.push(RepairStep {
+                step: step.into(),
+                result: "planned".into(),
+                detail,
+                command,
+                exit_status: None,
+                duration_ms: 0,
+            });
+        }
+    }
+
+    fn zero_log_allowed(&self, job: &Job) -> bool {
+        self.options
+            .zero_log
+            .as_ref()
+            .is_some_and(|d| std::fs::canonicalize(d).ok().as_ref() == Some(&job.subject.device))
+    }
+
+    fn plan_boot_check(&mut self, job: &mut Job, why: String) -> anyhow::Result<()> {
+        let passno = fstab_passno(self.root, &job.subject);
+        let max = job
+            .scan
+            .as_ref()
+            .and_then(|s| s.ext.as_ref())
+            .map(|e| i32::from(e.max_mount_count));
+        let facts = BootFacts::read(self.root, passno, max);
+        let plan = boot_check::plan(job.kind, &job.subject.device, &facts);
+        job.report.boot_check = Some(BootCheckReport {
+            mechanism: plan.mechanism.into(),
+            why: plan.why.clone(),
+            commands: plan.commands.clone(),
+            undo: plan.undo.clone(),
+            manual: plan.manual,
+            applied: false,
+        });
+        job.report.message = format!("{why}: never unmounted; a boot-time check instead");
+        job.boot_check = true;
+        job.pending = true;
+        for c in &plan.commands {
+            job.report.steps.push(RepairStep {
+                step: "boot-check".into(),
+                result: "planned".into(),
+                detail: plan.mechanism.into(),
+                command: Some(c.clone()),
+                exit_status: None,
+                duration_ms: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Why this filesystem must never be unmounted, if it must not.
+    fn cannot_unmount(&self, subject: &Subject) -> Option<String> {
+        for m in &subject.mounts {
+            if m.mount_point == Path::new("/") {
+                return Some("it is the root filesystem".into());
+            }
+            if m.mount_point == Path::new("/usr") {
+                return Some("it is /usr".into());
+            }
+        }
+        let sb = subject.sb?;
+        let holds = |path: &Path| {
+            crate::sys::statx::mount_id_of_path(path)
+                .ok()
+                .and_then(|id| {
+                    self.table
+                        .entries()
+                        .iter()
+                        .find(|m| u64::from(m.mount_id) == id)
+                })
+                .is_some_and(|m| (m.major, m.minor) == sb)
+        };
+        if let Ok(exe) = std::fs::read_link(self.root.path("proc/self/exe")) {
+            if holds(&exe) {
+                return Some(format!("it holds snapguard itself ({})", exe.display()));
+            }
+        }
+        if let Ok(cwd) = std::fs::read_link(self.root.proc_entry(1, "cwd")) {
+            if holds(&cwd) {
+                return Some("it holds PID 1's working directory".into());
+            }
+        }
+        None
+    }
+
+    fn never_touched(&self, subject: &Subject) -> Option<String> {
+        let names: Vec<String> = std::iter::once(subject.device.display().to_string())
+            .chain(
+                subject
+                    .mounts
+                    .iter()
+                    .map(|m| m.mount_point.display().to_string()),
+            )
+            .collect();
+        self.options.never.iter().find_map(|pattern| {
+            let glob = globset::Glob::new(pattern).ok()?.compile_matcher();
+            names
+                .iter()
+                .find(|n| glob.is_match(n.as_str()))
+                .map(|n| format!("[repair] never = {pattern:?} matches {n}"))
+        })
+    }
+
+    fn scan(&self, device: &Path) -> anyhow::Result<TargetReport> {
+        let options = crate::scan::ScanOptions {
+            targets: vec![device.to_path_buf()],
+            snapshot: None,
+            now: now(),
+            skip_fstypes: Vec::new(),
+            skip_mountpoints: Vec::new(),
+        };
+        let (report, _) = crate::scan::run(&options, self.root)?;
+        report
+            .targets
+            .into_iter()
+            .next()
+            .context("the scan returned nothing")
+    }
+
+    fn backup_path(&self, job: &Job, suffix: &str) -> PathBuf {
+        let name = job
+            .subject
+            .kernel_name(self.root)
+            .unwrap_or_else(|| format!("{}-{}", job.subject.dev.0, job.subject.dev.1));
+        self.options
+            .backup_dir
+            .join(format!("{name}-{}-{}{suffix}", job.record.fstype, now()))
+    }
+
+    // ---- resume ---------------------------------------------------------------------------
+
+    fn resume_job(&mut self, path: &Path, record: Record) -> Job {
+        let subject = Subject {
+            name: record.device.display().to_string(),
+            device: record.device.clone(),
+            dev: (record.major, record.minor),
+            sb: record.mounts.first().map(|m| (m.major, m.minor)),
+            fs_type: Some(record.fstype.clone()),
+            mounts: record.mounts.iter().map(MountInfo::from).collect(),
+        };
+        let mut report = RepairTarget::new(&subject.name);
+        report.device = Some(record.device.display().to_string());
+        report.fstype = Some(record.fstype.clone());
+        report.mountpoints = subject
+            .mounts
+            .iter()
+            .map(|m| m.mount_point.display().to_string())
+            .collect();
+        report.record = Some(path.display().to_string());
+        let mut job = Job {
+            kind: record.kind,
+            subject,
+            report,
+            record: record.clone(),
+            scan: None,
+            fence: None,
+            unmounted: Vec::new(),
+            needs_replay: false,
+            boot_check: false,
+            pending: false,
+        };
+        job.unmounted = record
+            .mounts
+            .iter()
+            .filter(|m| {
+                !self
+                    .table
+                    .entries()
+                    .iter()
+                    .any(|e| e.mount_point == m.mount_point && e.fs_type == m.fs_type)
+            })
+            .cloned()
+            .collect();
+        let started = Instant::now();
+        let previous = format!(
+            "an earlier repair (pid {}) stopped at phase {:?}",
+            record.pid, record.phase
+        );
+        match record.phase {
+            Phase::Discovered | Phase::Quiesced | Phase::Unmounting | Phase::Fenced => {
+                push(
+                    &mut job,
+                    "resume",
+                    "ok",
+                    format!("{previous}, before any write: restoring the mounts"),
+                    None,
+                    started,
+                );
+                self.restore(&mut job);
+                if job.unmounted.is_empty() {
+                    job.record.phase = Phase::RolledBack;
+                    self.save(&mut job);
+                    job.report.outcome = RepairOutcome::Failed;
+                    job.report.message = format!(
+                        "{previous} before any write; its mounts are back, unchanged: run repair again"
+                    );
+                }
+            }
+            Phase::RepairStarted => {
+                push(
+                    &mut job,
+                    "resume",
+                    "refused",
+                    format!("{previous}: the repair command never reported back"),
+                    None,
+                    started,
+                );
+                self.hold_after_interruption(&mut job, &previous);
+            }
+            Phase::Held if !self.options.resume => {
+                push(
+                    &mut job,
+                    "resume",
+                    "refused",
+                    format!("{previous}: held for a human"),
+                    None,
+                    started,
+                );
+                job.report.outcome = RepairOutcome::Held;
+                job.report.message = format!(
+                    "{previous}: left unmounted for a human; inspect it with `{}`, then `snapguard repair --resume {}` verifies and remounts it",
+                    checker::read_only_check(job.kind, &job.subject.device).display(),
+                    quote_path(&job.subject.device)
+                );
+            }
+            _ => {
+                push(
+                    &mut job,
+                    "resume",
+                    "ok",
+                    format!("{previous}: verifying, then restoring"),
+                    None,
+                    started,
+                );
+                if self.fence(&mut job).is_ok() && self.verify(&mut job) {
+                    self.finish(&mut job);
+                }
+            }
+        }
+        job
+    }
+
+    /// §7: a REPAIR that started and never reported: fence, read-only check, stop for a human.
+    fn hold_after_interruption(&mut self, job: &mut Job, previous: &str) {
+        if self.fence(job).is_ok() {
+            let _ = self.check(job, "check");
+        }
+        job.record.phase = Phase::Held;
+        self.save(job);
+        job.fence = None;
+        job.report.outcome = RepairOutcome::Held;
+        job.report.message = format!(
+            "{previous}: a repair was interrupted, so the filesystem is left unmounted for a \
+             human (never retried automatically); inspect it with `{}`, then `snapguard repair \
+             --resume {}` verifies and remounts it",
+            checker::read_only_check(job.kind, &job.subject.device).display(),
+            quote_path(&job.subject.device)
+        );
+    }
+
+    // ---- execution ------------------------------------------------------------------------
+
+    fn execute(&mut self, job: &mut Job) {
+        job.pending = false;
+        job.report.steps.retain(|s| s.result != "planned");
+        if job.boot_check {
+            self.apply_boot_check(job);
+            return;
+        }
+        let disk = job.subject.disk_name(self.root);
+        let _fsck_lock = match state::fsck_lock(self.root, disk.as_deref()) {
+            Ok(lock) => lock,
+            Err(e) => {
+                job.report.outcome = RepairOutcome::Failed;
+                job.report.message = format!("{e}: nothing was changed");
+                return;
+            }
+        };
+        job.report.record = Some(
+            state::record_path(self.root, job.record.major, job.record.minor)
+                .display()
+                .to_string(),
+        );
+        self.save(job);
+        if let Err(e) = self.take_out_of_service(job) {
+            job.report.message = format!("{e:#}");
+            self.rollback(job);
+            return;
+        }
+        // The journal/log as the unmount left it (a mounted ext4 always says needs_recovery).
+        if let Ok(offline) = self.scan(&job.subject.device) {
+            job.needs_replay = needs_replay(&offline);
+        }
+        // CHECK (+ REPLAY).
+        let verdict = match self.check(job, "check") {
+            Ok(v) => v,
+            Err(e) => {
+                job.report.message = format!("read-only check failed: {e:#}");
+                self.rollback(job);
+                return;
+            }
+        };
+        let verdict = if job.needs_replay || verdict == Verdict::DirtyLog {
+            match self.replay(job) {
+                Ok(()) => match self.check(job, "check") {
+                    Ok(v) => v,
+                    Err(e) => {
+                        job.report.message =
+                            format!("read-only check after the replay failed: {e:#}");
+                        self.rollback(job);
+                        return;
+                    }
+                },
+                Err(e) => {
+                    job.report.message = format!("journal/log replay failed: {e:#}");
+                    self.rollback(job);
+                    return;
+                }
+            }
+        } else {
+            verdict
+        };
+        if self.options.tier == Tier::Check {
+            let errors = verdict != Verdict::Clean;
+            self.restore(job);
+            self.finish_restore(
+                job,
+                if errors {
+                    RepairOutcome::ErrorsLeft
+                } else {
+                    RepairOutcome::NothingToDo
+                },
+                if errors {
+                    "the check found errors; --tier check never writes"
+                } else {
+                    "the check found nothing to repair"
+                },
+            );
+            return;
+        }
+        // BACKUP before the first write.
+        if let Err(e) = self.backup(job) {
+            job.report.message = format!("metadata backup failed, nothing was written: {e:#}");
+            self.rollback(job);
+            return;
+        }
+        // REPAIR.
+        match self.repair(job) {
+            Ok(RepairRun::Ran(
+                Verdict::Clean | Verdict::Repaired | Verdict::RepairedRebootNeeded,
+            )) => {}
+            Ok(RepairRun::NotAvailable) if verdict == Verdict::Clean => {
+                self.restore(job);
+                self.finish_restore(
+                    job,
+                    RepairOutcome::NothingToDo,
+                    "the read-only check says clean (this filesystem has no automatic repair, \
+                     none was needed); mounted as before",
+                );
+                return;
+            }
+            Ok(RepairRun::NotAvailable) => {
+                self.restore(job);
+                self.finish_restore(
+                    job,
+                    RepairOutcome::ErrorsLeft,
+                    "no automatic repair exists for this filesystem (snapguard never runs \
+                     `btrfs check --repair`): the errors the check found are left; mounted as before",
+                );
+                return;
+            }
+            Ok(RepairRun::Injected) => {
+                job.report.message =
+                    "injected failure before the repair command ran: nothing was written".into();
+                self.rollback(job);
+                return;
+            }
+            Ok(RepairRun::Ran(v)) => {
+                // Errors left or an operational error: check again to record the state, hold.
+                let _ = self.fence(job);
+                let after = self.check(job, "verify").ok();
+                self.hold(
+                    job,
+                    &format!(
+                        "the repair ended with {} (read-only check after it: {})",
+                        verdict_name(v),
+                        after.map(verdict_name).unwrap_or("could not run")
+                    ),
+                );
+                return;
+            }
+            Err(e) => {
+                let _ = self.fence(job);
+                self.hold(job, &format!("the repair could not complete: {e:#}"));
+                return;
+            }
+        }
+        // VERIFY.
+        if !(self.fence(job).is_ok() && self.verify(job)) {
+            return;
+        }
+        self.finish(job);
+    }
+}
+
+/// What the REPAIR step did.
+enum RepairRun {
+    /// The repair command ran; its verdict.
+    Ran(Verdict),
+    /// This filesystem has no automatic repair (btrfs).
+    NotAvailable,
+    /// A failpoint stopped it before the command started.
+    Injected,
+}
+
+/// Another repair (or fsck) holds the lock: exit 8.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: refusing to start a second repair")]
+pub struct ConcurrentRepair(pub String);
+
+impl Machine<'_> {
+    /// QUIESCE, UNMOUNT, FENCE.
+    fn take_out_of_service(&mut self, job: &mut Job) -> anyhow::Result<()> {
+        if job.report.blockers.iter().any(|b| b.kind == "process") {
+            self.quiesce(job)?;
+        }
+        // Re-discover: nothing may hold it now but its own mounts (and unreadable /proc
+        // entries, which the fence then proves idle).
+        let (major, minor) = job.subject.sb.unwrap_or(job.subject.dev);
+        let again = discover::discover(self.root, major, minor)?;
+        let left: Vec<Blocker> = blockers(&again, &job.subject, self.options)
+            .into_iter()
+            .filter(|b| b.kind != "unreadable-process" || !self.options.trust_fence)
+            .collect();
+        if !left.is_empty() {
+            let list: Vec<String> = left.iter().map(blocker_line).collect();
+            anyhow::bail!("still in use after quiescing: {}", list.join("; "));
+        }
+        job.record.phase = Phase::Unmounting;
+        self.save(job);
+        let mounts: Vec<RecordedMount> = job.record.mounts.iter().rev().cloned().collect();
+        for m in mounts {
+            self.step(job, "unmount", |this, job| {
+                mountops::unmount(&m.mount_point).map_err(|errno| {
+                    anyhow::anyhow!(
+                        "umount {}: {}{}",
+                        m.mount_point.display(),
+                        errno.desc(),
+                        if errno == nix::errno::Errno::EBUSY {
+                            " (something started using it after the scan; nothing is forced)"
+                        } else {
+                            ""
+                        }
+                    )
+                })?;
+                job.unmounted.push(m.clone());
+                this.table = load_table(this.root)?;
+                if this
+                    .table
+                    .entries()
+                    .iter()
+                    .any(|e| e.mount_id == m.mount_id)
+                {
+                    anyhow::bail!(
+                        "{} is still in mountinfo after umount",
+                        m.mount_point.display()
+                    );
+                }
+                Ok((format!("{} unmounted", m.mount_point.display()), None, None))
+            })?;
+        }
+        self.fence(job)?;
+        job.record.phase = Phase::Fenced;
+        self.save(job);
+        Ok(())
+    }
+
+    /// End the holding processes (`--terminate-holders`). Rounds, because a holder's children
+    /// inherit its cwd and fds: a shell loop killed mid-iteration leaves its `sleep` holding.
+    fn quiesce(&mut self, job: &mut Job) -> anyhow::Result<()> {
+        let (major, minor) = job.subject.sb.unwrap_or(job.subject.dev);
+        let proc_dir = self.root.path(PROC);
+        let grace = self.options.grace;
+        let me = std::process::id();
+        self.step(job, "quiesce", |this, _| {
+            let mut done = Vec::new();
+            for _round in 0..5 {
+                // Fresh identities (pid + start time), re-checked through the pidfd in `end`.
+                let discovery = discover::discover(this.root, major, minor)?;
+                let holders: Vec<_> = discovery
+                    .holders
+                    .processes
+                    .iter()
+                    .filter(|h| h.pid != me)
+                    .collect();
+                if holders.is_empty() {
+                    return Ok((format!("ended: {}", done.join(", ")), None, None));
+                }
+                for holder in holders {
+                    match quiesce::end(&proc_dir, holder, grace) {
+                        Ended::Survived(why) => anyhow::bail!(
+                            "pid {} ({}) could not be ended: {why}",
+                            holder.pid,
+                            holder.command
+                        ),
+                        how => done.push(format!("pid {} {}", holder.pid, how.label())),
+                    }
+                }
+            }
+            anyhow::bail!(
+                "processes keep appearing on it after 5 rounds: {}",
+                done.join(", ")
+            )
+        })?;
+        job.record.phase = Phase::Quiesced;
+        self.save(job);
+        Ok(())
+    }
+
+    /// FENCE: no mount of the superblock anywhere, then an O_EXCL open of the device.
+    fn fence(&mut self, job: &mut Job) -> anyhow::Result<()> {
+        if job.fence.is_some() {
+            return Ok(());
+        }
+        let device = job.subject.device.clone();
+        self.step(job, "fence", |_, job| {
+            let fence = Fence::take(&device).with_context(|| {
+                format!(
+                    "{} is still in use (O_EXCL open refused): a mount in another namespace, \
+                     a lazy unmount, swap, a loop or dm device on it",
+                    device.display()
+                )
+            })?;
+            job.fence = Some(fence);
+            Ok((format!("{} held with O_EXCL", device.display()), None, None))
+        })
+    }
+
+    fn release_fence(job: &mut Job) {
+        if let Some(fence) = job.fence.take() {
+            fence.release();
+        }
+    }
+
+    /// A read-only check under the fence.
+    fn check(&mut self, job: &mut Job, name: &str) -> anyhow::Result<Verdict> {
+        let command = checker::read_only_check(job.kind, &job.subject.device);
+        let timeout = self.options.check_timeout;
+        let kind = job.kind;
+        let mut verdict = Verdict::OperationalError;
+        let device = job.subject.device.clone();
+        self.step(job, name, |_, job| {
+            // btrfs check opens the device with O_EXCL itself: it cannot run under our fence,
+            // and its own exclusive open is the fence while it runs.
+            let refence = kind == FsKind::Btrfs && job.fence.is_some();
+            if refence {
+                Self::release_fence(job);
+            }
+            let run = checker::run(&command, timeout, None);
+            if refence {
+                job.fence = Some(Fence::take(&device)?);
+            }
+            let run = run?;
+            verdict = checker::interpret(kind, CheckPhase::ReadOnly, run.status, &run.output);
+            let detail = format!("{}: {}", verdict_name(verdict), last_line(&run.output));
+            if verdict == Verdict::OperationalError {
+                anyhow::bail!("{} could not check: {detail}", command.program);
+            }
+            Ok((detail, Some(command.display()), run.status.code()))
+        })?;
+        Ok(verdict)
+    }
+
+    /// REPLAY: the journal or log, so that the check sees current metadata.
+    fn replay(&mut self, job: &mut Job) -> anyhow::Result<()> {
+        let kind = job.kind;
+        let device = job.subject.device.clone();
+        let timeout = self.options.repair_timeout;
+        let replay = match kind {
+            FsKind::Btrfs => Some(checker::Replay::MountUnmount),
+            _ => checker::replay(kind, &device),
+        };
+        let Some(replay) = replay else {
+            return Ok(());
+        };
+        let run_dir = self.root.path(crate::root::RUN_DIR);
+        let fs_type = job.record.fstype.clone();
+        self.step(job, "replay", |_, job| match replay {
+            checker::Replay::Command(command) => {
+                let run = checker::run(&command, timeout, None)?;
+                let v = checker::interpret(kind, CheckPhase::Replay, run.status, &run.output);
+                if matches!(v, Verdict::OperationalError | Verdict::Cancelled) {
+                    anyhow::bail!("{}: {}", verdict_name(v), last_line(&run.output));
+                }
+                Ok((
+                    format!("{}: {}", verdict_name(v), last_line(&run.output)),
+                    Some(command.display()),
+                    run.status.code(),
+                ))
+            }
+            checker::Replay::MountUnmount => {
+                // The kernel replays the log at mount: a private temporary mount point under
+                // /run, fence dropped just before and taken again right after.
+                let dir = run_dir.join(format!("replay-{}", std::process::id()));
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create '{}'", dir.display()))?;
+                Self::release_fence(job);
+                let request = mountops::MountRequest {
+                    source: device.clone(),
+                    target: dir.clone(),
+                    fs_type: fs_type.clone(),
+                    flags: nix::mount::MsFlags::empty(),
+                    data: String::new(),
+                };
+                let mounted = mountops::mount(&request);
+                let unmounted = mounted.as_ref().ok().map(|()| mountops::unmount(&dir));
+                let _ = std::fs::remove_dir(&dir);
+                mounted.context("mount to replay the log")?;
+                if let Some(Err(e)) = unmounted {
+                    anyhow::bail!("umount after the replay mount: {}", e.desc());
+                }
+                job.fence = Some(Fence::take(&device)?);
+                Ok((
+                    "the kernel replayed the log (mount + umount on a private directory)".into(),
+                    None,
+                    None,
+                ))
+            }
+        })
+    }
+
+    /// BACKUP: metadata image on another filesystem, before the first write.
+    fn backup(&mut self, job: &mut Job) -> anyhow::Result<()> {
+        let dir = self.options.backup_dir.clone();
+        let base = self.backup_path(job, "");
+        let Some(command) = checker::metadata_backup(job.kind, &job.subject.device, &base) else {
+            push(
+                job,
+                "backup",
+                "skipped",
+                "no metadata image tool for this filesystem".into(),
+                None,
+                Instant::now(),
+            );
+            return Ok(());
+        };
+        let timeout = self.options.repair_timeout;
+        let mounts = job.record.mounts.clone();
+        let sb = job.subject.sb;
+        let mut result = None;
+        self.step(job, "backup", |this, _| {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create '{}'", dir.display()))?;
+            // Never on the filesystem being repaired (it is unmounted now, so a path under one of
+            // its mount points lands on the parent: hidden once it is mounted again).
+            let canonical = std::fs::canonicalize(&dir)?;
+            if mounts
+                .iter()
+                .any(|m| canonical.starts_with(&m.mount_point) && m.mount_point != Path::new("/"))
+            {
+                anyhow::bail!(
+                    "the backup directory {} is under the filesystem being repaired",
+                    canonical.display()
+                );
+            }
+            if let (Some(sb), Ok(id)) = (sb, crate::sys::statx::mount_id_of_path(&canonical)) {
+                let table = load_table(this.root)?;
+                if table
+                    .entries()
+                    .iter()
+                    .any(|m| u64::from(m.mount_id) == id && (m.major, m.minor) == sb)
+                {
+                    anyhow::bail!("the backup directory is on the filesystem being repaired");
+                }
+            }
+            let run = checker::run(&command, timeout, None)?;
+            if !run.status.success() {
+                anyhow::bail!(
+                    "{} exited with {:?}: {}",
+                    command.program,
+                    run.status.code(),
+                    last_line(&run.output)
+                );
+            }
+            let written = newest_with_prefix(&base);
+            let bytes = written
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if bytes == 0 {
+                anyhow::bail!("{} wrote nothing", command.program);
+            }
+            let path = written.unwrap_or(base.clone());
+            result = Some((path.clone(), bytes));
+            Ok((
+                format!("{} ({} bytes)", path.display(), bytes),
+                Some(command.display()),
+                run.status.code(),
+            ))
+        })?;
+        if let Some((path, bytes)) = result {
+            job.report.backup = Some(BackupReport {
+                path: path.display().to_string(),
+                bytes,
+                undo_file: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// REPAIR at the allowed tier. The fence is dropped right before e2fsck and xfs_repair
+    /// (they take O_EXCL themselves) and kept for fsck.fat (it takes nothing).
+    fn repair(&mut self, job: &mut Job) -> anyhow::Result<RepairRun> {
+        let zero_log = self.zero_log_allowed(job);
+        let undo = match job.kind {
+            FsKind::Ext => Some(self.backup_path(job, ".e2undo")),
+            _ => None,
+        };
+        let Some(command) = checker::repair(
+            job.kind,
+            &job.subject.device,
+            self.options.tier,
+            zero_log,
+            undo.as_deref(),
+        ) else {
+            return Ok(RepairRun::NotAvailable);
+        };
+        job.record.phase = Phase::RepairStarted;
+        job.record.steps = job.report.steps.clone();
+        job.record.steps.push(RepairStep {
+            step: "repair".into(),
+            result: "started".into(),
+            detail: "no result recorded: the run was interrupted".into(),
+            command: Some(command.display()),
+            exit_status: None,
+            duration_ms: 0,
+        });
+        self.save(job);
+        match failpoint::armed("repair") {
+            Some(Action::Crash) => std::process::exit(i32::from(super::exit::OPERATIONAL)),
+            Some(Action::Fail) => {
+                push(
+                    job,
+                    "repair",
+                    "failed",
+                    "injected failure (SNAPGUARD_FAILPOINT) before the command ran".into(),
+                    Some(command.display()),
+                    Instant::now(),
+                );
+                return Ok(RepairRun::Injected);
+            }
+            None => {}
+        }
+        if job.kind != FsKind::Fat {
+            Self::release_fence(job);
+        }
+        let started = Instant::now();
+        let progress = super::progress::Progress::new(&format!(
+            "{} {}",
+            command.program,
+            job.subject.device.display()
+        ));
+        let mut on_progress = |f: f64| progress.set(f);
+        let run = checker::run(
+            &command,
+            self.options.repair_timeout,
+            Some(&mut on_progress),
+        );
+        progress.finish();
+        let run = match run {
+            Ok(run) => run,
+            Err(e) => {
+                push(
+                    job,
+                    "repair",
+                    "failed",
+                    format!("{e:#}"),
+                    Some(command.display()),
+                    started,
+                );
+                return Err(e);
+            }
+        };
+        let verdict = checker::interpret(job.kind, CheckPhase::Repair, run.status, &run.output);
+        let ok = matches!(
+            verdict,
+            Verdict::Clean | Verdict::Repaired | Verdict::RepairedRebootNeeded
+        );
+        push_full(
+            job,
+            "repair",
+            if ok { "ok" } else { "failed" },
+            format!("{}: {}", verdict_name(verdict), last_line(&run.output)),
+            Some(command.display()),
+            run.status.code(),
+            started,
+        );
+        if let (Some(undo), Some(backup)) = (&undo, job.report.backup.as_mut()) {
+            if undo.exists() {
+                backup.undo_file = Some(undo.display().to_string());
+            }
+        }
+        job.record.phase = Phase::Repaired;
+        self.save(job);
+        Ok(RepairRun::Ran(verdict))
+    }
+
+    /// VERIFY: the read-only check must say clean; otherwise hold.
+    fn verify(&mut self, job: &mut Job) -> bool {
+        let verdict = if failpoint::armed("verify").is_some() {
+            push(
+                job,
+                "verify",
+                "failed",
+                "injected failure (SNAPGUARD_FAILPOINT)".into(),
+                None,
+                Instant::now(),
+            );
+            Err(anyhow::anyhow!("injected failure"))
+        } else {
+            self.check(job, "verify")
+        };
+        match verdict {
+            Ok(Verdict::Clean) => {
+                job.record.phase = Phase::Verified;
+                self.save(job);
+                true
+            }
+            Ok(v) => {
+                self.hold(
+                    job,
+                    &format!("the check after the repair says {}", verdict_name(v)),
+                );
+                false
+            }
+            Err(e) => {
+                self.hold(
+                    job,
+                    &format!("the check after the repair could not run: {e:#}"),
+                );
+                false
+            }
+        }
+    }
+
+    /// HOLD_UNMOUNTED: loud, record kept, exit 4.
+    fn hold(&mut self, job: &mut Job, why: &str) {
+        Self::release_fence(job);
+        job.record.phase = Phase::Held;
+        self.save(job);
+        job.report.outcome = RepairOutcome::Held;
+        job.report.message = format!(
+            "{why}; {} is LEFT UNMOUNTED on purpose (a known-bad filesystem is not put back for a \
+             backup); mount points that were on it: {}; see `snapguard repair --status`, repair \
+             by hand (`{}`), then `snapguard repair --resume {}` verifies and remounts it",
+            job.subject.device.display(),
+            job.record
+                .mounts
+                .iter()
+                .map(|m| m.mount_point.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            checker::repair(job.kind, &job.subject.device, Tier::Full, false, None)
+                .map(|c| c.display())
+                .unwrap_or_else(
+                    || checker::read_only_check(job.kind, &job.subject.device).display()
+                ),
+            quote_path(&job.subject.device)
+        );
+        tracing::error!("{}", job.report.message);
+    }
+
+    /// RESTORE, freeze test, final scan: the end of a successful repair.
+    fn finish(&mut self, job: &mut Job) {
+        self.restore(job);
+        self.finish_restore(
+            job,
+            RepairOutcome::Repaired,
+            "repaired, verified and back in service",
+        );
+    }
+
+    fn finish_restore(&mut self, job: &mut Job, outcome: RepairOutcome, message: &str) {
+        if !job.unmounted.is_empty() {
+            job.report.outcome = RepairOutcome::Failed;
+            job.report.message = format!(
+                "could not mount again: {}; the record keeps the original mount lines",
+                job.unmounted
+                    .iter()
+                    .map(|m| m.mount_point.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return;
+        }
+        job.record.phase = Phase::Done;
+        self.save(job);
+        if outcome == RepairOutcome::Repaired && self.options.freeze_test {
+            self.freeze_test(job);
+        }
+        if let Ok(after) = self.scan(&job.subject.device) {
+            job.report.state_after = Some(describe_scan(&after));
+        }
+        job.report.outcome = outcome;
+        if job.report.message.is_empty() || outcome == RepairOutcome::Repaired {
+            job.report.message = message.into();
+        } else {
+            job.report.message = format!("{}; {message}", job.report.message);
+        }
+        if !job.report.differences.is_empty() {
+            job.report
+                .message
+                .push_str("; the mounts differ from before (see `mount differs`)");
+        }
+    }
+
+    /// Put back every mount this run took away, parents first, with the recorded options.
+    fn restore(&mut self, job: &mut Job) {
+        Self::release_fence(job);
+        if job.unmounted.is_empty() {
+            return;
+        }
+        job.record.phase = Phase::Restoring;
+        self.save(job);
+        let device = job.subject.device.clone();
+        let mut order: Vec<RecordedMount> = job.unmounted.clone();
+        // Parents before children: recorded order is mountinfo order; unmounted is reversed.
+        order.sort_by_key(|m| job.record.mounts.iter().position(|r| r == m));
+        let injected = failpoint::armed("restore").is_some();
+        let mut primary: Option<MountInfo> = None;
+        for m in order {
+            let before = MountInfo::from(&m);
+            let result = if injected {
+                Err(anyhow::anyhow!("injected failure (SNAPGUARD_FAILPOINT)"))
+            } else {
+                mount_back(&before, primary.as_ref(), &device)
+                    .or_else(|_| mount_back(&before, primary.as_ref(), &device))
+            };
+            let started = Instant::now();
+            match result {
+                Ok(()) => {
+                    job.unmounted.retain(|u| u != &m);
+                    let diffs = self.compare(&before);
+                    let detail = if diffs.is_empty() {
+                        format!("{} mounted as before", m.mount_point.display())
+                    } else {
+                        format!(
+                            "{} mounted; differs: {}",
+                            m.mount_point.display(),
+                            diffs.join("; ")
+                        )
+                    };
+                    job.report.differences.extend(diffs);
+                    push(job, "restore", "ok", detail, None, started);
+                    primary.get_or_insert(before);
+                }
+                Err(e) => {
+                    push(
+                        job,
+                        "restore",
+                        "failed",
+                        format!("{}: {e:#}", m.mount_point.display()),
+                        None,
+                        started,
+                    );
+                }
+            }
+        }
+        if let Ok(table) = load_table(self.root) {
+            self.table = table;
+        }
+    }
+
+    fn compare(&mut self, before: &MountInfo) -> Vec<String> {
+        match load_table(self.root) {
+            Ok(table) => {
+                let diffs = match table.by_mount_point(&before.mount_point) {
+                    Some(after) => mountops::differences(before, after),
+                    None => vec!["not in mountinfo after mount".into()],
+                };
+                self.table = table;
+                diffs
+            }
+            Err(e) => vec![format!("cannot read mountinfo to verify: {e:#}")],
+        }
+    }
+
+    /// Failure before any write: put everything back as it was.
+    fn rollback(&mut self, job: &mut Job) {
+        self.restore(job);
+        let restored = job.unmounted.is_empty();
+        push(
+            job,
+            "rollback",
+            if restored { "ok" } else { "failed" },
+            if restored {
+                "mounted as before; nothing was written"
+            } else {
+                "could not mount everything again"
+            }
+            .into(),
+            None,
+            Instant::now(),
+        );
+        job.record.phase = if restored {
+            Phase::RolledBack
+        } else {
+            Phase::Held
+        };
+        self.save(job);
+        job.report.outcome = RepairOutcome::Failed;
+        if !restored {
+            job.report.message.push_str("; and the rollback could not mount everything again: see `snapguard repair --status`");
+        }
+    }
+
+    fn apply_boot_check(&mut self, job: &mut Job) {
+        let Some(plan) = job.report.boot_check.clone() else {
+            return;
+        };
+        job.report.outcome = RepairOutcome::BootCheckScheduled;
+        if plan.manual {
+            push(
+                job,
+                "boot-check",
+                "skipped",
+                "to be done by hand (printed above)".into(),
+                None,
+                Instant::now(),
+            );
+            return;
+        }
+        for c in &plan.commands {
+            let started = Instant::now();
+            let words: Vec<String> = shell_words(c);
+            let Some((program, args)) = words.split_first() else {
+                continue;
+            };
+            let command = checker::Command {
+                program: program.clone(),
+                args: args.iter().map(Into::into).collect(),
+            };
+            match checker::run(&command, self.options.check_timeout, None) {
+                Ok(run) if run.status.success() => push(
+                    job,
+                    "boot-check",
+                    "ok",
+                    "scheduled".into(),
+                    Some(c.clone()),
+                    started,
+                ),
+                Ok(run) => {
+                    push(
+                        job,
+                        "boot-check",
+                        "failed",
+                        last_line(&run.output).into(),
+                        Some(c.clone()),
+                        started,
+                    );
+                    job.report.outcome = RepairOutcome::Failed;
+                }
+                Err(e) => {
+                    push(
+                        job,
+                        "boot-check",
+                        "failed",
+                        format!("{e:#}"),
+                        Some(c.clone()),
+                        started,
+                    );
+                    job.report.outcome = RepairOutcome::Failed;
+                }
+            }
+        }
+        if let Some(b) = job.report.boot_check.as_mut() {
+            b.applied = job.report.outcome == RepairOutcome::BootCheckScheduled;
+        }
+    }
+
+    /// The point of the repair: can the next backup freeze it? `snapguard freeze-test` on the
+    /// first mount point, as a child (its guardian and record work as in any other run).
+    fn freeze_test(&mut self, job: &mut Job) {
+        let Some(mount) = job.record.mounts.first().map(|m| m.mount_point.clone()) else {
+            return;
+        };
+        let started = Instant::now();
+        let exe = PathBuf::from("/proc/self/exe");
+        let child = crate::sys::spawn::Spawn::new(crate::sys::spawn::Program::Path(&exe))
+            .arg0("snapguard")
+            .args(["-q", "freeze-test", "--json"])
+            .arg(mount.as_os_str())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .and_then(|c| c.wait_with_output());
+        let verdict = child.ok().and_then(|out| {
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            doc["mounts"].as_array()?.first()?["verdict"]
+                .as_str()
+                .map(str::to_string)
+        });
+        let result = if verdict.as_deref() == Some("freezable") {
+            "ok"
+        } else {
+            "failed"
+        };
+        let detail = verdict
+            .clone()
+            .unwrap_or_else(|| "freeze-test did not report".into());
+        push(
+            job,
+            "freeze-test",
+            result,
+            detail,
+            Some(format!("snapguard freeze-test {}", quote_path(&mount))),
+            started,
+        );
+        job.report.freeze_test = verdict;
+    }
+
+    fn save(&mut self, job: &mut Job) {
+        job.record.steps = job.report.steps.clone();
+        if let Err(e) = job.record.save(self.root) {
+            // The record is the restart's memory; without it, say so loudly but go on: stopping
+            // half-way would be worse.
+            let line = format!("{e:#}");
+            tracing::error!("{line}");
+            if !self.messages.contains(&line) {
+                self.messages.push(line);
+            }
+        }
+    }
+
+    /// Run one step with its failpoint, timing and report line.
+    fn step<F>(&mut self, job: &mut Job, name: &str, body: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(&mut Self, &mut Job) -> anyhow::Result<(String, Option<String>, Option<i32>)>,
+    {
+        let started = Instant::now();
+        let result = match failpoint::armed(name) {
+            Some(Action::Crash) => {
+                self.save(job);
+                std::process::exit(i32::from(super::exit::OPERATIONAL));
+            }
+            Some(Action::Fail) => Err(anyhow::anyhow!(
+                "injected failure (SNAPGUARD_FAILPOINT={name})"
+            )),
+            None => body(self, job),
+        };
+        match result {
+            Ok((detail, command, status)) => {
+                push_full(job, name, "ok", detail, command, status, started);
+                Ok(())
+            }
+            Err(e) => {
+                push_full(job, name, "failed", format!("{e:#}"), None, None, started);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Mount one recorded mount again: the first as a primary mount of the device, the others as
+/// binds of it where they can be reached from it.
+fn mount_back(
+    before: &MountInfo,
+    primary: Option<&MountInfo>,
+    device: &Path,
+) -> anyhow::Result<()> {
+    let request = match primary.and_then(|p| mountops::bind_request(before, p)) {
+        Some(bind) => bind,
+        None => mountops::primary_request(before, device),
+    };
+    mountops::mount(&request)?;
+    mountops::apply_propagation(&before.mount_point, &before.optional_fields)
+}
+
+fn push(
+    job: &mut Job,
+    step: &str,
+    result: &str,
+    detail: String,
+    command: Option<String>,
+    started: Instant,
+) {
+    push_full(job, step, result, detail, command, None, started);
+}
+
+fn push_full(
+    job: &mut Job,
+    step: &str,
+    result: &str,
+    detail: String,
+    command: Option<String>,
+    exit_status: Option<i32>,
+    started: Instant,
+) {
+    job.report.steps.push(RepairStep {
+        step: step.into(),
+        result: result.into(),
+        detail,
+        command,
+        exit_status,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
+}
+
+/// Everything that would stop an unmount or make it a lie, named.
+fn blockers(d: &Discovery, subject: &Subject, _options: &Options) -> Vec<Blocker> {
+    let mut out = Vec::new();
+    let blocker = |kind: &str, how: String| Blocker {
+        kind: kind.into(),
+        pid: None,
+        command: None,
+        unit: None,
+        how,
+    };
+    for p in &d.holders.processes {
+        let how: Vec<String> = p.holds.iter().map(describe_hold).collect();
+        out.push(Blocker {
+            kind: "process".into(),
+            pid: Some(p.pid),
+            command: Some(p.command.clone()),
+            unit: p.unit.clone(),
+            how: how.join(", "),
+        });
+    }
+    for u in &d.holders.unreadable {
+        out.push(Blocker {
+            kind: "unreadable-process".into(),
+            pid: Some(u.pid),
+            command: u.command.clone(),
+            unit: None,
+            how: u.what.clone(),
+        });
+    }
+    if d.mounts.len() > 1 {
+        for m in d.mounts.iter().skip(1) {
+            out.push(blocker(
+                "other-mount",
+                format!(
+                    "also mounted on {} (bind mount or another subvolume)",
+                    m.mount_point.display()
+                ),
+            ));
+        }
+    }
+    for m in &d.submounts {
+        out.push(blocker(
+            "submount",
+            format!(
+                "{} ({}) is mounted below it",
+                m.mount_point.display(),
+                m.fs_type
+            ),
+        ));
+    }
+    for n in &d.other_namespaces {
+        out.push(Blocker {
+            kind: "other-namespace".into(),
+            pid: Some(n.pid),
+            command: None,
+            unit: None,
+            how: format!(
+                "mounted on {} in mount namespace {} (pid {})",
+                n.mount.mount_point.display(),
+                n.namespace,
+                n.pid
+            ),
+        });
+    }
+    for pid in &d.unreadable_namespaces {
+        out.push(Blocker {
+            kind: "unreadable-process".into(),
+            pid: Some(*pid),
+            command: None,
+            unit: None,
+            how: "its mount namespace cannot be read".into(),
+        });
+    }
+    for s in &d.swap_files {
+        out.push(blocker(
+            "swap",
+            format!("swap file {} (swapoff it first)", s.display()),
+        ));
+    }
+    for l in &d.loop_devices {
+        out.push(blocker(
+            "loop",
+            format!(
+                "/dev/{} is backed by {}",
+                l.device,
+                l.backing_file.display()
+            ),
+        ));
+    }
+    for h in &d.block_holders {
+        out.push(blocker(
+            "block-holder",
+            format!("{h} is stacked on {}", subject.device.display()),
+        ));
+    }
+    out
+}
+
+fn describe_hold(h: &super::holders::Hold) -> String {
+    use super::holders::Hold;
+    match h {
+        Hold::Cwd => "cwd".into(),
+        Hold::Root => "root".into(),
+        Hold::Exe => "exe".into(),
+        Hold::Fd { fd, path } => format!("fd {fd} {}", path.display()),
+        Hold::Map { path } => format!("maps {}", path.display()),
+    }
+}
+
+fn blocker_line(b: &Blocker) -> String {
+    match (b.pid, &b.command) {
+        (Some(pid), Some(c)) => format!("{} pid {pid} ({c}): {}", b.kind, b.how),
+        (Some(pid), None) => format!("{} pid {pid}: {}", b.kind, b.how),
+        _ => format!("{}: {}", b.kind, b.how),
+    }
+}
+
+fn discovery_summary(d: &Discovery) -> String {
+    format!(
+        "{} mount(s) here, {} below, {} in other namespaces, {} holding process(es), {} unreadable, {} swap, {} loop, {} stacked; fstab: {}; units: {}",
+        d.mounts.len(),
+        d.submounts.len(),
+        d.other_namespaces.len(),
+        d.holders.processes.len(),
+        d.holders.unreadable.len() + d.unreadable_namespaces.len(),
+        d.swap_files.len(),
+        d.loop_devices.len(),
+        d.block_holders.len(),
+        if d.fstab.is_empty() {
+            "none".to_string()
+        } else {
+            d.fstab
+                .iter()
+                .map(|f| f.file.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        if d.units.is_empty() {
+            "none".to_string()
+        } else {
+            d.units.join(", ")
+        },
+    )
+}
+
+fn describe_scan(t: &TargetReport) -> String {
+    let mut s = t.status.label().to_lowercase();
+    if let Some(state) = &t.state {
+        s.push_str(&format!(", state {state}"));
+    }
+    if let Some(reason) = &t.fsck_reason {
+        s.push_str(&format!(", e2fsck: {reason}"));
+    }
+    if let Some(f) = t.findings.first() {
+        s.push_str(&format!(": {}", f.message));
+    }
+    s
+}
+
+/// Whether the scan says the journal or log holds transactions a read-only check would miss.
+fn needs_replay(scan: &TargetReport) -> bool {
+    scan.needs_recovery == Some(true)
+        || scan.findings.iter().any(|f| {
+            matches!(
+                f.id,
+                "ext.needs-recovery" | "xfs.dirty-log" | "btrfs.log-tree"
+            )
+        })
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Clean => "clean",
+        Verdict::ErrorsFound => "errors found",
+        Verdict::Repaired => "repaired",
+        Verdict::RepairedRebootNeeded => "repaired (reboot advised)",
+        Verdict::ErrorsLeft => "errors left",
+        Verdict::DirtyLog => "dirty log",
+        Verdict::OperationalError => "operational error",
+        Verdict::Cancelled => "cancelled",
+    }
+}
+
+fn tier_name(t: Tier) -> &'static str {
+    match t {
+        Tier::Check => "check",
+        Tier::Preen => "preen",
+        Tier::Full => "full",
+    }
+}
+
+fn last_line(output: &str) -> &str {
+    output
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Whether the run that wrote `record` is still alive (pid and start time).
+fn run_alive(root: &SysRoot, record: &Record) -> bool {
+    ProcessIdentity {
+        pid: record.pid,
+        start_time: record.start_time,
+    }
+    .is_alive(&root.path(PROC))
+}
+
+/// The fstab pass number of the subject's first mount point.
+fn fstab_passno(root: &SysRoot, subject: &Subject) -> Option<u32> {
+    let text = std::fs::read(root.path("etc/fstab")).ok()?;
+    let mount = subject.mounts.first()?.mount_point.clone();
+    discover::parse_fstab(&text)
+        .into_iter()
+        .find(|e| e.file == mount)
+        .map(|e| e.passno)
+}
+
+fn free_space(dir: &Path) -> String {
+    let probe = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    match nix::sys::statvfs::statvfs(probe) {
+        Ok(s) => format!(
+            "{} MiB",
+            s.blocks_available() * s.fragment_size() / (1024 * 1024)
+        ),
+        Err(e) => format!("unknown ({})", e.desc()),
+    }
+}
+
+/// The newest file whose name starts with `base`'s name (tools add their own suffixes).
+fn newest_with_prefix(base: &Path) -> Option<PathBuf> {
+    let dir = base.parent()?;
+    let prefix = base.file_name()?.to_string_lossy().into_owned();
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".e2undo"))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+}
+
+/// Split a printed command back into words (single quotes as `shell::quote` writes them).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
