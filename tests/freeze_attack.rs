@@ -258,6 +258,7 @@ fn thaw_json(mount: &Path) -> Value {
 /// Run `script` (sh) in a private mount namespace (`unshare -m --propagation private`), with
 /// `$1`.. = `args`; returns its exit code. Mounts made by the script vanish with it.
 fn in_private_mount_ns(script: &str, args: &[&OsStr]) -> Option<i32> {
+    let _turn = common::mount_namespace_turn(false);
     let mut all: Vec<&OsStr> = vec![
         OsStr::new("-m"),
         OsStr::new("--propagation"),

@@ -591,6 +591,8 @@ fn a_record_that_cannot_be_written_never_delays_the_thaw() {
     if !require_root("a_record_that_cannot_be_written_never_delays_the_thaw") {
         return;
     }
+    // The namespace below lives as long as the run: a turn for the whole test.
+    let _turn = common::mount_namespace_turn(false);
     let dir = TestDir::new("freeze-record-frozen");
     let runfs = TestFs::new(&dir, "runfs", "ext4", 32 * MIB);
     let d1 = TestFs::new(&dir, "d1", "ext4", 32 * MIB);

@@ -23,17 +23,10 @@ use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
 
-/// snapguard allows one repair at a time on a machine (its lock in /run/snapguard), so the tests
-/// of this binary take turns: a file lock held for the whole test, across processes (nextest
-/// runs each test in its own).
+/// One repair at a time on a machine (snapguard's lock), and no new mount namespace copying
+/// the test's mounts meanwhile: see `common::mount_namespace_turn`.
 fn one_at_a_time() -> nix::fcntl::Flock<fs::File> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("snapguard-repair-tests.lock"))
-        .expect("open the test lock");
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).expect("take the test lock")
+    common::mount_namespace_turn(true)
 }
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 

@@ -8,6 +8,8 @@
 //! policycoreutils and policycoreutils-python-utils (semanage); `scripts/test.sh` installs them.
 //! Without them the tests print why and pass, unless `SNAPGUARD_REQUIRE_PRIVILEGED=1`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -620,6 +622,7 @@ fn semanage_in_namespace(tmp: &Path, paths: &[String]) -> Result<(PathBuf, Vec<S
             mode_args(ty).join(" ")
         );
     }
+    let _turn = common::mount_namespace_turn(false);
     let out = Command::new(unshare)
         .args([
             "--mount",

@@ -1172,3 +1172,26 @@ pub mod fixtures {
         copy
     }
 }
+
+/// A turn at creating mount namespaces, across test processes (nextest runs each test in its
+/// own). A new mount namespace copies every mount of the machine, so while one exists a repair
+/// test's filesystem is also "mounted in another namespace" and `snapguard repair` rightly
+/// refuses it. Tests that create namespaces take a shared turn (they may overlap); repair tests
+/// take an exclusive one. The lock is held until the returned value is dropped.
+pub fn mount_namespace_turn(exclusive: bool) -> nix::fcntl::Flock<fs::File> {
+    use nix::fcntl::{Flock, FlockArg};
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("snapguard-mount-namespace-tests.lock"))
+        .expect("open the mount-namespace test lock");
+    let arg = if exclusive {
+        FlockArg::LockExclusive
+    } else {
+        FlockArg::LockShared
+    };
+    Flock::lock(file, arg)
+        .map_err(|(_, e)| e)
+        .expect("take the mount-namespace test lock")
+}

@@ -183,6 +183,7 @@ impl PrivateRoot {
         timeout: Duration,
     ) -> PrivateRun {
         self.assert_loop_devices_are_ours();
+        let _turn = crate::common::mount_namespace_turn(false);
         let n = self.runs.get() + 1;
         self.runs.set(n);
         let out_file = self.work.join(format!("run-{n}.out"));
