@@ -178,6 +178,42 @@ fn a_process_with_its_cwd_inside_is_a_holder() {
     }
 }
 
+/// After `umount -l` the mount is in no mountinfo, but the superblock lives on in the holder's
+/// cwd and mapped executable (repair.md §1.6): both must still be found.
+#[test]
+fn holders_of_a_lazily_unmounted_filesystem_are_found() {
+    if !require_root("holders_of_a_lazily_unmounted_filesystem_are_found") {
+        return;
+    }
+    let (_dir, lm) = mounted_ext4("lazy");
+    let fixtures::LoopMount { mount, lo } = lm;
+    let exe = mount.dir().join("lazy-sleep");
+    fs::copy("/bin/sleep", &exe).unwrap();
+    let p = Sleeper::sh(&format!(
+        "cd '{}' && exec '{}' 60",
+        mount.dir().display(),
+        exe.display()
+    ));
+    discover_until(&lo, "the holder", |d| holds(d, p.pid(), &Hold::Exe));
+    run("umount", &[OsStr::new("-l"), mount.dir().as_os_str()]);
+    // Already unmounted: the guard must not try again (p is killed first, then lo detached).
+    std::mem::forget(mount);
+    let d = discover_until(&lo, "the holder after umount -l", |d| {
+        holds(d, p.pid(), &Hold::Cwd) && holds(d, p.pid(), &Hold::Exe)
+    });
+    assert!(d.mounts.is_empty(), "{d:#?}");
+    assert!(
+        holder(&d, p.pid())
+            .unwrap()
+            .holds
+            .iter()
+            .any(|h| matches!(h, Hold::Map { .. })),
+        "{d:#?}"
+    );
+    assert!(d.is_busy());
+    drop(p);
+}
+
 #[test]
 fn an_open_file_is_a_holder() {
     if !require_root("an_open_file_is_a_holder") {

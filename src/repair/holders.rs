@@ -5,7 +5,9 @@
 //! reads `/`; on btrfs every subvolume has its own `st_dev`):
 //!
 //! * `cwd`, `root`, `exe`: statx's mount id through the magic link (one syscall each), compared
-//!   with the mount ids of every mount of the superblock in every namespace;
+//!   with the mount ids of every mount of the superblock in every namespace; the same statx's
+//!   device also matches the superblock's, which still finds a holder after a lazy unmount
+//!   (its mount is in no mountinfo any more, repair.md §1.6);
 //! * open files: the `mnt_id:` line of `fdinfo/N`, only for fds whose link names a path
 //!   (sockets, pipes and anonymous inodes live on internal mounts and are skipped);
 //! * file-backed memory maps: the `dev` column of `maps`, which is the *superblock's* device
@@ -53,6 +55,16 @@ pub struct HolderTarget {
     pub major: u32,
     pub minor: u32,
     pub mount_ids: BTreeSet<u64>,
+}
+
+impl HolderTarget {
+    /// Whether a file statx placed is on the filesystem: through one of its mounts, or (a
+    /// mount lazily unmounted, so in no mountinfo) with the superblock's device as its
+    /// `st_dev`, which is exact except for btrfs subvolumes (their own anonymous device).
+    fn holds(&self, p: &crate::sys::statx::Placement) -> bool {
+        self.mount_ids.contains(&p.mount_id)
+            || (p.dev_major, p.dev_minor) == (self.major, self.minor)
+    }
 }
 
 /// One way a process holds the filesystem.
@@ -327,8 +339,8 @@ fn scan_one(
         (c"root", "root", Hold::Root),
         (c"exe", "exe", Hold::Exe),
     ] {
-        match dir.mount_id(name) {
-            Ok(id) if target.mount_ids.contains(&id) => found.holds.push(hold),
+        match dir.placement(name) {
+            Ok(p) if target.holds(&p) => found.holds.push(hold),
             Ok(_) => {}
             // A kernel thread has no exe, a zombie no cwd/root/exe: nothing held there. A
             // process that is really gone shows up as such below.
