@@ -29,7 +29,8 @@ use crate::sys::procdir::ProcDir;
 use anyhow::Context;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
@@ -140,6 +141,7 @@ pub fn discover(root: &SysRoot, major: u32, minor: u32) -> anyhow::Result<Discov
         rdev: root
             .is_host()
             .then(|| nix::sys::stat::makedev(u64::from(major), u64::from(minor))),
+        stat_cache: RefCell::new(HashMap::new()),
     };
     let mut superblocks: BTreeSet<(u32, u32)> = table
         .entries()
@@ -230,6 +232,8 @@ impl DeviceNames {
 struct SourceMatch<'a> {
     names: &'a BTreeSet<String>,
     rdev: Option<u64>,
+    /// Device node → whether its `st_rdev` is the device: each source is stat'ed once.
+    stat_cache: RefCell<HashMap<PathBuf, bool>>,
 }
 
 impl SourceMatch<'_> {
@@ -243,9 +247,17 @@ impl SourceMatch<'_> {
         if rest.to_str().is_some_and(|name| self.names.contains(name)) {
             return true;
         }
-        self.rdev.is_some_and(|rdev| {
-            std::fs::metadata(source).is_ok_and(|md| md.file_type_is_block() && md.rdev() == rdev)
-        })
+        let Some(rdev) = self.rdev else {
+            return false;
+        };
+        *self
+            .stat_cache
+            .borrow_mut()
+            .entry(source.to_path_buf())
+            .or_insert_with(|| {
+                std::fs::metadata(source)
+                    .is_ok_and(|md| md.file_type_is_block() && md.rdev() == rdev)
+            })
     }
 }
 
@@ -277,6 +289,11 @@ pub fn mounts_and_submounts(
     is_ours: &dyn Fn(&MountInfo) -> bool,
 ) -> (Vec<MountInfo>, Vec<MountInfo>) {
     let by_id: HashMap<u32, &MountInfo> = entries.iter().map(|m| (m.mount_id, m)).collect();
+    let ours: HashSet<u32> = entries
+        .iter()
+        .filter(|m| is_ours(m))
+        .map(|m| m.mount_id)
+        .collect();
     let depth = |m: &MountInfo| -> (usize, bool) {
         // (number of ancestors, whether one of them is ours); bounded against cycles.
         let mut depth = 0;
@@ -286,7 +303,7 @@ pub fn mounts_and_submounts(
             if parent.mount_id == current.mount_id || depth > entries.len() {
                 break;
             }
-            below_ours |= is_ours(parent);
+            below_ours |= ours.contains(&parent.mount_id);
             depth += 1;
             current = parent;
         }
@@ -296,7 +313,7 @@ pub fn mounts_and_submounts(
     let mut submounts = Vec::new();
     for m in entries {
         let (d, below_ours) = depth(m);
-        if is_ours(m) {
+        if ours.contains(&m.mount_id) {
             mounts.push((d, m.clone()));
         } else if below_ours {
             submounts.push((d, m.clone()));
@@ -459,9 +476,21 @@ fn loop_devices(
             backing_file: PathBuf::from(OsStr::from_bytes(path)),
             deleted,
         };
-        if let Some(h) = locate(&lp, table, live).found()
-            && superblocks.contains(&(h.major, h.minor))
-        {
+        let on_it = match locate(&lp, table, live).found() {
+            Some(h) => superblocks.contains(&(h.major, h.minor)),
+            // Not placed through our mount table (the filesystem may be mounted only in
+            // another namespace): the image's st_dev is the superblock's, except on btrfs.
+            None => live
+                .and_then(|l| l.loop_backing_id(&name).ok())
+                .is_some_and(|id| {
+                    let dev = (
+                        nix::sys::stat::major(id.dev) as u32,
+                        nix::sys::stat::minor(id.dev) as u32,
+                    );
+                    superblocks.contains(&dev)
+                }),
+        };
+        if on_it {
             found.push(LoopBacking {
                 device: name,
                 backing_file: lp.backing_file,

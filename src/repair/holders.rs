@@ -5,7 +5,9 @@
 //! reads `/`; on btrfs every subvolume has its own `st_dev`):
 //!
 //! * `cwd`, `root`, `exe`: statx's mount id through the magic link (one syscall each), compared
-//!   with the mount ids of every mount of the superblock in every namespace;
+//!   with the mount ids of every mount of the superblock in every namespace; the same statx's
+//!   device also matches the superblock's, which still finds a holder after a lazy unmount
+//!   (its mount is in no mountinfo any more, repair.md §1.6);
 //! * open files: the `mnt_id:` line of `fdinfo/N`, only for fds whose link names a path
 //!   (sockets, pipes and anonymous inodes live on internal mounts and are skipped);
 //! * file-backed memory maps: the `dev` column of `maps`, which is the *superblock's* device
@@ -26,6 +28,11 @@
 //! `/proc/1/cwd` are unreadable even for root, so PID 1 is always listed in
 //! [`Holders::unreadable`]: correct, since nobody can tell whether it holds the filesystem.
 //!
+//! Cost: each process is read once (one `O_PATH` open of its directory, three statx, the fd
+//! directory, `fdinfo/N` only for fds that name a path, `maps`); `stat`, `cmdline` and
+//! `cgroup` only for the few that hold it or could not be read. Large process tables are split
+//! between a few threads (batches of pids from a shared counter), results sorted by pid.
+//!
 //! Threads that unshared their fd table or fs struct (`CLONE_FILES`/`CLONE_FS` not shared) are
 //! not looked at (neither `fuser` nor `lsof` do), nor are unix sockets bound to a path on the
 //! filesystem (their fd shows the sockfs mount).
@@ -38,7 +45,8 @@ use procfs::ProcError;
 use procfs::process::{FDInfo, FDTarget, MMapPath, Process};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The filesystem to look for: its superblock's device (mountinfo field 3) and the mount id of
 /// every mount of it in every namespace (mount ids are unique system-wide).
@@ -47,6 +55,16 @@ pub struct HolderTarget {
     pub major: u32,
     pub minor: u32,
     pub mount_ids: BTreeSet<u64>,
+}
+
+impl HolderTarget {
+    /// Whether a file statx placed is on the filesystem: through one of its mounts, or (a
+    /// mount lazily unmounted, so in no mountinfo) with the superblock's device as its
+    /// `st_dev`, which is exact except for btrfs subvolumes (their own anonymous device).
+    fn holds(&self, p: &crate::sys::statx::Placement) -> bool {
+        self.mount_ids.contains(&p.mount_id)
+            || (p.dev_major, p.dev_minor) == (self.major, self.minor)
+    }
 }
 
 /// One way a process holds the filesystem.
@@ -170,78 +188,131 @@ impl Found {
 /// The process disappeared during its scan.
 struct Gone;
 
-/// Every process holding `target`, and every process that could not be checked. Errors only
-/// when the process list itself cannot be read (then nothing can be said).
+/// Below this many processes one thread scans them all (a thread costs more than it saves).
+const PARALLEL_FROM: usize = 256;
+/// At most this many scanning threads (the work is syscalls into procfs; more threads than
+/// cores only contend).
+const MAX_WORKERS: usize = 4;
+/// Pids a worker claims at a time.
+const BATCH: usize = 64;
+
+/// Every process holding `target`, and every process that could not be checked, each list in
+/// pid order. Errors only when the process list itself cannot be read (then nothing can be
+/// said). Large process tables are scanned by a few threads, each process by exactly one.
 pub fn scan_processes(root: &SysRoot, target: &HolderTarget) -> anyhow::Result<Holders> {
     let proc_dir = root.path(PROC);
+    let pids = list_pids(&proc_dir)?;
     let me = own_pid(root);
-    let processes = procfs::process::all_processes_with_root(&proc_dir)
-        .with_context(|| format!("cannot list the processes in '{}'", proc_dir.display()))?;
-    let mut scratch = Scratch::default();
-    let mut holders = Holders::default();
-    for process in processes {
-        let process = match process {
-            Ok(p) => p,
-            Err(e) => {
-                // A pid directory that could not be opened is named in the error's path; an
-                // error without one is a failed readdir of /proc: the list is incomplete.
-                let pid = error_pid(&e);
-                match (proc_failure(&e), pid) {
-                    (Failure::Gone, _) => continue,
-                    (Failure::Unreadable(why), Some(pid)) => {
-                        holders.unreadable.push(UnreadableProcess {
-                            pid,
-                            command: None,
-                            what: format!("process directory: {why}"),
-                        });
-                        continue;
-                    }
-                    (Failure::Unreadable(why), None) => {
-                        anyhow::bail!(
-                            "cannot list the processes in '{}': {why}",
-                            proc_dir.display()
-                        )
-                    }
-                }
-            }
-        };
-        let Ok(pid) = u32::try_from(process.pid) else {
-            continue;
-        };
-        let dir = match ProcDir::open(&proc_dir.join(pid.to_string())) {
-            Ok(dir) => dir,
-            Err(Errno::ENOENT | Errno::ESRCH) => continue,
-            Err(e) => {
-                holders.unreadable.push(UnreadableProcess {
-                    pid,
-                    command: None,
-                    what: format!("process directory: {}", errno_text(e)),
-                });
-                continue;
-            }
-        };
-        let Ok(found) = scan_one(root, &process, &dir, target, me == Some(pid), &mut scratch)
-        else {
-            continue;
-        };
-        if found.holds.is_empty() && found.problems.is_empty() {
-            continue;
+    let workers = if pids.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, MAX_WORKERS)
+    };
+    let scan = Scan {
+        root,
+        proc_dir: &proc_dir,
+        target,
+        me,
+        pids: &pids,
+        next: AtomicUsize::new(0),
+    };
+    let mut holders = if workers == 1 {
+        scan.work()
+    } else {
+        let parts = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers).map(|_| s.spawn(|| scan.work())).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|_| anyhow::anyhow!("a process scanning thread panicked"))?;
+        let mut all = Holders::default();
+        for part in parts {
+            all.processes.extend(part.processes);
+            all.unreadable.extend(part.unreadable);
         }
-        report(&process, pid, found, &mut holders);
-    }
+        all
+    };
+    holders.processes.sort_by_key(|p| p.pid);
+    holders.unreadable.sort_by_key(|p| p.pid);
     Ok(holders)
 }
 
-/// The pid named by the last component of a procfs error's path.
-fn error_pid(e: &ProcError) -> Option<u32> {
-    let path = match e {
-        ProcError::PermissionDenied(p) | ProcError::NotFound(p) | ProcError::Incomplete(p) => {
-            p.as_ref()
+/// The numeric entries of `<root>/proc` (each then opened with `procfs`'s
+/// `Process::new_with_root`). A failed readdir means an incomplete list: an error.
+fn list_pids(proc_dir: &Path) -> anyhow::Result<Vec<u32>> {
+    let cannot = || format!("cannot list the processes in '{}'", proc_dir.display());
+    let mut pids = Vec::new();
+    let listing = std::fs::read_dir(proc_dir).with_context(cannot)?;
+    for entry in listing {
+        let entry = entry.with_context(cannot)?;
+        if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            pids.push(pid);
         }
-        ProcError::Io(_, p) => p.as_ref(),
-        _ => None,
-    }?;
-    path.file_name()?.to_str()?.parse().ok()
+    }
+    Ok(pids)
+}
+
+/// One scan's shared, read-only inputs and its work queue.
+struct Scan<'a> {
+    root: &'a SysRoot,
+    proc_dir: &'a Path,
+    target: &'a HolderTarget,
+    me: Option<u32>,
+    pids: &'a [u32],
+    next: AtomicUsize,
+}
+
+impl Scan<'_> {
+    /// Claims batches of pids until none are left; what they hold.
+    fn work(&self) -> Holders {
+        let mut scratch = Scratch::default();
+        let mut holders = Holders::default();
+        loop {
+            let start = self.next.fetch_add(BATCH, Ordering::Relaxed);
+            let Some(batch) = self.pids.get(start..) else {
+                break;
+            };
+            for &pid in batch.iter().take(BATCH) {
+                self.one(pid, &mut scratch, &mut holders);
+            }
+        }
+        holders
+    }
+
+    /// One process, read once; vanished ones leave no trace.
+    fn one(&self, pid: u32, scratch: &mut Scratch, holders: &mut Holders) {
+        let path = self.proc_dir.join(pid.to_string());
+        let unreadable = |holders: &mut Holders, why: String| {
+            holders.unreadable.push(UnreadableProcess {
+                pid,
+                command: None,
+                what: format!("process directory: {why}"),
+            });
+        };
+        let dir = match ProcDir::open(&path) {
+            Ok(dir) => dir,
+            Err(Errno::ENOENT | Errno::ESRCH) => return,
+            Err(e) => return unreadable(holders, errno_text(e)),
+        };
+        let process = match Process::new_with_root(path) {
+            Ok(p) => p,
+            Err(e) => match proc_failure(&e) {
+                Failure::Gone => return,
+                Failure::Unreadable(why) => return unreadable(holders, why),
+            },
+        };
+        let is_self = self.me == Some(pid);
+        let Ok(found) = scan_one(self.root, &process, &dir, self.target, is_self, scratch) else {
+            return;
+        };
+        if !found.holds.is_empty() || !found.problems.is_empty() {
+            report(&process, pid, found, holders);
+        }
+    }
 }
 
 /// Our own pid as `<root>/proc/self` names it (`None` for a fixture without one).
@@ -268,8 +339,8 @@ fn scan_one(
         (c"root", "root", Hold::Root),
         (c"exe", "exe", Hold::Exe),
     ] {
-        match dir.mount_id(name) {
-            Ok(id) if target.mount_ids.contains(&id) => found.holds.push(hold),
+        match dir.placement(name) {
+            Ok(p) if target.holds(&p) => found.holds.push(hold),
             Ok(_) => {}
             // A kernel thread has no exe, a zombie no cwd/root/exe: nothing held there. A
             // process that is really gone shows up as such below.
@@ -596,12 +667,6 @@ mod tests {
             proc_failure(&ProcError::PermissionDenied(None)),
             Failure::Unreadable(_)
         ));
-        assert_eq!(
-            error_pid(&ProcError::PermissionDenied(Some(PathBuf::from(
-                "/proc/42"
-            )))),
-            Some(42)
-        );
     }
 
     /// Our own cwd is on the mount of the test's temp dir: we are reported as a holder with a

@@ -7,7 +7,7 @@
 //! has no `exe`, a closed fd no `fdinfo/N`) is gone, `EACCES`/`EPERM` that the kernel's ptrace
 //! check refused (a non-dumpable process, another user namespace, an LSM, `hidepid=`).
 
-use super::statx::mount_id_at;
+use super::statx::{Placement, mount_id_at, placement_at};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, fstatat};
@@ -46,6 +46,11 @@ impl ProcDir {
     /// The mount id of what the entry `name` (`c"cwd"`, `c"root"`, `c"exe"`) leads to.
     pub fn mount_id(&self, name: &CStr) -> Result<u64, Errno> {
         mount_id_at(self.fd.as_fd(), name)
+    }
+
+    /// Mount id and device of what the entry `name` leads to (one statx).
+    pub fn placement(&self, name: &CStr) -> Result<Placement, Errno> {
+        placement_at(self.fd.as_fd(), name)
     }
 
     /// The `mnt_id:` of `fdinfo/<fd>`; `None` when the file has no such line (a fixture, or a

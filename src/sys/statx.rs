@@ -61,7 +61,20 @@ pub fn mount_id_of_path(path: &Path) -> Result<u64, Errno> {
 /// itself even when its path is gone (deleted, lazily unmounted) — but never triggering an
 /// automount. `EACCES` when the kernel's ptrace check refuses the magic link.
 pub fn mount_id_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<u64, Errno> {
-    statx_mount(dir.as_raw_fd(), name, libc::AT_NO_AUTOMOUNT).map(|st| st.stx_mnt_id)
+    placement_at(dir, name).map(|p| p.mount_id)
+}
+
+/// Mount id, device, inode and mode of what `name` (relative to `dir`) leads to, following a
+/// final symlink as [`mount_id_at`] does.
+pub fn placement_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<Placement, Errno> {
+    let st = statx_mount(dir.as_raw_fd(), name, libc::AT_NO_AUTOMOUNT)?;
+    Ok(Placement {
+        mount_id: st.stx_mnt_id,
+        dev_major: st.stx_dev_major,
+        dev_minor: st.stx_dev_minor,
+        ino: st.stx_ino,
+        mode: st.stx_mode,
+    })
 }
 
 /// statx asking for the mount id (plus the basic stat fields); `EOPNOTSUPP` without a mount id.
