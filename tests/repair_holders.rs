@@ -282,6 +282,8 @@ fn a_copy_in_another_mount_namespace_is_found_with_its_holders() {
     if !require_root("a_copy_in_another_mount_namespace_is_found_with_its_holders") {
         return;
     }
+    // The namespaces below copy every mount of the machine: no repair test may run meanwhile.
+    let _turn = common::mount_namespace_turn(false);
     let (_dir, lm) = mounted_ext4("ns");
     let idle = Sleeper::spawn(
         "unshare",
