@@ -380,3 +380,29 @@ fn a_backup_dir_on_the_target_is_refused_before_anything_changes() {
     );
     assert_eq!(out.status.code(), Some(8));
 }
+
+/// Finding 7 (fixed): `repair --status` spelled the phase from Rust's Debug name
+/// (`rolledback`, `repairstarted`), not as the record file and the docs spell it
+/// (`rolled-back`, `repair-started`): scripts matching the record's words missed them.
+#[test]
+fn status_spells_the_phase_as_the_record_does() {
+    let dir = TestDir::new("rattack-status");
+    let run_dir = dir.join("run/snapguard");
+    fs::create_dir_all(&run_dir).unwrap();
+    let record = serde_json::json!({
+        "version": 1, "pid": 999_999, "start_time": 1, "device": "/dev/loop99",
+        "major": 7, "minor": 99, "kind": "ext", "fstype": "ext4", "mounts": [],
+        "stopped_units": [], "phase": "repair-started", "steps": [], "updated": 0
+    });
+    fs::write(run_dir.join("repair-7-99.json"), record.to_string()).unwrap();
+    let out = common::snapguard()
+        .arg("--root")
+        .arg(dir.path())
+        .args(["repair", "--status", "--json"])
+        .timeout(RUN_LIMIT)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["records"][0]["phase"], "repair-started", "{doc:#}");
+    assert_eq!(out.status.code(), Some(4), "a non-final record: exit 4");
+}
