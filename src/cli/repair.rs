@@ -294,7 +294,11 @@ fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome
             record: path.display().to_string(),
             device: r.device.display().to_string(),
             fstype: r.fstype.clone(),
-            phase: format!("{:?}", r.phase).to_lowercase(),
+            // Spelled as in the record file (`rolled-back`, `repair-started`).
+            phase: serde_json::to_value(r.phase)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{:?}", r.phase).to_lowercase()),
             pid: r.pid,
             mountpoints: r
                 .mounts

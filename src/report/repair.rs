@@ -232,7 +232,7 @@ pub struct RepairStatusEntry {
     pub record: String,
     pub device: String,
     pub fstype: String,
-    /// `discovered` … `done`, `rolledback`, `held`.
+    /// `discovered` … `done`, `rolled-back`, `held`.
     pub phase: String,
     pub pid: u32,
     pub mountpoints: Vec<String>,
