@@ -145,7 +145,6 @@ fn unclean_ext4(dir: &TestDir, name: &str) -> Fixture {
 /// on the interrupted filesystem (an automatic retry), overwrites the record with `done` and
 /// leaves the original mount point unmounted with no record that says so.
 #[test]
-#[ignore = "finding 1: a device alias bypasses the interrupted-repair record: repair re-run, record overwritten, fs left unmounted"]
 fn a_device_alias_does_not_bypass_an_interrupted_repair() {
     if !require_root("a_device_alias_does_not_bypass_an_interrupted_repair") {
         return;
@@ -227,7 +226,6 @@ fn restore_never_follows_a_symlink_that_replaced_the_mount_point() {
 /// Finding 3: `--dry-run` ("print the plan and change nothing") on a device with an interrupted
 /// record really resumes it: it remounts the filesystem and rewrites the record.
 #[test]
-#[ignore = "finding 3: --dry-run resumes an interrupted record for real (mounts, rewrites the record)"]
 fn dry_run_never_resumes_an_interrupted_record() {
     if !require_root("dry_run_never_resumes_an_interrupted_record") {
         return;
@@ -347,7 +345,6 @@ fn a_record_is_never_resumed_onto_a_different_filesystem() {
 /// (hidden again once it is remounted), and only then refuses and rolls back. The plan even
 /// prints the target's own free space as the backup space.
 #[test]
-#[ignore = "finding 6: --backup-dir on the target is refused only after unmounting; a directory is left under the mount point"]
 fn a_backup_dir_on_the_target_is_refused_before_anything_changes() {
     if !require_root("a_backup_dir_on_the_target_is_refused_before_anything_changes") {
         return;

@@ -208,8 +208,12 @@ impl Machine<'_> {
             if record.phase.is_final() || run_alive(self.root, record) {
                 continue;
             }
+            // By device number, not path text: a symlink or /dev/disk/by-* alias of the device
+            // must find the record too (else an interrupted repair would be retried).
             let names = |t: &PathBuf| {
-                t == &record.device || record.mounts.iter().any(|m| &m.mount_point == t)
+                t == &record.device
+                    || record.mounts.iter().any(|m| &m.mount_point == t)
+                    || block_device_number(t) == Some((record.major, record.minor))
             };
             let matched: Vec<PathBuf> = targets.iter().filter(|t| names(t)).cloned().collect();
             if targets.is_empty() || !matched.is_empty() {
@@ -380,6 +384,11 @@ impl Machine<'_> {
             );
             return Ok(());
         }
+        if let Some(why) = self.backup_dir_on_target(&job.subject) {
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!("{why}: choose another --backup-dir; nothing was changed");
+            return Ok(());
+        }
         self.plan_steps(job);
         job.pending = true;
         Ok(())
@@ -526,6 +535,36 @@ impl Machine<'_> {
                 duration_ms: 0,
             });
         }
+    }
+
+    /// The backup directory must not be on the filesystem being repaired: checked at plan
+    /// time, through its nearest existing ancestor, before anything is touched.
+    fn backup_dir_on_target(&self, subject: &Subject) -> Option<String> {
+        let dir = &self.options.backup_dir;
+        let existing = dir.ancestors().find(|p| p.exists())?;
+        let canonical = std::fs::canonicalize(existing).ok()?;
+        if subject
+            .mounts
+            .iter()
+            .any(|m| m.mount_point != Path::new("/") && canonical.starts_with(&m.mount_point))
+        {
+            return Some(format!(
+                "the backup directory {} is on the filesystem being repaired",
+                dir.display()
+            ));
+        }
+        let sb = subject.sb?;
+        let id = crate::sys::statx::mount_id_of_path(&canonical).ok()?;
+        self.table
+            .entries()
+            .iter()
+            .any(|m| u64::from(m.mount_id) == id && (m.major, m.minor) == sb)
+            .then(|| {
+                format!(
+                    "the backup directory {} is on the filesystem being repaired",
+                    dir.display()
+                )
+            })
     }
 
     fn zero_log_allowed(&self, job: &Job) -> bool {
@@ -696,6 +735,20 @@ impl Machine<'_> {
             "an earlier repair (pid {}) stopped at phase {:?}",
             record.pid, record.phase
         );
+        if self.options.dry_run {
+            // A dry run describes what a real run would do with the record; it changes nothing.
+            push(
+                &mut job,
+                "resume",
+                "planned",
+                format!("{previous}: a real run would act on its record first"),
+                None,
+                started,
+            );
+            job.report.outcome = RepairOutcome::Planned;
+            job.report.message = format!("dry run: {previous}; nothing was changed");
+            return job;
+        }
         match record.phase {
             Phase::Discovered | Phase::Quiesced | Phase::Unmounting | Phase::Fenced => {
                 push(
@@ -1933,6 +1986,15 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The device number of a block device node (following symlinks), if `path` is one.
+fn block_device_number(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let meta = std::fs::metadata(path).ok()?;
+    meta.file_type()
+        .is_block_device()
+        .then(|| (libc::major(meta.rdev()), libc::minor(meta.rdev())))
 }
 
 /// Whether the run that wrote `record` is still alive (pid and start time).
