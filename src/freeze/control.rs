@@ -366,6 +366,12 @@ impl<'s> Control<'s> {
             Event::WindowEnding(why) => {
                 if self.window_open {
                     self.window_ending.get_or_insert(why);
+                    // The window is broken from the guardian's decision on: CMD ending after
+                    // this (on the SIGTERM it is about to get) did not end inside the window.
+                    if why != WindowEnd::Requested {
+                        let now = boottime_ns();
+                        self.broken_at_ns = Some(self.broken_at_ns.map_or(now, |b| b.min(now)));
+                    }
                 }
             }
             Event::WindowEnded(why) => {
