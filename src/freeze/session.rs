@@ -684,11 +684,30 @@ impl<'r, 'a> Session<'r, 'a> {
             (None, Some(n)) => Some(CommandEnd::Signalled(n)),
             _ => None,
         };
-        self.facts.command_ended_in_window = match (c.ended_ns, self.control.broken_at_ns) {
-            (Some(ended), Some(broken)) => ended < broken,
+        // The window ends at the first of: the first thaw snapshot did not ask for, the
+        // guardian's decision to end it (`k`), the deadline. CMD ending on the SIGTERM that
+        // follows any of them did not end inside the window.
+        let window_end = [self.control.broken_at_ns, self.control.deadline_ns]
+            .into_iter()
+            .flatten()
+            .min();
+        self.facts.command_ended_in_window = match (c.ended_ns, window_end) {
+            (Some(ended), Some(end)) => ended < end,
             _ => false,
         };
         self.facts.window = Some(self.window_outcome());
+        // CMD terminated by snapguard at the deadline (the controller may have asked for the
+        // thaw itself, just before the guardian's timer): the window ended under CMD.
+        let past_deadline = self
+            .control
+            .deadline_ns
+            .is_some_and(|d| c.ended_ns.is_some_and(|e| e >= d));
+        if c.was_terminated() && past_deadline {
+            self.facts.command_ended_in_window = false;
+            if matches!(self.facts.window, Some(WindowOutcome::Held)) {
+                self.facts.window = Some(WindowOutcome::Guardian(WindowEnd::Deadline));
+            }
+        }
         if c.was_terminated() {
             self.messages.push(
                 "CMD was still running when the frozen window ended: it was terminated".into(),
@@ -707,7 +726,15 @@ impl<'r, 'a> Session<'r, 'a> {
         }) {
             return WindowOutcome::GuardianLost;
         }
-        match self.control.window_end {
+        match self.control.end_reason() {
+            // The deadline passed before the guardian's word about it arrived.
+            None if self
+                .control
+                .deadline_ns
+                .is_some_and(|d| crate::sys::process::boottime_ns() >= d) =>
+            {
+                WindowOutcome::Guardian(WindowEnd::Deadline)
+            }
             Some(WindowEnd::Requested) | None => WindowOutcome::Held,
             Some(WindowEnd::ControllerGone) => WindowOutcome::GuardianLost,
             Some(why) => WindowOutcome::Guardian(why),
@@ -836,7 +863,12 @@ impl<'r, 'a> Session<'r, 'a> {
         });
         let mut messages = std::mem::take(&mut self.control.messages);
         messages.append(&mut self.messages);
-        if let Some(WindowEnd::Deadline) = self.control.window_end {
+        if self.control.window_end == Some(WindowEnd::Deadline)
+            || matches!(
+                self.facts.window,
+                Some(WindowOutcome::Guardian(WindowEnd::Deadline))
+            )
+        {
             messages.push(format!(
                 "the {} s deadline passed: the guardian thawed",
                 self.run.plan.opts.timeout.as_secs_f64()
