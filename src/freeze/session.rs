@@ -702,6 +702,41 @@ impl<'r, 'a> Session<'r, 'a> {
             .control
             .deadline_ns
             .is_some_and(|d| c.ended_ns.is_some_and(|e| e >= d));
+        // A thaw the guardian did on its own (a signal to it, the deadline) before CMD ended, or
+        // that CMD was terminated for: the window broke under CMD.
+        let own_thaw = self
+            .control
+            .mounts
+            .iter()
+            .filter_map(|m| m.thaw)
+            .filter_map(|t| {
+                t.why
+                    .filter(|w| *w != WindowEnd::Requested)
+                    .map(|w| (t.start, w))
+            })
+            .min_by_key(|(start, _)| *start);
+        if let Some((start, why)) = own_thaw {
+            if c.was_terminated() || c.ended_ns.is_some_and(|e| e >= start) {
+                self.facts.command_ended_in_window = false;
+                if matches!(self.facts.window, Some(WindowOutcome::Held)) {
+                    self.facts.window = Some(WindowOutcome::Guardian(why));
+                }
+                if matches!(why, WindowEnd::Signal(_) | WindowEnd::Error) {
+                    self.control.guardian_stopped.get_or_insert(why);
+                }
+                if let WindowEnd::Signal(n) = why {
+                    let name = nix::sys::signal::Signal::try_from(n)
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|_| format!("signal {n}"));
+                    if !self.messages.iter().any(|m| m.contains(&name)) {
+                        self.messages.push(format!(
+                            "the guardian got {name} and thawed while CMD ran: the snapshot \
+                             window was broken"
+                        ));
+                    }
+                }
+            }
+        }
         if c.was_terminated() && past_deadline {
             self.facts.command_ended_in_window = false;
             if matches!(self.facts.window, Some(WindowOutcome::Held)) {
