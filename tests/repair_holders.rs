@@ -302,7 +302,11 @@ fn a_copy_in_another_mount_namespace_is_found_with_its_holders() {
         ],
     );
     let d = discover_until(&lm.lo, "the other namespaces", |d| {
-        d.other_namespaces.iter().any(|n| n.pid == idle.pid()) && holds(d, inside.pid(), &Hold::Cwd)
+        // The namespaces are read before the processes: `inside` may have unshared and
+        // changed directory only between the two, so wait for both of its facts.
+        d.other_namespaces.iter().any(|n| n.pid == idle.pid())
+            && d.other_namespaces.iter().any(|n| n.pid == inside.pid())
+            && holds(d, inside.pid(), &Hold::Cwd)
     });
     let copy = d
         .other_namespaces
