@@ -139,6 +139,39 @@ fn scan_status(target: &Path) -> (String, Option<String>) {
     )
 }
 
+/// The remedy the scan prints for finding `id` of `target`.
+fn scan_remedy(target: &Path, id: &str) -> String {
+    let out = run_snapguard(
+        [OsStr::new("scan"), OsStr::new("--json"), target.as_os_str()],
+        Duration::from_secs(60),
+    );
+    let doc = out.json();
+    common::expect_finding(&doc["targets"][0], id)["remedy"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{id} has no remedy: {doc:#}"))
+        .to_string()
+}
+
+/// Runs a printed `snapguard repair ...` remedy through `sh` as pasted, with `snapguard`
+/// standing for this build and the repair options the tests need added after the subcommand.
+fn paste_repair_remedy(dir: &TestDir, remedy: &str) -> (i32, Value, String) {
+    let shim = r#"snapguard() { sub=$1; shift; "$SG" "$sub" --json --yes --trust-fence --backup-dir "$BACKUP" "$@"; }"#;
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{shim}\n{remedy}"))
+        .env("SG", env!("CARGO_BIN_EXE_snapguard"))
+        .env("BACKUP", dir.join("backup"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("spawn sh");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("the pasted remedy printed no JSON ({e}):\n{stdout}\n{stderr}"));
+    assert_schema("repair", &doc);
+    (out.status.code().unwrap_or(-1), doc, stderr)
+}
+
 fn step<'a>(target: &'a Value, name: &str) -> Vec<&'a Value> {
     target["steps"]
         .as_array()
@@ -193,8 +226,10 @@ fn an_unclean_ext4_is_repaired_and_back_with_its_options_and_data() {
     if !require_root("an_unclean_ext4_is_repaired_and_back_with_its_options_and_data") {
         return;
     }
+    let _turn = one_at_a_time();
     let dir = TestDir::new("repair-ext4");
-    let fx = unclean_ext4(&dir, "data");
+    // A space in the mount point: the scan's remedy must still paste.
+    let fx = unclean_ext4(&dir, "my data");
     let before = mount_line(&fx.dir_path).unwrap();
     let (status, state) = scan_status(&fx.dir_path);
     assert_ne!(
@@ -202,7 +237,15 @@ fn an_unclean_ext4_is_repaired_and_back_with_its_options_and_data() {
         "the fixture must be unclean for the scan (state {state:?})"
     );
 
-    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.dir_path.as_os_str()]);
+    // The scan's remedy is `snapguard repair MOUNT`; it is run as an admin pastes it (with
+    // this sandbox's --trust-fence, and --yes as there is no terminal).
+    let remedy = scan_remedy(&fx.dir_path, "ext.not-clean");
+    assert_eq!(
+        remedy,
+        format!("snapguard repair '{}'", fx.dir_path.display()),
+        "the remedy for a mounted unclean ext4"
+    );
+    let (code, doc, stderr) = paste_repair_remedy(&dir, &remedy);
     let t = &doc["targets"][0];
     assert_eq!(code, 1, "repaired = 1\n{doc:#}\n{stderr}");
     assert_eq!(t["outcome"], "repaired");

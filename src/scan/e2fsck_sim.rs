@@ -102,7 +102,7 @@ impl Simulation {
     /// `ext.checksum-mismatch`; a device smaller than the filesystem to `ext.truncated`.
     pub fn findings(&self, location: &Location, context: Context) -> Vec<Finding> {
         let mut findings = Vec::new();
-        let remedy = location.check_command("e2fsck -f");
+        let remedy = location.repair_command("e2fsck -f", false);
         let mut sb_problems: Vec<String> = Vec::new();
         if let Some(error) = &self.primary_open_error {
             if !matches!(error, OpenError::SbCsumInvalid { .. }) {

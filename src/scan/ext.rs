@@ -72,7 +72,7 @@ fn assess_inner(scan: &ExtScan<'_>, report: &mut TargetReport) -> Result<(), Str
                     "primary superblock checksum does not match (stored 0x{stored:08x}, computed 0x{computed:08x}): torn write or corruption; tune2fs and the kernel refuse it"
                 ),
             )
-            .with_remedy(scan.location.check_command("e2fsck -f"));
+            .with_remedy(scan.location.repair_command("e2fsck -f", false));
             match find_backup(volume) {
                 Some((backup, offset)) => {
                     report.findings.push(finding);
@@ -295,7 +295,7 @@ fn findings_for_state(
     from_backup: bool,
     report: &mut TargetReport,
 ) {
-    let check = scan.location.check_command("e2fsck -f");
+    let check = scan.location.repair_command("e2fsck -f", false);
     if sb.state & EXT2_ERROR_FS != 0 {
         report.findings.push(
             Finding::new(
@@ -355,7 +355,7 @@ fn findings_for_state(
                     Severity::Critical,
                     "needs_recovery is set but the filesystem has no journal: inconsistent flags, e2fsck -n aborts",
                 )
-                .with_remedy(scan.location.check_command("e2fsck -p")),
+                .with_remedy(scan.location.repair_command("e2fsck -p", false)),
             );
         } else {
             let (severity, message) = match scan.context {
@@ -378,7 +378,7 @@ fn findings_for_state(
             };
             let mut finding = Finding::new("ext.needs-recovery", severity, message);
             if scan.context == Context::Offline {
-                finding = finding.with_remedy(scan.location.check_command("e2fsck -p"));
+                finding = finding.with_remedy(scan.location.repair_command("e2fsck -p", false));
             }
             report.findings.push(finding);
         }
@@ -454,7 +454,7 @@ fn findings_for_history(scan: &ExtScan<'_>, sb: &Superblock, report: &mut Target
             severity,
             format!("{}{tail}", parts.join("; ")),
         )
-        .with_remedy(scan.location.check_command("e2fsck -f")),
+        .with_remedy(scan.location.repair_command("e2fsck -f", false)),
     );
 }
 
@@ -483,7 +483,7 @@ fn findings_for_journal(
                         "journal: {why}; e2fsck stops until the journal is repaired or removed"
                     ),
                 )
-                .with_remedy(scan.location.check_command("e2fsck -f")),
+                .with_remedy(scan.location.repair_command("e2fsck -f", false)),
             );
         }
         JournalOutcome::Loaded(j) => {
@@ -498,7 +498,7 @@ fn findings_for_journal(
                             errno_name(j.errno)
                         ),
                     )
-                    .with_remedy(scan.location.check_command("e2fsck -f")),
+                    .with_remedy(scan.location.repair_command("e2fsck -f", false)),
                 );
             }
             if j.start != 0 && sb.has_journal() && !sb.needs_recovery() {
@@ -508,7 +508,7 @@ fn findings_for_journal(
                         Severity::Warning,
                         format!("the journal holds transactions (start {}) but needs_recovery is clear: e2fsck will ask whether to replay it", j.start),
                     )
-                    .with_remedy(scan.location.check_command("e2fsck -f")),
+                    .with_remedy(scan.location.repair_command("e2fsck -f", false)),
                 );
             }
         }
@@ -609,7 +609,7 @@ fn findings_for_live_at(location: &Location, live: &LiveErrors, report: &mut Tar
                 crate::report::human::time_or_na(live.last_error_time)
             ),
         )
-        .with_remedy(location.check_command("e2fsck -f")),
+        .with_remedy(location.repair_command("e2fsck -f", false)),
     );
 }
 

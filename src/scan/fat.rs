@@ -115,7 +115,7 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
             format!("dirty: {why}: {context_note}"),
         );
         if severity != Severity::Info {
-            finding = finding.with_remedy(scan.location.offline_command("fsck.fat -a"));
+            finding = finding.with_remedy(scan.location.repair_command("fsck.fat -a", true));
         }
         report.findings.push(finding);
     }

@@ -47,6 +47,23 @@ impl Location {
 }
 
 impl Location {
+    /// Fix a filesystem `snapguard repair` can handle (ext, XFS, FAT): a mounted one (not `/`)
+    /// through `snapguard repair MOUNT`, which finds every holder, unmounts without `-l`, fences
+    /// the device, backs up the metadata and mounts it back with the same options — what the
+    /// hand-made `umount && CHECKER && mount` line gets wrong (repair.md §8); anything else as
+    /// [`Location::check_command`] (`offline` for checkers without a boot-time mode).
+    pub fn repair_command(&self, checker: &str, offline: bool) -> String {
+        match self {
+            Location::Mounted {
+                mountpoint,
+                is_root: false,
+                ..
+            } => format!("snapguard repair {}", quote(mountpoint)),
+            other if offline => other.offline_command(checker),
+            other => other.check_command(checker),
+        }
+    }
+
     /// Run a tool that needs the filesystem unmounted and has no boot-time mode
     /// (`fsck.fat`, `btrfs check`): like [`Location::check_command`], except that for `/`
     /// the only way is rescue media.
@@ -97,5 +114,36 @@ mod tests {
             is_root: true,
         };
         assert!(root.check_command("e2fsck -f").contains("fsck.mode=force"));
+    }
+
+    #[test]
+    fn repairable_mounted_filesystems_point_at_snapguard_repair() {
+        let loc = Location::Mounted {
+            device: "/dev/sdb1".into(),
+            mountpoint: "/srv/my data".into(),
+            is_root: false,
+        };
+        assert_eq!(
+            loc.repair_command("e2fsck -p", false),
+            "snapguard repair '/srv/my data'"
+        );
+        let root = Location::Mounted {
+            device: "/dev/sda1".into(),
+            mountpoint: "/".into(),
+            is_root: true,
+        };
+        assert!(
+            root.repair_command("e2fsck -f", false)
+                .contains("fsck.mode=force")
+        );
+        assert!(
+            root.repair_command("fsck.fat -a", true)
+                .contains("rescue media")
+        );
+        let image = Location::Image("/tmp/a.img".into());
+        assert_eq!(
+            image.repair_command("e2fsck -p", false),
+            "e2fsck -p /tmp/a.img"
+        );
     }
 }

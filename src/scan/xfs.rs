@@ -258,12 +258,7 @@ fn repair_command(location: &Location) -> String {
             "the root filesystem cannot be unmounted: boot a rescue system and run xfs_repair {}",
             quote(device)
         ),
-        Location::Mounted {
-            device, mountpoint, ..
-        } => {
-            let mp = quote(mountpoint);
-            format!("umount {mp} && xfs_repair {} && mount {mp}", quote(device))
-        }
+        mounted @ Location::Mounted { .. } => mounted.repair_command("xfs_repair", false),
         other => other.check_command("xfs_repair"),
     }
 }
@@ -281,12 +276,7 @@ fn replay_then_repair_command(location: &Location) -> String {
             "the root filesystem cannot be unmounted: boot a rescue system, mount and unmount {dev} to replay its log, then run xfs_repair {dev}",
             dev = quote(device)
         ),
-        Location::Mounted {
-            device, mountpoint, ..
-        } => {
-            let mp = quote(mountpoint);
-            format!("umount {mp} && xfs_repair {} && mount {mp}", quote(device))
-        }
+        mounted @ Location::Mounted { .. } => mounted.repair_command("xfs_repair", false),
         Location::Device(device) => {
             let dev = quote(device);
             format!("{MNT} && mount {dev} \"$mnt\" && {UMNT} && xfs_repair {dev}")
@@ -364,7 +354,7 @@ mod tests {
                 is_root: false,
             },
         ];
-        for loc in &cases {
+        for loc in &cases[..3] {
             let cmd = replay_then_repair_command(loc);
             assert!(!cmd.contains(" -L"), "{cmd}");
             let repair = cmd.find("xfs_repair").expect("xfs_repair in the remedy");
@@ -376,9 +366,11 @@ mod tests {
             "mnt=$(mktemp -d) && mount -o loop '/tmp/a b.img' \"$mnt\" && umount \"$mnt\" && rmdir \"$mnt\" && xfs_repair '/tmp/a b.img'"
         );
         assert_eq!(repair_command(&cases[0]), "xfs_repair /dev/sdb1");
+        // Mounted: `snapguard repair` unmounts, replays the log and repairs, then mounts back.
+        assert_eq!(repair_command(&cases[3]), "snapguard repair /data");
         assert_eq!(
-            repair_command(&cases[3]),
-            "umount /data && xfs_repair /dev/sdc && mount /data"
+            replay_then_repair_command(&cases[3]),
+            "snapguard repair /data"
         );
     }
 
