@@ -40,15 +40,6 @@ fn repair(kind: FsKind, dev: &Path, tier: Tier, undo: Option<&Path>) -> (Verdict
     verdict(kind, Phase::Repair, &cmd)
 }
 
-/// A sparse file of `size` bytes.
-fn image(dir: &TestDir, name: &str, size: u64) -> PathBuf {
-    let img = dir.join(name);
-    fs::File::create(&img)
-        .and_then(|f| f.set_len(size))
-        .expect("create image");
-    img
-}
-
 /// ext4 with a file whose inode says 5 links (preen fixes it) and the state "not clean".
 fn preenable_ext4(dir: &TestDir) -> PathBuf {
     let img = fixtures::ext4(dir, "preen.img", &[]);
@@ -166,11 +157,7 @@ fn ext4_journal_replay_and_metadata_backup() {
 /// A 320 MiB XFS on a loop device whose log holds transactions (mount, write,
 /// `xfs_io -x -c "shutdown -f"` — flush the log, then shut down — umount).
 fn dirty_xfs(dir: &TestDir) -> (LoopDevice, PathBuf) {
-    let img = image(dir, "xfs.img", 320 * MIB);
-    run(
-        "mkfs.xfs",
-        &[OsStr::new("-q"), OsStr::new("-f"), img.as_os_str()],
-    );
+    let img = fixtures::made_by(dir, "xfs.img", 320 * MIB, "mkfs.xfs", &["-q", "-f"]);
     let lo = LoopDevice::attach(&img);
     let mnt = dir.mkdir("mnt-xfs");
     let m = Mount::new(lo.dev(), &mnt, None);
@@ -232,11 +219,7 @@ fn xfs_read_only_check_of_a_mounted_filesystem_is_an_operational_error() {
         return;
     }
     let dir = TestDir::new("rchk-xfsmnt");
-    let img = image(&dir, "xfs.img", 320 * MIB);
-    run(
-        "mkfs.xfs",
-        &[OsStr::new("-q"), OsStr::new("-f"), img.as_os_str()],
-    );
+    let img = fixtures::made_by(&dir, "xfs.img", 320 * MIB, "mkfs.xfs", &["-q", "-f"]);
     let lo = LoopDevice::attach(&img);
     let mnt = dir.mkdir("mnt");
     let _m = Mount::new(lo.dev(), &mnt, None);
@@ -252,11 +235,7 @@ fn fat32_dirty_bit_is_found_repaired_and_then_clean() {
         return;
     }
     let dir = TestDir::new("rchk-fat");
-    let img = image(&dir, "fat.img", 64 * MIB);
-    run(
-        "mkfs.fat",
-        &[OsStr::new("-F"), OsStr::new("32"), img.as_os_str()],
-    );
+    let img = fixtures::made_by(&dir, "fat.img", 64 * MIB, "mkfs.fat", &["-F", "32"]);
     fixtures::patch(&img, 0x41, &[1]);
     let lo = LoopDevice::attach(&img);
     let (v, run) = read_only(FsKind::Fat, lo.dev());
@@ -287,11 +266,7 @@ fn btrfs_fresh_is_clean_and_never_repaired() {
         return;
     }
     let dir = TestDir::new("rchk-btrfs");
-    let img = image(&dir, "btrfs.img", 200 * MIB);
-    run(
-        "mkfs.btrfs",
-        &[OsStr::new("-q"), OsStr::new("-f"), img.as_os_str()],
-    );
+    let img = fixtures::made_by(&dir, "btrfs.img", 200 * MIB, "mkfs.btrfs", &["-q", "-f"]);
     let lo = LoopDevice::attach(&img);
     let (v, run) = read_only(FsKind::Btrfs, lo.dev());
     assert_eq!(v, Verdict::Clean, "{}", run.output);

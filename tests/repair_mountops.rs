@@ -6,7 +6,7 @@ mod common;
 
 use std::ffi::OsStr;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::fixtures::{self, MIB};
 use common::*;
@@ -58,14 +58,6 @@ fn round_trip(dev: &Path, mnt: &Path) -> (MountInfo, MountInfo) {
     (before, after)
 }
 
-fn image(dir: &TestDir, name: &str, size: u64) -> PathBuf {
-    let img = dir.join(name);
-    fs::File::create(&img)
-        .and_then(|f| f.set_len(size))
-        .expect("create image");
-    img
-}
-
 #[test]
 fn ext4_hardening_flags_and_options_come_back() {
     if !require_root("ext4_hardening_flags_and_options_come_back") {
@@ -112,11 +104,7 @@ fn xfs_options_are_accepted_back() {
         return;
     }
     let dir = TestDir::new("rmnt-xfs");
-    let img = image(&dir, "x.img", 320 * MIB);
-    run(
-        "mkfs.xfs",
-        &[OsStr::new("-q"), OsStr::new("-f"), img.as_os_str()],
-    );
+    let img = fixtures::made_by(&dir, "x.img", 320 * MIB, "mkfs.xfs", &["-q", "-f"]);
     let lo = LoopDevice::attach(&img);
     let mnt = dir.mkdir("mnt");
     let _m = Mount::new(lo.dev(), &mnt, Some("logbufs=4,logbsize=64k,noatime"));
@@ -130,11 +118,7 @@ fn btrfs_subvolume_comes_back_as_the_same_tree() {
         return;
     }
     let dir = TestDir::new("rmnt-btrfs");
-    let img = image(&dir, "b.img", 200 * MIB);
-    run(
-        "mkfs.btrfs",
-        &[OsStr::new("-q"), OsStr::new("-f"), img.as_os_str()],
-    );
+    let img = fixtures::made_by(&dir, "b.img", 200 * MIB, "mkfs.btrfs", &["-q", "-f"]);
     let lo = LoopDevice::attach(&img);
     let top = dir.mkdir("top");
     let sub = dir.mkdir("sub");
@@ -354,11 +338,7 @@ fn btrfs_subvolume_with_a_comma_in_its_name_comes_back_by_id() {
         return;
     }
     let dir = TestDir::new("rmnt-comma");
-    let img = image(&dir, "b.img", 200 * MIB);
-    run(
-        "mkfs.btrfs",
-        &[OsStr::new("-q"), OsStr::new("-f"), img.as_os_str()],
-    );
+    let img = fixtures::made_by(&dir, "b.img", 200 * MIB, "mkfs.btrfs", &["-q", "-f"]);
     let lo = LoopDevice::attach(&img);
     let top = dir.mkdir("top");
     let sub = dir.mkdir("sub");

@@ -826,6 +826,25 @@ pub mod fixtures {
         a
     }
 
+    /// A sparse file `dir/name` of `size` bytes.
+    pub fn sparse(dir: &TestDir, name: &str, size: u64) -> PathBuf {
+        let img = dir.join(name);
+        fs::File::create(&img)
+            .and_then(|f| f.set_len(size))
+            .expect("create a sparse image");
+        img
+    }
+
+    /// A sparse file `dir/name` of `size` bytes made a filesystem by `MKFS ARGS... IMAGE`
+    /// (`mkfs.xfs -q -f`, `mkfs.btrfs -q -f`, `mkfs.fat -F 32`).
+    pub fn made_by(dir: &TestDir, name: &str, size: u64, mkfs: &str, args: &[&str]) -> PathBuf {
+        let img = sparse(dir, name, size);
+        let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        all.push(img.as_os_str());
+        run(mkfs, &all);
+        img
+    }
+
     /// A sparse file `dir/name` of `size` bytes with a fresh filesystem on it.
     pub fn mkfs(
         dir: &TestDir,
@@ -835,10 +854,7 @@ pub mod fixtures {
         features: &[&str],
         size: u64,
     ) -> PathBuf {
-        let img = dir.join(name);
-        let f = fs::File::create(&img).expect("create image");
-        f.set_len(size).expect("size image");
-        drop(f);
+        let img = sparse(dir, name, size);
         let mut args = mkfs_args(kind, block_size, features);
         args.push(img.to_string_lossy().into_owned());
         run("mke2fs", &args);
