@@ -440,7 +440,9 @@ wait_for() {
   die "holders: $what not in place after 10 s"
 }
 link_is() { [[ $(readlink "$1" 2>/dev/null) == "$2" ]]; }
-other_mount_ns() { [[ $(readlink "/proc/$1/ns/mnt" 2>/dev/null) != "$(readlink /proc/$$/ns/mnt)" ]]; }
+other_mount_ns() {
+  [[ $(readlink "/proc/$1/ns/mnt" 2>/dev/null) != "$(readlink /proc/$$/ns/mnt)" ]]
+}
 
 # detach_own_loop DEV FILE: losetup -d DEV only when FILE is its backing file.
 detach_own_loop() {
@@ -559,7 +561,8 @@ time.sleep(3600)' "$h_mnt/mapped.dat"
   local keys=("cwd_pid=$p_cwd" "fd_pid=$p_fd" "fd_path=$h_mnt/open-file.log" "map_pid=$p_map"
     "map_path=$h_mnt/mapped.dat" "exe_pid=$p_exe" "nested=$h_mnt/nested" "bind=$h_bind"
     "ns_pid=$p_ns" "swap=$h_mnt/swapfile" "loop_dev=$h_inner" "loop_file=$h_mnt/inner.img")
-  local sg_name="snapguard repair --dry-run --json M" fu_name="fuser -vm M" ls_name="lsof +f -- M"
+  local sg_name="snapguard repair --dry-run --force --trust-fence --json M"
+  local fu_name="fuser -vm M" ls_name="lsof +f -- M"
   local sg fu ls rc=0
   sg="$(printf '%q ' "$bin" repair --dry-run --force --trust-fence --json "$h_mnt")>/dev/null; [ \$? -eq 8 ]"
   fu="fuser -vm $(printf %q "$h_mnt") >/dev/null 2>&1"
@@ -595,7 +598,8 @@ time.sleep(3600)' "$h_mnt/mapped.dat"
   discover_ms=$(python3 -c 'import json, sys
 print(sum(s["duration_ms"] for s in json.load(open(sys.argv[1]))["steps"] if s["step"] == "discover"))' \
     "$work/holders-snapguard.out")
-  notes+=("snapguard's own discover step (mountinfo of every namespace, /proc of every process, swaps, loop devices) took $discover_ms ms of its checked run.")
+  notes+=("snapguard's discover step (mountinfo of every namespace, /proc of every process, swaps,
+loop devices) took $discover_ms ms of its checked run.")
 
   say "hyperfine: holder scan among $nproc_now processes"
   mkdir -p "$out_dir"
