@@ -2,24 +2,29 @@
 # snapguard benchmarks (DESIGN.md section 5): each one times snapguard against what an admin
 # would otherwise run, in the same hyperfine run, and prints the ratio.
 #
-#   scripts/bench.sh [BENCH...]     BENCH: scan (default) | xfs | all
+#   scripts/bench.sh [BENCH...]     BENCH: scan (default) | xfs | freeze | holders | all
 #
-#   scan   `snapguard scan --json` of 100 ext4 images in one process, against a `dumpe2fs -h`
-#          loop and a `tune2fs -l` loop over the same images; plus snapguard's peak RSS.
-#   xfs    the XFS dirty-log test on 20 images (10 clean, 10 crash copies with a dirty log),
-#          `snapguard scan --json` against an `xfs_logprint -t` loop. Making the dirty copies
-#          loop-mounts an image, so it needs root; as another user all 20 are clean.
-#   freeze the frozen window (first FIFREEZE to last FITHAW) and the longest stall a background
-#          writer sees, with a few hundred MiB of dirty data, `snapguard freeze -- true` against
-#          `fsfreeze -f M; fsfreeze -u M`, alternating in one run on one loop-mounted ext4
-#          (root only: loop device, mount, freeze; never any other filesystem).
+#   scan    `snapguard scan --json` of 100 ext4 images in one process, against a `dumpe2fs -h`
+#           loop and a `tune2fs -l` loop over the same images; plus snapguard's peak RSS.
+#   xfs     the XFS dirty-log test on 20 images (10 clean, 10 crash copies with a dirty log),
+#           `snapguard scan --json` against an `xfs_logprint -t` loop. Making the dirty copies
+#           loop-mounts an image, so it needs root; as another user all 20 are clean.
+#   freeze  the frozen window (first FIFREEZE to last FITHAW) and the longest stall a background
+#           writer sees, with a few hundred MiB of dirty data, `snapguard freeze -- true` against
+#           `fsfreeze -f M; fsfreeze -u M`, alternating in one run on one loop-mounted ext4
+#           (root only: loop device, mount, freeze; never any other filesystem).
+#   holders the holder scan of a busy mount among 3000 extra sleeping processes: snapguard's
+#           (`snapguard repair --dry-run --force --trust-fence --json M`) against `fuser -vm M`
+#           and `lsof +f -- M`, and how many of the 9 holder classes each one's output shows
+#           (root only: loop devices, mounts, swapon, unshare; everything on our own image).
 #
 # Results: a Markdown table on stdout and in target/bench/<bench>.md, hyperfine's JSON beside
-# it. Runs as any user (image files only: no loop devices, no root). Installs hyperfine and
-# GNU time with apt-get when missing and when it can (root or password-less sudo).
+# it. scan and xfs run as any user (image files only); freeze and holders need root. Installs
+# hyperfine, GNU time and the tools a benchmark drives with apt-get when missing and when it can
+# (root or password-less sudo). Everything a benchmark makes is undone on exit, also on Ctrl-C.
 #
-# To add a benchmark: write bench_NAME (use $work for scratch files, call write_table), and
-# list it in BENCHES below. Planned: holder scan vs `fuser -vm`/`lsof`.
+# To add a benchmark: write bench_NAME (use $work for scratch files, register its cleanup in
+# cleanups, call write_table), and list it in BENCHES below.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,7 +41,7 @@ RUNS=${BENCH_RUNS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 
 # name:function, in the order `all` runs them.
-BENCHES=(scan:bench_scan_ext xfs:bench_xfs_log freeze:bench_freeze_window)
+BENCHES=(scan:bench_scan_ext xfs:bench_xfs_log freeze:bench_freeze_window holders:bench_holders)
 
 say() { printf '\n==> %s\n' "$*" >&2; }
 die() {
@@ -70,22 +75,33 @@ build() {
 }
 
 # write_table NAME REF_NAME TITLE CSV [EXTRA_LINE...]: Markdown table of a hyperfine CSV export,
-# each mean divided by REF_NAME's mean; printed and saved to $out_dir/NAME.md.
+# each mean divided by REF_NAME's mean; printed and saved to $out_dir/NAME.md. With table_col
+# (a header) and table_col_file (lines "command<TAB>value") set, one more column of values.
 write_table() {
   local name=$1 ref=$2 title=$3 csv=$4
   shift 4
   local md=$out_dir/$name.md
   {
     printf '### %s\n\n' "$title"
-    awk -F, -v ref="$ref" '
+    awk -F, -v ref="$ref" -v colname="${table_col:-}" -v colfile="${table_col_file:-}" '
+      BEGIN {
+        if (colfile != "")
+          while ((getline line < colfile) > 0) { split(line, kv, "\t"); extra[kv[1]] = kv[2] }
+      }
       NR == 1 { next }
       { cmd[NR] = $1; mean[NR] = $2 * 1000; sd[NR] = $3 * 1000; if ($1 == ref) base = $2 * 1000 }
       END {
         if (!base) { print "reference command " ref " not in results" > "/dev/stderr"; exit 1 }
-        print "| command | mean (ms) | ± σ (ms) | time vs snapguard |"
-        print "|---|---:|---:|---:|"
-        for (i = 2; i <= NR; i++)
-          printf "| %s | %.1f | %.1f | %.2f× |\n", cmd[i], mean[i], sd[i], mean[i] / base
+        head = "| command | mean (ms) | ± σ (ms) | time vs snapguard |"
+        rule = "|---|---:|---:|---:|"
+        if (colname != "") { head = head " " colname " |"; rule = rule "---:|" }
+        print head
+        print rule
+        for (i = 2; i <= NR; i++) {
+          printf "| %s | %.1f | %.1f | %.2f× |", cmd[i], mean[i], sd[i], mean[i] / base
+          if (colname != "") printf " %s |", (cmd[i] in extra) ? extra[cmd[i]] : "?"
+          printf "\n"
+        }
       }' "$csv"
     printf '\n'
     local line
@@ -267,7 +283,7 @@ bench_freeze_window() {
       losetup -d "$dev"
     dev=
   }
-  trap 'freeze_cleanup; rm -rf "$work"' EXIT
+  cleanups+=(freeze_cleanup)
   mount "$dev" "$mnt"
   say "freeze: $runs runs per tool, $dirty MiB dirty before each, writer at ~100 MiB/s"
   python3 - "$bin" "$mnt" "$runs" "$dirty" "$work/freeze.csv" <<'PY'
@@ -334,7 +350,288 @@ PY
   freeze_cleanup
 }
 
+# --- holders: holder scan of a busy mount vs fuser -vm and lsof ------------------------------
+# One ext4 image (256 MiB, sparse, in $work) on our own loop device, mounted under $work, with
+# one holder of each class of repair.md §1.2 (the 9 classes, in HOLDER_CLASSES order):
+#   cwd             a process whose cwd is inside            (sh: cd DIR; exec sleep)
+#   open file       a process with a file open for writing   (sh: exec 7>>FILE; exec sleep)
+#   mmap            a process with a file mapped, its fd closed (python3, ctypes mmap)
+#   exe             a copy of sleep run from the filesystem
+#   nested mount    a tmpfs mounted below it
+#   bind mount      a bind mount of it elsewhere (in $work)
+#   other namespace a private mount namespace holding a copy (unshare -m --propagation private)
+#   swap file       a swap file on it (swapon)
+#   loop device     a loop device backed by a file on it
+# plus HOLDERS_EXTRA (default 3000) sleeping processes that hold nothing, so the /proc walk is
+# that of a busy machine. Each tool runs once with its output kept, and a class counts as found
+# only when that output shows that very holder: the holder's pid with the matching access
+# (fuser c, f/F, m, e; lsof cwd, a numbered fd, mem, txt; snapguard's blockers `kind` and
+# `how`), or for the other classes the nested mount's or the bind mount's path, the namespace
+# holder's pid, the swap file's path, the loop device or its backing file. Then the three are
+# timed in one hyperfine run. `lsof +f -- M` and `lsof M` list the same here (M is a mount
+# point); the table uses the form repair.md §1.2 names.
+#
+# Namespaces copy every mount of the machine and `snapguard repair` takes its tool-wide lock,
+# so this holds the test suite's mount-namespace lock exclusively (as repair tests do): it waits
+# for running tests, and tests wait for it.
+HOLDER_CLASSES=("cwd" "open file" "mmap" "exe" "nested mount" "bind mount" "other namespace"
+  "swap file" "loop device")
+
+# holder_classes TOOL FILE KEY=VALUE...: "N<TAB>found, ...<TAB>missed, ..." for the holders of
+# the keys (pids and paths, see bench_holders) that TOOL's output in FILE shows.
+holder_classes() {
+  python3 - "$@" "${HOLDER_CLASSES[@]/#/class=}" <<'PY'
+import json, re, sys
+tool, path, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+h = dict(a.split("=", 1) for a in args if not a.startswith("class="))
+classes = [a[6:] for a in args if a.startswith("class=")]
+text = open(path, errors="replace").read()
+found = set()
+def mentions(s):  # a path or device named as a whole word in the output
+    return re.search(re.escape(s) + r"(?=$|[\s:,)])", text, re.M) is not None
+if tool == "snapguard":
+    for target in json.loads(text).get("targets", []):
+        for b in target.get("blockers", []):
+            kind, how, pid = b["kind"], b["how"], str(b.get("pid"))
+            parts = how.split(", ")
+            if kind == "process":
+                if pid == h["cwd_pid"] and "cwd" in parts: found.add("cwd")
+                if pid == h["fd_pid"] and any(re.fullmatch(r"fd \d+ " + re.escape(h["fd_path"]), p) for p in parts):
+                    found.add("open file")
+                if pid == h["map_pid"] and "maps " + h["map_path"] in parts: found.add("mmap")
+                if pid == h["exe_pid"] and "exe" in parts: found.add("exe")
+            elif kind == "submount" and how.startswith(h["nested"] + " "): found.add("nested mount")
+            elif kind == "other-mount" and "mounted on " + h["bind"] + " " in how: found.add("bind mount")
+            elif kind == "other-namespace" and pid == h["ns_pid"]: found.add("other namespace")
+            elif kind == "swap" and "swap file " + h["swap"] + " " in how: found.add("swap file")
+            elif kind == "loop" and how.startswith(h["loop_dev"] + " "): found.add("loop device")
+else:
+    for line in text.splitlines():
+        if tool == "fuser":  # [NAME:] USER PID ACCESS COMMAND, ACCESS as in "..c.." or "F...m"
+            m = re.search(r"(?:^|\s)(\d+)\s+([.cerfFmM]{5})\s", line)
+            if not m: continue
+            pid, acc = m.groups()
+            marks = {"cwd": "c", "open file": "fF", "mmap": "m", "exe": "e"}
+        else:  # lsof: COMMAND PID USER FD TYPE ...
+            f = line.split()
+            if len(f) < 5 or not f[1].isdigit(): continue
+            pid, acc = f[1], f[3]
+            acc = {"cwd": "c", "mem": "m", "txt": "e"}.get(acc, "f" if re.fullmatch(r"\d+[rwu]", acc) else "")
+            marks = {"cwd": "c", "open file": "f", "mmap": "m", "exe": "e"}
+        for cls, key in (("cwd", "cwd_pid"), ("open file", "fd_pid"), ("mmap", "map_pid"), ("exe", "exe_pid")):
+            if pid == h[key] and any(c in acc for c in marks[cls]): found.add(cls)
+        if pid == h["ns_pid"]: found.add("other namespace")
+    for cls, key in (("nested mount", "nested"), ("bind mount", "bind"), ("swap file", "swap")):
+        if mentions(h[key]): found.add(cls)
+    if mentions(h["loop_dev"]) or mentions(h["loop_file"]): found.add("loop device")
+print("%d\t%s\t%s" % (len(found), ", ".join(c for c in classes if c in found) or "none",
+                      ", ".join(c for c in classes if c not in found) or "none"))
+PY
+}
+
+# wait_for WHAT CMD...: until CMD succeeds, at most 10 s.
+wait_for() {
+  local what=$1 i
+  shift
+  for ((i = 0; i < 200; i++)); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  die "holders: $what not in place after 10 s"
+}
+link_is() { [[ $(readlink "$1" 2>/dev/null) == "$2" ]]; }
+other_mount_ns() {
+  [[ $(readlink "/proc/$1/ns/mnt" 2>/dev/null) != "$(readlink /proc/$$/ns/mnt)" ]]
+}
+
+# detach_own_loop DEV FILE: losetup -d DEV only when FILE is its backing file.
+detach_own_loop() {
+  [[ -n $1 && $(cat "/sys/block/${1#/dev/}/loop/backing_file" 2>/dev/null) == "$2" ]] || return 0
+  losetup -d "$1"
+}
+
+# Only what bench_holders made: its processes (by pid), its swap file, its loop devices, its
+# mounts, the lock. Runs from the EXIT trap too, so every step may find nothing to do.
+holders_cleanup() {
+  if ((${#h_pids[@]} + ${#h_extra[@]})); then
+    kill "${h_pids[@]}" "${h_extra[@]}" 2>/dev/null
+    wait "${h_pids[@]}" "${h_extra[@]}" 2>/dev/null
+  fi
+  h_pids=() h_extra=()
+  if [[ -n $h_swap ]]; then swapoff "$h_swap"; fi
+  h_swap=
+  detach_own_loop "$h_inner" "$h_mnt/inner.img"
+  h_inner=
+  local m i
+  for m in "$h_bind" "$h_mnt/nested" "$h_mnt"; do
+    for ((i = 0; i < 10; i++)); do
+      mountpoint -q "$m" 2>/dev/null || break
+      umount "$m" && break
+      sleep 0.2
+    done
+  done
+  detach_own_loop "$h_dev" "$h_img"
+  h_dev=
+  if [[ -n $h_lock ]]; then exec {h_lock}>&-; fi
+  h_lock=
+}
+
+# spawn_holder VAR CMD...: CMD in the background, without the lock's fd; its pid in VAR.
+spawn_holder() {
+  local var=$1
+  shift
+  "$@" </dev/null >/dev/null 2>&1 {h_lock}>&- &
+  h_pids+=("$!")
+  printf -v "$var" %s "$!"
+}
+
+bench_holders() {
+  ((EUID == 0)) || die "the holders benchmark needs root (loop devices, mounts, swapon, unshare)"
+  need e2fsprogs mkfs.ext4
+  need util-linux losetup mountpoint unshare swapon mkswap flock
+  need psmisc fuser
+  need lsof lsof
+  need python3 python3
+  local extra=${HOLDERS_EXTRA:-3000} i
+  # Globals, not locals: the EXIT trap may run holders_cleanup after this function returned.
+  h_img=$work/holders.img h_mnt=$work/holders-mnt h_bind=$work/holders-bind
+  h_dev='' h_inner='' h_swap='' h_lock='' h_pids=() h_extra=()
+  cleanups+=(holders_cleanup)
+
+  local lock=${TMPDIR:-/tmp}/snapguard-mount-namespace-tests.lock
+  exec {h_lock}>>"$lock"
+  say "holders: waiting for the mount-namespace test lock ($lock)"
+  flock -x -w 600 "$h_lock" || die "the mount-namespace test lock is still taken after 10 min"
+
+  truncate -s 256M "$h_img"
+  mkfs.ext4 -q -F "$h_img"
+  mkdir -p "$h_mnt" "$h_bind"
+  h_dev=$(losetup --find --show "$h_img")
+  mount "$h_dev" "$h_mnt"
+  mkdir "$h_mnt/cwd" "$h_mnt/nested"
+  head -c 1M /dev/zero >"$h_mnt/mapped.dat"
+  cp /bin/sleep "$h_mnt/held-sleep"
+
+  say "holders: one holder of each of the ${#HOLDER_CLASSES[@]} classes on $h_mnt"
+  local p_cwd p_fd p_map p_exe p_ns
+  # shellcheck disable=SC2016 # $1 is the inner shell's
+  spawn_holder p_cwd sh -c 'cd "$1" && exec sleep 3600' sh "$h_mnt/cwd"
+  # shellcheck disable=SC2016
+  spawn_holder p_fd sh -c 'exec 7>>"$1"; exec sleep 3600' sh "$h_mnt/open-file.log"
+  spawn_holder p_map python3 -c '
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+fd = os.open(sys.argv[1], os.O_RDONLY)
+addr = libc.mmap(None, 1 << 20, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+os.close(fd)  # only the mapping holds the file now
+if addr in (None, ctypes.c_void_p(-1).value): sys.exit("mmap failed")
+time.sleep(3600)' "$h_mnt/mapped.dat"
+  spawn_holder p_exe "$h_mnt/held-sleep" 3600
+  mount -t tmpfs -o size=1m tmpfs "$h_mnt/nested"
+  mount --bind "$h_mnt" "$h_bind"
+  spawn_holder p_ns unshare -m --propagation private sleep 3600
+  dd if=/dev/zero of="$h_mnt/swapfile" bs=1M count=16 status=none
+  chmod 600 "$h_mnt/swapfile"
+  mkswap -q "$h_mnt/swapfile" >/dev/null
+  swapon "$h_mnt/swapfile" || die "swapon $h_mnt/swapfile failed"
+  h_swap=$h_mnt/swapfile
+  truncate -s 8M "$h_mnt/inner.img"
+  h_inner=$(losetup --find --show "$h_mnt/inner.img")
+
+  wait_for "the cwd holder" link_is "/proc/$p_cwd/cwd" "$h_mnt/cwd"
+  wait_for "the open file" link_is "/proc/$p_fd/fd/7" "$h_mnt/open-file.log"
+  wait_for "the mapping" grep -qF "$h_mnt/mapped.dat" "/proc/$p_map/maps"
+  local fd
+  for fd in "/proc/$p_map/fd/"*; do
+    [[ $(readlink "$fd") != "$h_mnt/mapped.dat" ]] || die "the mmap holder still has the file open"
+  done
+  wait_for "the exe holder" link_is "/proc/$p_exe/exe" "$h_mnt/held-sleep"
+  wait_for "the other namespace" other_mount_ns "$p_ns"
+
+  say "holders: $extra extra sleeping processes"
+  for ((i = 0; i < extra; i++)); do
+    sleep 3600 >/dev/null 2>&1 {h_lock}>&- &
+    h_extra+=("$!")
+  done
+  local nproc_now
+  nproc_now=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
+
+  local keys=("cwd_pid=$p_cwd" "fd_pid=$p_fd" "fd_path=$h_mnt/open-file.log" "map_pid=$p_map"
+    "map_path=$h_mnt/mapped.dat" "exe_pid=$p_exe" "nested=$h_mnt/nested" "bind=$h_bind"
+    "ns_pid=$p_ns" "swap=$h_mnt/swapfile" "loop_dev=$h_inner" "loop_file=$h_mnt/inner.img")
+  local sg_name="snapguard repair --dry-run --force --trust-fence --json M"
+  local fu_name="fuser -vm M" ls_name="lsof +f -- M"
+  local sg fu ls rc=0
+  sg="$(printf '%q ' "$bin" repair --dry-run --force --trust-fence --json "$h_mnt")>/dev/null; [ \$? -eq 8 ]"
+  fu="fuser -vm $(printf %q "$h_mnt") >/dev/null 2>&1"
+  ls="lsof +f -- $(printf %q "$h_mnt") >/dev/null 2>&1"
+
+  # One checked run of each, outputs kept: snapguard must refuse (exit 8: in use), fuser and
+  # lsof must find something (exit 0).
+  say "holders: what each tool shows"
+  "$bin" repair --dry-run --force --trust-fence --json "$h_mnt" >"$work/holders-snapguard.out" ||
+    rc=$?
+  ((rc == 8)) || die "snapguard repair --dry-run exited $rc, expected 8 (refused: in use)"
+  fuser -vm "$h_mnt" >"$work/holders-fuser.out" 2>&1 || die "fuser -vm found nothing"
+  lsof +f -- "$h_mnt" >"$work/holders-lsof.out" 2>/dev/null || die "lsof +f -- found nothing"
+  lsof "$h_mnt" >"$work/holders-lsof-plain.out" 2>/dev/null || true
+  local tool name result count found missed col_file=$work/holders.classes notes=() plain
+  : >"$col_file"
+  for tool in snapguard:"$sg_name" fuser:"$fu_name" lsof:"$ls_name"; do
+    name=${tool#*:} tool=${tool%%:*}
+    result=$(holder_classes "$tool" "$work/holders-$tool.out" "${keys[@]}")
+    IFS=$'\t' read -r count found missed <<<"$result"
+    printf '%s\t%s\n' "$name" "$count" >>"$col_file"
+    notes+=("${name%% M}: shows ${found}; misses ${missed}.")
+    say "${name%% M}: $count of ${#HOLDER_CLASSES[@]} (shows $found; misses $missed)"
+  done
+  plain=$(holder_classes lsof "$work/holders-lsof-plain.out" "${keys[@]}")
+  if [[ $plain == "$result" ]]; then
+    notes+=("\`lsof M\` (without +f --) shows the same.")
+  else
+    notes+=("\`lsof M\` (without +f --) shows ${plain%%$'\t'*}: $(cut -f2 <<<"$plain").")
+  fi
+  local classes discover_ms
+  classes=$(printf '%s, ' "${HOLDER_CLASSES[@]}")
+  discover_ms=$(python3 -c 'import json, sys
+print(sum(s["duration_ms"] for s in json.load(open(sys.argv[1]))["steps"] if s["step"] == "discover"))' \
+    "$work/holders-snapguard.out")
+  notes+=("snapguard's discover step (mountinfo of every namespace, /proc of every process, swaps,
+loop devices) took $discover_ms ms of its checked run.")
+
+  say "hyperfine: holder scan among $nproc_now processes"
+  mkdir -p "$out_dir"
+  hyperfine --warmup "$WARMUP" --runs "$RUNS" --style basic \
+    --export-json "$out_dir/holders.json" --export-csv "$work/holders.csv" \
+    --command-name "$sg_name" "$sg" \
+    --command-name "$fu_name" "$fu" \
+    --command-name "$ls_name" "$ls"
+
+  table_col="holder classes shown (of ${#HOLDER_CLASSES[@]})" table_col_file=$col_file \
+    write_table holders "$sg_name" \
+    "holders: holder scan of a busy ext4 mount, one holder of each class, among $nproc_now processes ($extra extra sleepers)" \
+    "$work/holders.csv" \
+    "Holder classes (repair.md §1.2): ${classes%, }; one holder of each. A class counts when the tool's output shows that holder (its pid with the matching access, or the mount, swap file or loop device named)." \
+    "${notes[@]}" \
+    "$(machine_line) $(fuser -V 2>&1 | head -n1), lsof $(lsof -v 2>&1 | awk '/revision:/ { print $2; exit }')."
+  holders_cleanup || true
+}
+
 # --- main ------------------------------------------------------------------------------------
+# The EXIT trap: every registered cleanup, last first, then the scratch dir (never crossing into
+# a mount that is still there). Ctrl-C and SIGTERM exit through it; they are ignored meanwhile.
+run_cleanups() {
+  trap '' INT TERM HUP
+  local i
+  for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do
+    "${cleanups[i]}" || true
+  done
+  cleanups=()
+  rm -rf --one-file-system "$work"
+}
+
 usage() {
   local names=("${BENCHES[@]%%:*}")
   printf 'usage: scripts/bench.sh [%s|all]...\n' "$(
@@ -368,7 +665,12 @@ main() {
   build
 
   work=$(mktemp -d "${TMPDIR:-/tmp}/snapguard-bench.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
+  work=$(realpath "$work")
+  cleanups=()
+  trap run_cleanups EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
   for entry in "${selected[@]}"; do
     "${entry#*:}"
   done
