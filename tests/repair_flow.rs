@@ -25,6 +25,7 @@ fn an_unclean_ext4_is_repaired_and_back_with_its_options_and_data() {
     if !require_root("an_unclean_ext4_is_repaired_and_back_with_its_options_and_data") {
         return;
     }
+    let _turn = one_at_a_time();
     let dir = TestDir::new("repair-ext4");
     let fx = unclean_ext4(&dir, "data");
     let before = mount_line(&fx.dir_path).unwrap();
