@@ -2084,3 +2084,99 @@ fn shell_words(line: &str) -> Vec<String> {
     }
     words
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repair::holders::{Hold, Holders, ProcessHolder, UnreadableProcess};
+    use std::time::Duration;
+
+    fn options(trust_fence: bool) -> Options {
+        Options {
+            tier: Tier::Preen,
+            dry_run: false,
+            force: false,
+            stop_units: false,
+            terminate_holders: false,
+            grace: Duration::from_secs(1),
+            zero_log: None,
+            trust_fence,
+            backup_dir: PathBuf::from("/backup"),
+            check_timeout: Duration::from_secs(1),
+            repair_timeout: Duration::from_secs(1),
+            freeze_test: false,
+            never: Vec::new(),
+            resume: false,
+        }
+    }
+
+    /// PID 1 unreadable twice over (its links and its mount namespace), one real holder.
+    fn discovery() -> Discovery {
+        Discovery {
+            superblock: (7, 3),
+            mounts: Vec::new(),
+            submounts: Vec::new(),
+            other_namespaces: Vec::new(),
+            unreadable_namespaces: vec![1],
+            swap_files: Vec::new(),
+            loop_devices: Vec::new(),
+            block_holders: Vec::new(),
+            fstab: Vec::new(),
+            units: Vec::new(),
+            holders: Holders {
+                processes: vec![ProcessHolder {
+                    pid: 42,
+                    start_time: 1,
+                    command: "sleep 60".into(),
+                    unit: None,
+                    holds: vec![Hold::Cwd],
+                }],
+                unreadable: vec![UnreadableProcess {
+                    pid: 1,
+                    command: Some("/init".into()),
+                    what: "cwd: Permission denied".into(),
+                }],
+            },
+        }
+    }
+
+    fn subject() -> Subject {
+        Subject {
+            name: "/mnt".into(),
+            device: PathBuf::from("/dev/loop3"),
+            dev: (7, 3),
+            sb: Some((7, 3)),
+            fs_type: Some("ext4".into()),
+            mounts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn trust_fence_moves_unreadable_processes_out_of_the_way_one_entry_per_pid() {
+        let (in_the_way, trusted) = blockers(&discovery(), &subject(), &options(true));
+        let kinds: Vec<(&str, Option<u32>)> = in_the_way
+            .iter()
+            .map(|b| (b.kind.as_str(), b.pid))
+            .collect();
+        assert_eq!(kinds, vec![("process", Some(42))]);
+        assert_eq!(trusted.len(), 1, "{trusted:?}");
+        assert_eq!(trusted[0].pid, Some(1));
+        assert_eq!(trusted[0].kind, "unreadable-process");
+        assert_eq!(
+            trusted[0].how,
+            "cwd: Permission denied; its mount namespace cannot be read"
+        );
+    }
+
+    #[test]
+    fn without_trust_fence_unreadable_processes_are_in_the_way() {
+        let (in_the_way, trusted) = blockers(&discovery(), &subject(), &options(false));
+        assert!(trusted.is_empty());
+        assert!(
+            in_the_way
+                .iter()
+                .any(|b| b.kind == "unreadable-process" && b.pid == Some(1)),
+            "{in_the_way:?}"
+        );
+    }
+}
