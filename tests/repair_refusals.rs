@@ -109,7 +109,7 @@ fn blockers(t: &Value) -> &Vec<Value> {
 
 /// `snapguard repair --yes --trust-fence --json MOUNT` with a holder in place: exit 8, outcome
 /// refused, a blocker of `kind` for which `is_it` holds, every string of `names` in the message
-/// and on stderr, and nothing changed. Returns the target.
+/// and on stderr, and nothing changed.
 fn assert_refused(
     dir: &TestDir,
     fx: &UncleanExt4,
@@ -117,12 +117,12 @@ fn assert_refused(
     kind: &str,
     is_it: impl Fn(&Value) -> bool,
     names: &[String],
-) -> Value {
+) {
     let before = Untouched::take(fx, skip);
     let (code, doc, stderr) = repair(dir, &[OsStr::new("--yes"), fx.dir_path.as_os_str()]);
     let t = doc["targets"][0].clone();
     assert_eq!(code, 8, "in use = 8\n{doc:#}\n{stderr}");
-    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    assert_eq!(t["outcome"], "refused", "{doc:#}\n{stderr}");
     assert!(
         blockers(&t).iter().any(|b| b["kind"] == kind && is_it(b)),
         "no {kind} blocker naming the holder: {:#}",
@@ -157,7 +157,6 @@ fn assert_refused(
         assert!(step(&t, s).is_empty(), "refused, yet step {s} ran: {doc:#}");
     }
     before.assert_same(fx, skip, kind);
-    t
 }
 
 /// `--terminate-holders`: the holder is ended (SIGTERM), the repair completes (exit 1), the
