@@ -8,136 +8,19 @@
 //! that without it the run refuses and says why.
 
 mod common;
-mod freeze_support;
 
-use common::{LoopDevice, Mount, TestDir, fixtures, require_root, run, run_any, run_snapguard};
-use freeze_support::assert_schema;
+use common::repair::{
+    EXT4_OPTS, MIB, RUN_LIMIT, hashes, mount_line, one_at_a_time, repair, repair_env, scan_status,
+    step, unclean_ext4, write_files,
+};
+use common::{
+    LoopDevice, Mount, TestDir, assert_schema, require_root, run, run_any, run_snapguard,
+};
 use serde_json::Value;
-use snapguard::mount::table::MountTable;
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-const MIB: u64 = 1 << 20;
-
-/// One repair at a time on a machine (snapguard's lock), and no new mount namespace copying
-/// the test's mounts meanwhile: see `common::mount_namespace_turn`.
-fn one_at_a_time() -> nix::fcntl::Flock<fs::File> {
-    common::mount_namespace_turn(true)
-}
-const RUN_LIMIT: Duration = Duration::from_secs(180);
-
-/// `snapguard repair --json --trust-fence --backup-dir DIR/backup ARGS...`.
-fn repair(dir: &TestDir, args: &[&OsStr]) -> (i32, Value, String) {
-    repair_env(dir, args, &[])
-}
-
-fn repair_env(dir: &TestDir, args: &[&OsStr], env: &[(&str, &str)]) -> (i32, Value, String) {
-    let backup = dir.join("backup");
-    let mut all: Vec<&OsStr> = vec![
-        OsStr::new("repair"),
-        OsStr::new("--json"),
-        OsStr::new("--trust-fence"),
-        OsStr::new("--backup-dir"),
-        backup.as_os_str(),
-    ];
-    all.extend_from_slice(args);
-    let mut cmd = common::snapguard();
-    cmd.args(&all).timeout(RUN_LIMIT);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("spawn snapguard");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let code = out
-        .status
-        .code()
-        .unwrap_or_else(|| panic!("snapguard killed: {:?}\n{stderr}", out.status));
-    assert!(!stderr.contains("panicked at"), "panic:\n{stderr}");
-    let doc: Value = if stdout.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"))
-    };
-    if !doc.is_null() {
-        assert_schema("repair", &doc);
-    }
-    (code, doc, stderr)
-}
-
-fn table() -> MountTable {
-    MountTable::from_mountinfo(&fs::read("/proc/self/mountinfo").unwrap()).unwrap()
-}
-
-/// (per-mount options, super options, root, source) of the mount at `dir`.
-fn mount_line(dir: &Path) -> Option<(String, String, PathBuf, String)> {
-    table().by_mount_point(dir).map(|m| {
-        (
-            m.mount_options.clone(),
-            m.super_options.clone(),
-            m.root.clone(),
-            m.source
-                .as_ref()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        )
-    })
-}
-
-/// SHA-256 of every regular file under `dir` (sha256sum), by relative path.
-fn hashes(dir: &Path) -> BTreeMap<String, String> {
-    let out = run(
-        "sh",
-        &[
-            OsStr::new("-c"),
-            OsStr::new(
-                "cd \"$1\" && find . -path ./lost+found -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum",
-            ),
-            OsStr::new("sh"),
-            dir.as_os_str(),
-        ],
-    );
-    out.lines()
-        .filter_map(|l| l.split_once("  "))
-        .map(|(h, p)| (p.to_string(), h.to_string()))
-        .collect()
-}
-
-/// Files with known content (a few MiB of pseudo-random bytes).
-fn write_files(dir: &Path) {
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in 0..8 {
-        let mut data = vec![0u8; 256 * 1024 + i * 4099];
-        for b in data.iter_mut() {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            *b = seed as u8;
-        }
-        fs::write(dir.join(format!("file{i}")), &data).unwrap();
-    }
-    fs::create_dir_all(dir.join("sub/deeper")).unwrap();
-    fs::write(dir.join("sub/deeper/note"), b"kept\n").unwrap();
-    run("sync", &[OsStr::new("-f"), dir.as_os_str()]);
-}
-
-fn scan_status(target: &Path) -> (String, Option<String>) {
-    let out = run_snapguard(
-        [OsStr::new("scan"), OsStr::new("--json"), target.as_os_str()],
-        Duration::from_secs(60),
-    );
-    let doc = out.json();
-    let t = &doc["targets"][0];
-    (
-        t["status"].as_str().unwrap_or("?").to_string(),
-        t["state"].as_str().map(str::to_string),
-    )
-}
 
 /// The remedy the scan prints for finding `id` of `target`.
 fn scan_remedy(target: &Path, id: &str) -> String {
@@ -170,55 +53,6 @@ fn paste_repair_remedy(dir: &TestDir, remedy: &str) -> (i32, Value, String) {
         .unwrap_or_else(|e| panic!("the pasted remedy printed no JSON ({e}):\n{stdout}\n{stderr}"));
     assert_schema("repair", &doc);
     (out.status.code().unwrap_or(-1), doc, stderr)
-}
-
-fn step<'a>(target: &'a Value, name: &str) -> Vec<&'a Value> {
-    target["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["step"] == name)
-        .collect()
-}
-
-/// An unclean ext4 mounted with `noatime,nodev,nosuid`: files written, unmounted, a preenable
-/// inconsistency (a wrong link count) and state 0 set with debugfs, mounted again.
-struct UncleanExt4 {
-    mount: Option<Mount>,
-    lo: LoopDevice,
-    dir_path: PathBuf,
-    files: BTreeMap<String, String>,
-}
-
-const EXT4_OPTS: &str = "noatime,nodev,nosuid,errors=remount-ro,commit=30";
-
-fn unclean_ext4(dir: &TestDir, name: &str) -> UncleanExt4 {
-    let img = fixtures::mkfs(
-        dir,
-        &format!("{name}.img"),
-        fixtures::Kind::Ext4,
-        4096,
-        &[],
-        64 * MIB,
-    );
-    let lo = LoopDevice::attach(&img);
-    let mnt = dir.mkdir(name);
-    let m = Mount::new(lo.dev(), &mnt, Some(EXT4_OPTS));
-    write_files(&mnt);
-    let files = hashes(&mnt);
-    let ino = fs::metadata(mnt.join("file3")).unwrap().ino();
-    m.unmount();
-    fixtures::debugfs_w_script(
-        lo.dev(),
-        &[&format!("sif <{ino}> links_count 5"), "ssv state 0"],
-    );
-    let m = Mount::new(lo.dev(), &mnt, Some(EXT4_OPTS));
-    UncleanExt4 {
-        mount: Some(m),
-        lo,
-        dir_path: mnt,
-        files,
-    }
 }
 
 #[test]

@@ -13,99 +13,9 @@ use snapguard::repair::holders::{Hold, ProcessHolder};
 use snapguard::root::SysRoot;
 use std::ffi::OsStr;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// A process we started; killed and reaped on drop (only this pid).
-struct Sleeper {
-    child: Child,
-}
-
-impl Sleeper {
-    /// `sh -c SCRIPT`, where the script ends in `exec …`, so the pid is the holder itself.
-    fn sh(script: &str) -> Self {
-        Self::spawn("sh", &["-c", script])
-    }
-
-    fn spawn(cmd: &str, args: &[&str]) -> Self {
-        let child = Command::new(cmd)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {cmd}: {e}"));
-        Sleeper { child }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `mount -t tmpfs tmpfs DIR` (DIR inside our own temp dir); unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    fn new(dir: &Path) -> Self {
-        run(
-            "mount",
-            &[
-                OsStr::new("-t"),
-                OsStr::new("tmpfs"),
-                OsStr::new("tmpfs"),
-                dir.as_os_str(),
-            ],
-        );
-        Tmpfs {
-            dir: dir.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        for attempt in 0..10u64 {
-            if run_any("umount", &[self.dir.as_os_str()]).exit == Some(0) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(100 * (attempt + 1)));
-        }
-        note(&format!(
-            "warning: could not unmount {}",
-            self.dir.display()
-        ));
-    }
-}
-
-/// An active swap file; `swapoff` on drop.
-struct Swap {
-    file: PathBuf,
-}
-
-impl Drop for Swap {
-    fn drop(&mut self) {
-        let r = run_any("swapoff", &[self.file.as_os_str()]);
-        if r.exit != Some(0) {
-            note(&format!(
-                "warning: swapoff {} failed: {}",
-                self.file.display(),
-                r.stderr
-            ));
-        }
-    }
-}
 
 /// A fresh ext4 image loop-mounted in its own temp dir.
 fn mounted_ext4(tag: &str) -> (TestDir, fixtures::LoopMount) {
@@ -258,7 +168,7 @@ fn a_nested_mount_and_a_bind_mount_are_found() {
     fs::create_dir(&sub).unwrap();
     let elsewhere = dir.mkdir("bind target");
     let bind = Mount::bind(lm.dir(), &elsewhere);
-    let nested = Tmpfs::new(&sub);
+    let nested = Mount::tmpfs(&sub);
     let d = discover_until(&lm.lo, "the nested mount", |d| !d.submounts.is_empty());
     let points: Vec<&Path> = d.mounts.iter().map(|m| m.mount_point.as_path()).collect();
     assert_eq!(points, vec![lm.dir(), elsewhere.as_path()]);
@@ -335,21 +245,7 @@ fn a_swap_file_on_it_is_found() {
     }
     let (_dir, lm) = mounted_ext4("swap");
     let file = lm.dir().join("swap file");
-    run(
-        "dd",
-        &[
-            "if=/dev/zero",
-            &format!("of={}", file.display()),
-            "bs=1M",
-            "count=8",
-            "status=none",
-        ],
-    );
-    run("chmod", &[OsStr::new("600"), file.as_os_str()]);
-    run("mkswap", &[OsStr::new("-q"), file.as_os_str()]);
-    let on = run_any("swapon", &[file.as_os_str()]);
-    assert_eq!(on.exit, Some(0), "swapon: {}", on.stderr);
-    let _swap = Swap { file: file.clone() };
+    let _swap = Swap::on(&file, 8);
     let d = discover_until(&lm.lo, "the swap file", |d| !d.swap_files.is_empty());
     assert_eq!(d.swap_files, vec![file]);
     assert!(d.is_busy());

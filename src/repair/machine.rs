@@ -358,7 +358,9 @@ impl Machine<'_> {
         let (major, minor) = job.subject.sb.unwrap_or(job.subject.dev);
         let discovery = discover::discover(self.root, major, minor)
             .with_context(|| format!("cannot discover the users of {}", job.subject.name))?;
-        job.report.blockers = blockers(&discovery, &job.subject, self.options);
+        let (in_the_way, trusted) = blockers(&discovery, &job.subject, self.options);
+        job.report.blockers = in_the_way;
+        job.report.trusted = trusted;
         let hard: Vec<Blocker> = job
             .report
             .blockers
@@ -997,14 +999,11 @@ impl Machine<'_> {
         if job.report.blockers.iter().any(|b| b.kind == "process") {
             self.quiesce(job)?;
         }
-        // Re-discover: nothing may hold it now but its own mounts (and unreadable /proc
-        // entries, which the fence then proves idle).
+        // Re-discover: nothing may hold it now but its own mounts (and, with --trust-fence,
+        // unreadable /proc entries, which the fence then proves idle).
         let (major, minor) = job.subject.sb.unwrap_or(job.subject.dev);
         let again = discover::discover(self.root, major, minor)?;
-        let left: Vec<Blocker> = blockers(&again, &job.subject, self.options)
-            .into_iter()
-            .filter(|b| b.kind != "unreadable-process" || !self.options.trust_fence)
-            .collect();
+        let (left, _trusted) = blockers(&again, &job.subject, self.options);
         if !left.is_empty() {
             let list: Vec<String> = left.iter().map(blocker_line).collect();
             anyhow::bail!("still in use after quiescing: {}", list.join("; "));
@@ -1782,8 +1781,12 @@ fn push_full(
 }
 
 /// Everything that would stop an unmount or make it a lie, named.
-fn blockers(d: &Discovery, subject: &Subject, _options: &Options) -> Vec<Blocker> {
+/// What is in the way of unmounting, and (second) what is not counted as in the way because
+/// `--trust-fence` lets it pass: processes whose /proc entries or mount namespace cannot be
+/// read (PID 1 in hardened sandboxes), one entry per pid. Without the flag those are in the way.
+fn blockers(d: &Discovery, subject: &Subject, options: &Options) -> (Vec<Blocker>, Vec<Blocker>) {
     let mut out = Vec::new();
+    let mut unreadable: Vec<Blocker> = Vec::new();
     let blocker = |kind: &str, how: String| Blocker {
         kind: kind.into(),
         pid: None,
@@ -1802,7 +1805,7 @@ fn blockers(d: &Discovery, subject: &Subject, _options: &Options) -> Vec<Blocker
         });
     }
     for u in &d.holders.unreadable {
-        out.push(Blocker {
+        unreadable.push(Blocker {
             kind: "unreadable-process".into(),
             pid: Some(u.pid),
             command: u.command.clone(),
@@ -1846,13 +1849,17 @@ fn blockers(d: &Discovery, subject: &Subject, _options: &Options) -> Vec<Blocker
         });
     }
     for pid in &d.unreadable_namespaces {
-        out.push(Blocker {
-            kind: "unreadable-process".into(),
-            pid: Some(*pid),
-            command: None,
-            unit: None,
-            how: "its mount namespace cannot be read".into(),
-        });
+        const NS: &str = "its mount namespace cannot be read";
+        match unreadable.iter_mut().find(|b| b.pid == Some(*pid)) {
+            Some(b) => b.how = format!("{}; {NS}", b.how),
+            None => unreadable.push(Blocker {
+                kind: "unreadable-process".into(),
+                pid: Some(*pid),
+                command: None,
+                unit: None,
+                how: NS.into(),
+            }),
+        }
     }
     for s in &d.swap_files {
         out.push(blocker(
@@ -1876,7 +1883,12 @@ fn blockers(d: &Discovery, subject: &Subject, _options: &Options) -> Vec<Blocker
             format!("{h} is stacked on {}", subject.device.display()),
         ));
     }
-    out
+    if options.trust_fence {
+        (out, unreadable)
+    } else {
+        out.extend(unreadable);
+        (out, Vec::new())
+    }
 }
 
 fn describe_hold(h: &super::holders::Hold) -> String {
@@ -2071,4 +2083,100 @@ fn shell_words(line: &str) -> Vec<String> {
         words.push(word);
     }
     words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repair::holders::{Hold, Holders, ProcessHolder, UnreadableProcess};
+    use std::time::Duration;
+
+    fn options(trust_fence: bool) -> Options {
+        Options {
+            tier: Tier::Preen,
+            dry_run: false,
+            force: false,
+            stop_units: false,
+            terminate_holders: false,
+            grace: Duration::from_secs(1),
+            zero_log: None,
+            trust_fence,
+            backup_dir: PathBuf::from("/backup"),
+            check_timeout: Duration::from_secs(1),
+            repair_timeout: Duration::from_secs(1),
+            freeze_test: false,
+            never: Vec::new(),
+            resume: false,
+        }
+    }
+
+    /// PID 1 unreadable twice over (its links and its mount namespace), one real holder.
+    fn discovery() -> Discovery {
+        Discovery {
+            superblock: (7, 3),
+            mounts: Vec::new(),
+            submounts: Vec::new(),
+            other_namespaces: Vec::new(),
+            unreadable_namespaces: vec![1],
+            swap_files: Vec::new(),
+            loop_devices: Vec::new(),
+            block_holders: Vec::new(),
+            fstab: Vec::new(),
+            units: Vec::new(),
+            holders: Holders {
+                processes: vec![ProcessHolder {
+                    pid: 42,
+                    start_time: 1,
+                    command: "sleep 60".into(),
+                    unit: None,
+                    holds: vec![Hold::Cwd],
+                }],
+                unreadable: vec![UnreadableProcess {
+                    pid: 1,
+                    command: Some("/init".into()),
+                    what: "cwd: Permission denied".into(),
+                }],
+            },
+        }
+    }
+
+    fn subject() -> Subject {
+        Subject {
+            name: "/mnt".into(),
+            device: PathBuf::from("/dev/loop3"),
+            dev: (7, 3),
+            sb: Some((7, 3)),
+            fs_type: Some("ext4".into()),
+            mounts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn trust_fence_moves_unreadable_processes_out_of_the_way_one_entry_per_pid() {
+        let (in_the_way, trusted) = blockers(&discovery(), &subject(), &options(true));
+        let kinds: Vec<(&str, Option<u32>)> = in_the_way
+            .iter()
+            .map(|b| (b.kind.as_str(), b.pid))
+            .collect();
+        assert_eq!(kinds, vec![("process", Some(42))]);
+        assert_eq!(trusted.len(), 1, "{trusted:?}");
+        assert_eq!(trusted[0].pid, Some(1));
+        assert_eq!(trusted[0].kind, "unreadable-process");
+        assert_eq!(
+            trusted[0].how,
+            "cwd: Permission denied; its mount namespace cannot be read"
+        );
+    }
+
+    #[test]
+    fn without_trust_fence_unreadable_processes_are_in_the_way() {
+        let (in_the_way, trusted) = blockers(&discovery(), &subject(), &options(false));
+        assert!(trusted.is_empty());
+        assert!(
+            in_the_way
+                .iter()
+                .any(|b| b.kind == "unreadable-process" && b.pid == Some(1)),
+            "{in_the_way:?}"
+        );
+    }
 }

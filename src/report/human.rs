@@ -667,23 +667,14 @@ fn write_repair_head(t: &RepairTarget, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "  scan:       {}", sanitize(state))?;
     }
     for b in &t.blockers {
-        let who = match (b.pid, &b.command) {
-            (Some(pid), Some(c)) => format!("pid {pid} {c}"),
-            (Some(pid), None) => format!("pid {pid}"),
-            _ => String::new(),
-        };
-        let unit = b
-            .unit
-            .as_deref()
-            .map(|u| format!(" [{u}]"))
-            .unwrap_or_default();
+        writeln!(out, "  in the way: {}", blocker_text(b))?;
+    }
+    for b in &t.trusted {
         writeln!(
             out,
-            "  in the way: {} {}{}: {}",
-            b.kind,
-            sanitize(&who),
-            sanitize(&unit),
-            sanitize(&b.how)
+            "  not read:   {} (passed with --trust-fence: the unmount and the O_EXCL fence prove \
+             the device free)",
+            blocker_text(b)
         )?;
     }
     if let Some(b) = &t.boot_check {
@@ -706,6 +697,27 @@ fn write_repair_head(t: &RepairTarget, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `KIND pid PID COMMAND [UNIT]: HOW`, sanitized.
+fn blocker_text(b: &crate::report::Blocker) -> String {
+    let who = match (b.pid, &b.command) {
+        (Some(pid), Some(c)) => format!("pid {pid} {c}"),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => String::new(),
+    };
+    let unit = b
+        .unit
+        .as_deref()
+        .map(|u| format!(" [{u}]"))
+        .unwrap_or_default();
+    format!(
+        "{} {}{}: {}",
+        b.kind,
+        sanitize(&who),
+        sanitize(&unit),
+        sanitize(&b.how)
+    )
 }
 
 /// Write the `repair` report.

@@ -136,6 +136,10 @@ pub struct RepairTarget {
     pub state_after: Option<String>,
     /// What was (or would be) in the way.
     pub blockers: Vec<Blocker>,
+    /// What could not be looked at and is not counted as in the way because `--trust-fence`
+    /// lets it pass (processes whose /proc entries cannot be read): the unmount and the O_EXCL
+    /// fence prove the device free instead.
+    pub trusted: Vec<Blocker>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot_check: Option<BootCheckReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -162,6 +166,7 @@ impl RepairTarget {
             state_before: None,
             state_after: None,
             blockers: Vec::new(),
+            trusted: Vec::new(),
             boot_check: None,
             backup: None,
             freeze_test: None,

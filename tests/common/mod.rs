@@ -351,6 +351,130 @@ pub fn run_watched<S: AsRef<OsStr>>(
     w
 }
 
+/// Validates `doc` against `docs/json-schema/NAME-v1.schema.json`.
+pub fn assert_schema(name: &str, doc: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/json-schema")
+        .join(format!("{name}-v1.schema.json"));
+    let schema: Value = serde_json::from_str(&fs::read_to_string(&path).expect("read schema"))
+        .expect("schema json");
+    let v = jsonschema::draft202012::new(&schema)
+        .unwrap_or_else(|e| panic!("{} is not a valid schema: {e}", path.display()));
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("  at '{}': {e}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "document does not match {}:\n{}\n{doc:#}",
+        path.display(),
+        errors.join("\n")
+    );
+}
+
+/// A process we started; killed and reaped on drop (only this pid).
+pub struct Sleeper {
+    child: Child,
+}
+
+impl Sleeper {
+    /// `sh -c SCRIPT`, where the script ends in `exec …`, so the pid is the holder itself.
+    pub fn sh(script: &str) -> Self {
+        Self::spawn("sh", &["-c", script])
+    }
+
+    pub fn spawn(cmd: &str, args: &[&str]) -> Self {
+        let child = std::process::Command::new(cmd)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {cmd}: {e}"));
+        Sleeper { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How it ended, once it has (reaped here, so the pid is gone); None while it runs.
+    pub fn ended(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// [`Sleeper::ended`], waiting up to `within`.
+    pub fn ended_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + within;
+        loop {
+            if let Some(st) = self.ended() {
+                return Some(st);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An active swap file made by a test on its own filesystem; `swapoff` on drop.
+pub struct Swap {
+    file: PathBuf,
+}
+
+impl Swap {
+    /// Writes a `mib` MiB swap file at `file` (under our temp dir) and `swapon`s it.
+    pub fn on(file: &Path, mib: u32) -> Self {
+        assert_ours(file.parent().expect("swap file has a parent"));
+        run(
+            "dd",
+            &[
+                "if=/dev/zero",
+                &format!("of={}", file.display()),
+                "bs=1M",
+                &format!("count={mib}"),
+                "status=none",
+            ],
+        );
+        run("chmod", &[OsStr::new("600"), file.as_os_str()]);
+        run("mkswap", &[OsStr::new("-q"), file.as_os_str()]);
+        run("swapon", &[file.as_os_str()]);
+        Swap {
+            file: file.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Swap {
+    fn drop(&mut self) {
+        let r = run_any("swapoff", &[self.file.as_os_str()]);
+        if r.exit != Some(0) {
+            note(&format!(
+                "warning: swapoff {} failed: {}",
+                self.file.display(),
+                r.stderr
+            ));
+        }
+    }
+}
+
+/// Polls `ready` every 20 ms; panics naming `what` when it is still false after 10 s.
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(Instant::now() < end, "{what}: not ready within 10 s");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn sys_loop_backing(name: &str) -> Option<PathBuf> {
     let raw = fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok()?;
     Some(PathBuf::from(raw.trim_end_matches('\n')))
@@ -512,6 +636,24 @@ impl Mount {
         run(
             "mount",
             &[OsStr::new("--bind"), source.as_os_str(), dir.as_os_str()],
+        );
+        Self {
+            dir: dir.to_owned(),
+            mounted: true,
+        }
+    }
+
+    /// `mount -t tmpfs tmpfs DIR`.
+    pub fn tmpfs(dir: &Path) -> Self {
+        assert_ours(dir);
+        run(
+            "mount",
+            &[
+                OsStr::new("-t"),
+                OsStr::new("tmpfs"),
+                OsStr::new("tmpfs"),
+                dir.as_os_str(),
+            ],
         );
         Self {
             dir: dir.to_owned(),
@@ -1210,4 +1352,212 @@ pub fn mount_namespace_turn(exclusive: bool) -> nix::fcntl::Flock<fs::File> {
     Flock::lock(file, arg)
         .map_err(|(_, e)| e)
         .expect("take the mount-namespace test lock")
+}
+
+/// `snapguard repair` runs and the unclean ext4 they repair (shared by the `repair_*` tests).
+pub mod repair {
+    use super::*;
+    use snapguard::mount::table::MountTable;
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+
+    pub const MIB: u64 = 1 << 20;
+
+    /// How long one repair run may take before it counts as a hang.
+    pub const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+    /// One repair at a time on a machine (snapguard's lock), and no new mount namespace copying
+    /// the test's mounts meanwhile: see [`mount_namespace_turn`].
+    pub fn one_at_a_time() -> nix::fcntl::Flock<fs::File> {
+        mount_namespace_turn(true)
+    }
+
+    /// `snapguard repair --json --trust-fence --backup-dir DIR/backup ARGS...`: exit code, the
+    /// document (checked against the schema) and stderr.
+    pub fn repair(dir: &TestDir, args: &[&OsStr]) -> (i32, Value, String) {
+        repair_env(dir, args, &[])
+    }
+
+    /// [`repair`] with extra environment variables.
+    pub fn repair_env(
+        dir: &TestDir,
+        args: &[&OsStr],
+        env: &[(&str, &str)],
+    ) -> (i32, Value, String) {
+        let backup = dir.join("backup");
+        let mut all: Vec<&OsStr> = vec![
+            OsStr::new("repair"),
+            OsStr::new("--json"),
+            OsStr::new("--trust-fence"),
+            OsStr::new("--backup-dir"),
+            backup.as_os_str(),
+        ];
+        all.extend_from_slice(args);
+        let mut cmd = snapguard();
+        cmd.args(&all).timeout(RUN_LIMIT);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("spawn snapguard");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let code = out
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("snapguard killed: {:?}\n{stderr}", out.status));
+        assert!(!stderr.contains("panicked at"), "panic:\n{stderr}");
+        let doc: Value = if stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&stdout)
+                .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"))
+        };
+        if !doc.is_null() {
+            assert_schema("repair", &doc);
+        }
+        (code, doc, stderr)
+    }
+
+    pub fn table() -> MountTable {
+        MountTable::from_mountinfo(&fs::read("/proc/self/mountinfo").unwrap()).unwrap()
+    }
+
+    /// (per-mount options, super options, root, source) of the mount at `dir`.
+    pub fn mount_line(dir: &Path) -> Option<(String, String, PathBuf, String)> {
+        table().by_mount_point(dir).map(|m| {
+            (
+                m.mount_options.clone(),
+                m.super_options.clone(),
+                m.root.clone(),
+                m.source
+                    .as_ref()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+        })
+    }
+
+    /// SHA-256 of every regular file under `dir` (sha256sum), by relative path.
+    pub fn hashes(dir: &Path) -> BTreeMap<String, String> {
+        let out = run(
+            "sh",
+            &[
+                OsStr::new("-c"),
+                OsStr::new(
+                    "cd \"$1\" && find . -path ./lost+found -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum",
+                ),
+                OsStr::new("sh"),
+                dir.as_os_str(),
+            ],
+        );
+        out.lines()
+            .filter_map(|l| l.split_once("  "))
+            .map(|(h, p)| (p.to_string(), h.to_string()))
+            .collect()
+    }
+
+    /// Files with known content (a few MiB of pseudo-random bytes).
+    pub fn write_files(dir: &Path) {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..8 {
+            let mut data = vec![0u8; 256 * 1024 + i * 4099];
+            for b in data.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            fs::write(dir.join(format!("file{i}")), &data).unwrap();
+        }
+        fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        fs::write(dir.join("sub/deeper/note"), b"kept\n").unwrap();
+        run("sync", &[OsStr::new("-f"), dir.as_os_str()]);
+    }
+
+    /// `snapguard scan --json TARGET`: (status, state) of its only target.
+    pub fn scan_status(target: &Path) -> (String, Option<String>) {
+        let out = run_snapguard(
+            [OsStr::new("scan"), OsStr::new("--json"), target.as_os_str()],
+            Duration::from_secs(60),
+        );
+        let doc = out.json();
+        let t = &doc["targets"][0];
+        (
+            t["status"].as_str().unwrap_or("?").to_string(),
+            t["state"].as_str().map(str::to_string),
+        )
+    }
+
+    /// The steps named `name` of a target.
+    pub fn step<'a>(target: &'a Value, name: &str) -> Vec<&'a Value> {
+        target["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["step"] == name)
+            .collect()
+    }
+
+    /// An unclean ext4 mounted with `noatime,nodev,nosuid`: files written, unmounted, a
+    /// preenable inconsistency (a wrong link count) and state 0 set with debugfs, mounted again.
+    pub struct UncleanExt4 {
+        pub mount: Option<Mount>,
+        pub lo: LoopDevice,
+        pub dir_path: PathBuf,
+        /// SHA-256 of every file, written before the inconsistency was made.
+        pub files: BTreeMap<String, String>,
+    }
+
+    impl UncleanExt4 {
+        /// `/run/snapguard/repair-MAJOR-MINOR.json`: the state record of this device.
+        pub fn record_path(&self) -> PathBuf {
+            let devt = self.lo.dev_t();
+            let (major, minor) = devt.split_once(':').expect("M:m");
+            PathBuf::from(format!("/run/snapguard/repair-{major}-{minor}.json"))
+        }
+
+        /// 4 KiB of the device at byte 1024: the primary superblock and what follows it.
+        pub fn superblock_bytes(&self) -> Vec<u8> {
+            let f = fs::File::open(self.lo.dev()).expect("open the loop device");
+            let mut buf = vec![0u8; 4096];
+            f.read_exact_at(&mut buf, 1024)
+                .expect("read the superblock");
+            buf
+        }
+    }
+
+    pub const EXT4_OPTS: &str = "noatime,nodev,nosuid,errors=remount-ro,commit=30";
+
+    pub fn unclean_ext4(dir: &TestDir, name: &str) -> UncleanExt4 {
+        let img = fixtures::mkfs(
+            dir,
+            &format!("{name}.img"),
+            fixtures::Kind::Ext4,
+            4096,
+            &[],
+            64 * MIB,
+        );
+        let lo = LoopDevice::attach(&img);
+        let mnt = dir.mkdir(name);
+        let m = Mount::new(lo.dev(), &mnt, Some(EXT4_OPTS));
+        write_files(&mnt);
+        let files = hashes(&mnt);
+        let ino = fs::metadata(mnt.join("file3")).unwrap().ino();
+        m.unmount();
+        fixtures::debugfs_w_script(
+            lo.dev(),
+            &[&format!("sif <{ino}> links_count 5"), "ssv state 0"],
+        );
+        let m = Mount::new(lo.dev(), &mnt, Some(EXT4_OPTS));
+        let fx = UncleanExt4 {
+            mount: Some(m),
+            lo,
+            dir_path: mnt,
+            files,
+        };
+        // A record left by an earlier user of this loop number would be resumed on this new
+        // filesystem: it is stale (the device is ours now).
+        let _ = fs::remove_file(fx.record_path());
+        fx
+    }
 }

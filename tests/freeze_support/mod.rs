@@ -9,6 +9,11 @@
 
 pub mod private_root;
 
+#[allow(
+    unused_imports,
+    reason = "moved to common; kept here for the freeze tests that import it from this module"
+)]
+pub use crate::common::assert_schema;
 use crate::common::{Freeze, LoopDevice, Mount, TestDir, note, run, run_any};
 use serde_json::Value;
 use std::ffi::OsStr;
@@ -349,27 +354,6 @@ pub fn wait_for_pid_file(path: &Path, limit: Duration) -> i32 {
 /// SIGKILL a process this test started (directly or through the snapguard it started).
 pub fn sigkill(pid: i32) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-}
-
-/// Validate `doc` against `docs/json-schema/NAME-v1.schema.json`.
-pub fn assert_schema(name: &str, doc: &Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("docs/json-schema")
-        .join(format!("{name}-v1.schema.json"));
-    let schema: Value = serde_json::from_str(&fs::read_to_string(&path).expect("read schema"))
-        .expect("schema json");
-    let v = jsonschema::draft202012::new(&schema)
-        .unwrap_or_else(|e| panic!("{} is not a valid schema: {e}", path.display()));
-    let errors: Vec<String> = v
-        .iter_errors(doc)
-        .map(|e| format!("  at '{}': {e}", e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "document does not match {}:\n{}\n{doc:#}",
-        path.display(),
-        errors.join("\n")
-    );
 }
 
 /// The mount row named `mp` in a freeze-test / freeze document.
