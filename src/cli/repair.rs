@@ -8,7 +8,7 @@ use crate::repair::{Options, Tier, exit, state};
 use crate::report::{self, Format, RepairTarget};
 use crate::sys::process::euid;
 use clap::Args;
-use std::io::IsTerminal as _;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -180,6 +180,15 @@ pub fn run(args: &RepairArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outc
             exit::USAGE,
         ));
     }
+    // From here on SIGHUP, SIGINT, SIGQUIT and SIGTERM never end the run half-way: they are
+    // taken by a watcher thread and the state machine winds down at a safe point (before any
+    // other thread starts, so that every thread has them blocked).
+    if let Err(e) = crate::sys::interrupt::defer() {
+        return Ok(cannot_run(
+            anyhow::anyhow!("cannot block termination signals: {}", e.desc()),
+            exit::OPERATIONAL,
+        ));
+    }
     let yes = args.yes;
     let mut ask = |plans: &[RepairTarget]| confirm(plans, yes);
     match machine::run(&root, &options, &args.targets, &mut ask) {
@@ -275,13 +284,42 @@ fn confirm(plans: &[RepairTarget], yes: bool) -> Consent {
     } else {
         format!("Carry out this plan for {} filesystems?", plans.len())
     };
-    match dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact_on(&dialoguer::console::Term::stderr())
-    {
-        Ok(true) => Consent::Yes,
-        Ok(false) | Err(_) => Consent::No,
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    drop(err);
+    let answer = read_answer();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err);
+    match answer {
+        Some(line) if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") => {
+            Consent::Yes
+        }
+        // No, Enter (the default), end of input, or a signal (the machine names it).
+        _ => Consent::No,
+    }
+}
+
+/// One line from the terminal, or `None` at end of input or when a deferred signal arrives
+/// (Ctrl-C at the prompt: SIGINT is blocked, so the wait polls for it).
+fn read_answer() -> Option<String> {
+    use std::os::fd::AsFd as _;
+    let stdin = std::io::stdin();
+    loop {
+        if crate::sys::interrupt::received().is_some() {
+            return None;
+        }
+        match crate::sys::process::poll_readable(stdin.as_fd(), 100) {
+            Ok(true) => {
+                let mut line = String::new();
+                return match stdin.lock().read_line(&mut line) {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => Some(line),
+                };
+            }
+            Ok(false) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return None,
+        }
     }
 }
 
