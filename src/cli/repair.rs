@@ -44,6 +44,20 @@ Without TARGET: every mounted filesystem the scan does not call clean, one plan,
 question. A restarted run reads the state record first: a run that stopped before the
 repair command is rolled back; one that stopped inside it is held for a human.
 
+systemd units: processes in the way are listed with their unit. --stop-units stops the
+services that own them (systemctl stop; recorded first, so a crash still restarts them on
+the next run) and starts them again once the mounts are back. When systemd is PID 1 the
+filesystem is unmounted by stopping its .automount and .mount units and mounted again with
+systemctl start (mount(2) with the recorded options when the .mount unit has no unit file).
+Without systemd, --stop-units refuses (exit 8, nothing changed): use --terminate-holders.
+
+Signals: SIGTERM, SIGINT (Ctrl-C), SIGHUP and SIGQUIT never stop a repair half-way. Before
+consent: nothing changed, exit 8. Before the first write: rolled back (mounts and units as
+they were), exit 8. While the repair command runs: it is allowed to finish (never killed),
+then checked; clean -> mounted again, else held unmounted. The message and the state record
+name the signal; 8 is added to the exit status. Checkers run in their own process group, so
+Ctrl-C reaches only snapguard.
+
 Needs root. Not on a terminal, --yes is required (exit 16 otherwise).
 
 Examples:
@@ -62,7 +76,8 @@ Exit status (fsck's bitmask, OR-ed over the filesystems):
   4   errors left: the check found errors this tier may not fix, a repair left errors, a
       filesystem held unmounted for a human, or --dry-run with work to do
   8   operational error: in use (the list is printed), refused by policy, another repair
-      or fsck running, a step failed (rolled back), not root
+      or fsck running, a step failed (rolled back), interrupted by a signal (OR-ed with
+      the other bits: 9 = repaired, then interrupted), not root
   16  usage: bad arguments or configuration, no terminal and no --yes
   32  declined at the prompt";
 
@@ -86,7 +101,8 @@ pub struct RepairArgs {
     /// Check even when the scan says clean.
     #[arg(long)]
     pub force: bool,
-    /// Stop the systemd units of processes in the way (restarted afterwards).
+    /// Stop the systemd services of processes in the way (started again afterwards); needs
+    /// systemd as PID 1.
     #[arg(long)]
     pub stop_units: bool,
     /// End processes in the way: SIGTERM, then SIGKILL after --grace (through pidfds, start
