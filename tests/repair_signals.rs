@@ -521,3 +521,93 @@ fn sigterm_during_the_repair_command_lets_it_finish_then_verifies() {
     );
     drop(fx.mount);
 }
+
+#[test]
+fn ctrl_c_at_the_prompt_changes_nothing() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::{Arc, Mutex};
+    if !require_root("ctrl_c_at_the_prompt_changes_nothing") {
+        return;
+    }
+    let _turn = common::mount_namespace_turn(true);
+    let dir = TestDir::new("repair-sig-prompt");
+    let fx = unclean_ext4(&dir, "q");
+    let before = mount_line(&fx.dir).unwrap();
+    let sb_before = superblock_state(fx.lo.dev());
+
+    // The prompt on a pseudo-terminal (script(1)); Ctrl-C is a 0x03 byte typed on it, which
+    // the terminal turns into SIGINT for its foreground process group (snapguard).
+    let exe = assert_cmd::cargo::cargo_bin("snapguard");
+    let line = format!(
+        "{} repair --trust-fence --backup-dir {} {}",
+        exe.display(),
+        dir.join("backup").display(),
+        fx.dir.display()
+    );
+    let child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script(1)");
+    let mut run = Run { child: Some(child) };
+    let mut stdin = run.child.as_mut().unwrap().stdin.take().unwrap();
+    let mut stdout = run.child.as_mut().unwrap().stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let start = Instant::now();
+    while !seen.lock().unwrap().contains("[y/N]") {
+        assert!(
+            run.alive(),
+            "ended before the prompt: {}",
+            seen.lock().unwrap()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no prompt: {}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+    let mut child = run.child.take().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Ctrl-C did not end the prompt: {}", seen.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    let _ = reader.join();
+    let text = seen.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(8), "{text}");
+    assert!(
+        text.contains("interrupted by SIGINT before anything was changed"),
+        "{text}"
+    );
+    assert_eq!(mount_line(&fx.dir).unwrap(), before);
+    assert_eq!(hashes(&fx.dir), fx.files);
+    assert_eq!(superblock_state(fx.lo.dev()), sb_before);
+    drop(fx.mount);
+}

@@ -106,7 +106,11 @@ pub fn run(
             if failpoint::armed("consent") == Some(Action::Pause) {
                 failpoint::pause("consent");
             }
-            match ask(&plans) {
+            let consent = ask(&plans);
+            match consent {
+                // A signal at the prompt (Ctrl-C) or before it: whatever the answer, the
+                // interruption below marks every pending job, and nothing is executed.
+                _ if interrupt::received().is_some() => {}
                 Consent::Yes => {}
                 Consent::No => {
                     for &i in &pending {
@@ -1722,6 +1726,12 @@ impl Machine<'_> {
                 ),
             quote_path(&job.subject.device)
         );
+        if !job.record.stopped_units.is_empty() {
+            job.report.message.push_str(&format!(
+                "; the units it stopped stay stopped until then: {}",
+                job.record.stopped_units.join(", ")
+            ));
+        }
         tracing::error!("{}", job.report.message);
     }
 
