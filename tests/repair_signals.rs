@@ -446,13 +446,28 @@ fn sigterm_during_the_repair_command_lets_it_finish_then_verifies() {
     let mut run = start(&dir, &fx.dir, None);
     let snapguard = run.pid();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut held_pid = None;
-    while held_pid.is_none() {
+    // The held event (its fd answers it), and when it was signalled.
+    let mut held: Option<(nix::sys::fanotify::FanotifyEvent, i32, Instant)> = None;
+    loop {
         assert!(
             Instant::now() < deadline,
             "the repair command never started"
         );
-        if !run.alive() {
+        if let Some((event, pid, since)) = &held {
+            if since.elapsed() >= Duration::from_secs(1) {
+                // A second after the signal: snapguard still waits, the command still lives.
+                assert!(run.alive(), "snapguard waits for the repair command");
+                assert!(
+                    fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| !s.contains(") Z")),
+                    "the repair command was not killed"
+                );
+                let fd = event.fd().unwrap();
+                fan.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW))
+                    .unwrap();
+                break;
+            }
+        } else if !run.alive() {
             let (code, doc, stderr) = run.finish();
             panic!("snapguard ended ({code}) before the repair command ran:\n{doc:#}\n{stderr}");
         }
@@ -468,18 +483,13 @@ fn sigterm_during_the_repair_command_lets_it_finish_then_verifies() {
             let Some(fd) = event.fd() else { continue };
             let pid = event.pid();
             let ours = parent(pid) == Some(snapguard.as_raw());
-            if ours && held_pid.is_none() && phase() == "repair-started" {
-                // The repair command is being started and held: signal snapguard now.
-                held_pid = Some(pid);
+            if ours && held.is_none() && phase() == "repair-started" {
+                // The repair command is being started and is held: signal snapguard now.
                 kill(snapguard, Signal::SIGTERM).unwrap();
-                std::thread::sleep(Duration::from_secs(1));
-                assert!(run.alive(), "snapguard waits for the repair command");
-                assert!(
-                    fs::read_to_string(format!("/proc/{pid}/stat"))
-                        .is_ok_and(|s| !s.contains(") Z")),
-                    "the repair command was not killed"
-                );
+                held = Some((event, pid, Instant::now()));
+                continue;
             }
+            // Anything else (other tests' e2fsck too) goes on at once, also during the hold.
             fan.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW))
                 .unwrap();
         }
