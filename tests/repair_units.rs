@@ -77,7 +77,6 @@ impl UnitHolder {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = holder.child.try_wait();
         holder
     }
 
