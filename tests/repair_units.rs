@@ -54,7 +54,7 @@ impl UnitHolder {
             .expect("spawn the holder");
         let unit = format!("sgtest-{}.service", child.id());
         let cgroup = cgroup_root.join(&unit);
-        let mut holder = UnitHolder {
+        let holder = UnitHolder {
             child,
             cgroup,
             unit,
