@@ -88,6 +88,8 @@ pub const PROC_SELF: &str = "proc/self";
 pub const PROC_SWAPS: &str = "proc/swaps";
 /// btrfs filesystems by fsid, each with `devices/<kernel name>` for its member devices.
 pub const SYS_FS_BTRFS: &str = "sys/fs/btrfs";
+/// Present exactly when systemd is PID 1: the `sd_booted()` test.
+pub const SYSTEMD_BOOTED: &str = "run/systemd/system";
 /// Where a `.automount` unit for a mount point can live, in systemd's search order.
 pub const SYSTEMD_AUTOMOUNT_DIRS: [&str; 5] = [
     "run/systemd/generator",

@@ -8,7 +8,7 @@ use crate::repair::{Options, Tier, exit, state};
 use crate::report::{self, Format, RepairTarget};
 use crate::sys::process::euid;
 use clap::Args;
-use std::io::IsTerminal as _;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,6 +44,20 @@ Without TARGET: every mounted filesystem the scan does not call clean, one plan,
 question. A restarted run reads the state record first: a run that stopped before the
 repair command is rolled back; one that stopped inside it is held for a human.
 
+systemd units: processes in the way are listed with their unit. --stop-units stops the
+services that own them (systemctl stop; recorded first, so a crash still restarts them on
+the next run) and starts them again once the mounts are back. When systemd is PID 1 the
+filesystem is unmounted by stopping its .automount and .mount units and mounted again with
+systemctl start (mount(2) with the recorded options when the .mount unit has no unit file).
+Without systemd, --stop-units refuses (exit 8, nothing changed): use --terminate-holders.
+
+Signals: SIGTERM, SIGINT (Ctrl-C), SIGHUP and SIGQUIT never stop a repair half-way. Before
+consent: nothing changed, exit 8. Before the first write: rolled back (mounts and units as
+they were), exit 8. While the repair command runs: it is allowed to finish (never killed),
+then checked; clean -> mounted again, else held unmounted. The message and the state record
+name the signal; 8 is added to the exit status. Checkers run in their own process group, so
+Ctrl-C reaches only snapguard.
+
 Needs root. Not on a terminal, --yes is required (exit 16 otherwise).
 
 Examples:
@@ -62,7 +76,8 @@ Exit status (fsck's bitmask, OR-ed over the filesystems):
   4   errors left: the check found errors this tier may not fix, a repair left errors, a
       filesystem held unmounted for a human, or --dry-run with work to do
   8   operational error: in use (the list is printed), refused by policy, another repair
-      or fsck running, a step failed (rolled back), not root
+      or fsck running, a step failed (rolled back), interrupted by a signal (OR-ed with
+      the other bits: 9 = repaired, then interrupted), not root
   16  usage: bad arguments or configuration, no terminal and no --yes
   32  declined at the prompt";
 
@@ -86,7 +101,8 @@ pub struct RepairArgs {
     /// Check even when the scan says clean.
     #[arg(long)]
     pub force: bool,
-    /// Stop the systemd units of processes in the way (restarted afterwards).
+    /// Stop the systemd services of processes in the way (started again afterwards); needs
+    /// systemd as PID 1.
     #[arg(long)]
     pub stop_units: bool,
     /// End processes in the way: SIGTERM, then SIGKILL after --grace (through pidfds, start
@@ -178,6 +194,15 @@ pub fn run(args: &RepairArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outc
                 "--root is for reading fixture trees; repair acts on this machine only"
             ),
             exit::USAGE,
+        ));
+    }
+    // From here on SIGHUP, SIGINT, SIGQUIT and SIGTERM never end the run half-way: they are
+    // taken by a watcher thread and the state machine winds down at a safe point (before any
+    // other thread starts, so that every thread has them blocked).
+    if let Err(e) = crate::sys::interrupt::defer() {
+        return Ok(cannot_run(
+            anyhow::anyhow!("cannot block termination signals: {}", e.desc()),
+            exit::OPERATIONAL,
         ));
     }
     let yes = args.yes;
@@ -275,13 +300,42 @@ fn confirm(plans: &[RepairTarget], yes: bool) -> Consent {
     } else {
         format!("Carry out this plan for {} filesystems?", plans.len())
     };
-    match dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact_on(&dialoguer::console::Term::stderr())
-    {
-        Ok(true) => Consent::Yes,
-        Ok(false) | Err(_) => Consent::No,
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    drop(err);
+    let answer = read_answer();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err);
+    match answer {
+        Some(line) if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") => {
+            Consent::Yes
+        }
+        // No, Enter (the default), end of input, or a signal (the machine names it).
+        _ => Consent::No,
+    }
+}
+
+/// One line from the terminal, or `None` at end of input or when a deferred signal arrives
+/// (Ctrl-C at the prompt: SIGINT is blocked, so the wait polls for it).
+fn read_answer() -> Option<String> {
+    use std::os::fd::AsFd as _;
+    let stdin = std::io::stdin();
+    loop {
+        if crate::sys::interrupt::received().is_some() {
+            return None;
+        }
+        match crate::sys::process::poll_readable(stdin.as_fd(), 100) {
+            Ok(true) => {
+                let mut line = String::new();
+                return match stdin.lock().read_line(&mut line) {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => Some(line),
+                };
+            }
+            Ok(false) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return None,
+        }
     }
 }
 

@@ -437,6 +437,10 @@ pub struct Limits {
     /// How much longer it is waited for after that, before a read-only command is SIGKILLed
     /// (a writer is left running).
     pub extra: Duration,
+    /// A read-only command gets SIGTERM as soon as snapguard receives a deferred signal
+    /// ([`crate::sys::interrupt`]): it writes nothing, so stopping it leaves nothing half-done.
+    /// A writer is never stopped that way: it runs to its end.
+    pub stop_on_interrupt: bool,
 }
 
 impl Limits {
@@ -446,6 +450,7 @@ impl Limits {
             timeout,
             grace: TERM_GRACE,
             extra: EXTRA_WAIT,
+            stop_on_interrupt: false,
         }
     }
 }
@@ -582,6 +587,16 @@ pub fn run_with(
                 drain(o, |chunk| output.push(chunk));
             }
             break status;
+        }
+        if limits.stop_on_interrupt && read_only && termed_at.is_none() {
+            if let Some(signal) = crate::sys::interrupt::received() {
+                tracing::warn!(
+                    "{shown}: stopped with SIGTERM after snapguard received {} (it only reads)",
+                    signal.as_str()
+                );
+                let _ = signal_group(pid, Signal::SIGTERM);
+                termed_at = Some(Instant::now());
+            }
         }
         let elapsed = start.elapsed();
         if elapsed >= limits.timeout && termed_at.is_none() {
@@ -1217,6 +1232,7 @@ mod tests {
             timeout: Duration::from_millis(100),
             grace: Duration::from_millis(300),
             extra: Duration::from_millis(400),
+            stop_on_interrupt: false,
         }
     }
 

@@ -587,7 +587,7 @@ fn units(root: &SysRoot, mounts: &[MountInfo]) -> Vec<String> {
 }
 
 /// A unit file named `name` in one of systemd's directories, not masked (→ `/dev/null`).
-fn unit_file_exists(root: &SysRoot, name: &str) -> bool {
+pub fn unit_file_exists(root: &SysRoot, name: &str) -> bool {
     SYSTEMD_AUTOMOUNT_DIRS.iter().any(|dir| {
         let path = root.path(dir).join(name);
         match std::fs::symlink_metadata(&path) {

@@ -565,16 +565,24 @@ pub fn systemd_cgroup_path(groups: &[procfs::ProcessCGroup]) -> Option<&str> {
 /// Unit types a process can run in.
 const UNIT_SUFFIXES: [&str; 5] = [".service", ".scope", ".mount", ".socket", ".swap"];
 
-/// The systemd unit of a cgroup path: its last component that is a unit name
-/// (`/system.slice/nginx.service/worker` → `nginx.service`).
+/// The systemd unit of a cgroup path, as PID 1 sees it (`cg_path_get_unit`): the first
+/// component after the `.slice` ones that is a unit name
+/// (`/system.slice/nginx.service/worker` → `nginx.service`). Cgroups below a unit are its own
+/// business: a user manager's delegated `/user.slice/…/user@1000.service/app.slice/x.service`
+/// belongs to `user@1000.service` for PID 1 (a user naming a cgroup `sshd.service` never makes
+/// `--stop-units` stop the system's sshd). A name with characters systemd never uses is no unit.
 pub fn unit_of_cgroup(path: &str) -> Option<String> {
-    path.rsplit('/')
-        .find(|c| {
-            UNIT_SUFFIXES
-                .iter()
-                .any(|s| c.len() > s.len() && c.ends_with(s))
-        })
-        .map(str::to_string)
+    let first = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .find(|c| !(c.len() > ".slice".len() && c.ends_with(".slice")))?;
+    let is_unit = UNIT_SUFFIXES
+        .iter()
+        .any(|s| first.len() > s.len() && first.ends_with(s));
+    let valid = first.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'@' | b'\\')
+    });
+    (is_unit && valid).then(|| first.to_string())
 }
 
 #[cfg(test)]
@@ -612,6 +620,13 @@ mod tests {
         assert_eq!(unit_of_cgroup("/system.slice"), None);
         assert_eq!(unit_of_cgroup("/process_api/7b28"), None);
         assert_eq!(unit_of_cgroup("/.service"), None);
+        // A user manager's delegated subtree belongs to the user manager, for PID 1.
+        assert_eq!(
+            unit_of_cgroup("/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service")
+                .as_deref(),
+            Some("user@1000.service")
+        );
+        assert_eq!(unit_of_cgroup("/system.slice/we ird.service"), None);
     }
 
     #[test]

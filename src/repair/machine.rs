@@ -12,6 +12,7 @@ use super::mountops::{self, Fence};
 use super::quiesce::{self, Ended};
 use super::state::{self, Locks, Phase, Record, RecordedMount};
 use super::subject::{self, Subject};
+use super::units::{self, Decision};
 use super::{FsKind, Options, Tier};
 use crate::mount::mountinfo::MountInfo;
 use crate::mount::table::MountTable;
@@ -21,6 +22,7 @@ use crate::report::{
 };
 use crate::root::{MOUNTINFO, PROC, SysRoot};
 use crate::shell::quote_path;
+use crate::sys::interrupt;
 use crate::sys::process::ProcessIdentity;
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
@@ -60,6 +62,8 @@ struct Job {
     boot_check: bool,
     /// Prepared work remains (no outcome decided yet).
     pending: bool,
+    /// The holders' units `--stop-units` will stop (systemd is PID 1).
+    units_to_stop: Vec<String>,
 }
 
 /// Run `repair` for `targets` (empty: every filesystem the scan reports unclean). `ask` is
@@ -77,6 +81,8 @@ pub fn run(
         options,
         table,
         messages: Vec::new(),
+        booted: units::systemd_booted(root),
+        own_unit: units::own_unit(root),
     };
     machine.check_namespace()?;
     let _locks = machine.lock()?;
@@ -97,7 +103,14 @@ pub fn run(
         } else {
             let plans: Vec<RepairTarget> =
                 pending.iter().map(|&i| jobs[i].report.clone()).collect();
-            match ask(&plans) {
+            if failpoint::armed("consent") == Some(Action::Pause) {
+                failpoint::pause("consent");
+            }
+            let consent = ask(&plans);
+            match consent {
+                // A signal at the prompt (Ctrl-C) or before it: whatever the answer, the
+                // interruption below marks every pending job, and nothing is executed.
+                _ if interrupt::received().is_some() => {}
                 Consent::Yes => {}
                 Consent::No => {
                     for &i in &pending {
@@ -118,6 +131,17 @@ pub fn run(
             }
         }
     }
+    if let Some(signal) = interrupt::received() {
+        // During PLAN/CONFIRM: nothing was changed, nothing will be.
+        for job in jobs.iter_mut().filter(|j| j.pending) {
+            job.report.outcome = RepairOutcome::Failed;
+            job.report.message = format!(
+                "interrupted by {} before anything was changed: nothing was changed",
+                signal.as_str()
+            );
+            job.pending = false;
+        }
+    }
     for job in jobs.iter_mut().filter(|j| j.pending) {
         machine.execute(job);
     }
@@ -130,6 +154,14 @@ pub fn run(
     if let Some(code) = exit_override {
         report.exit_code = code;
     }
+    if let Some(signal) = interrupt::received() {
+        // Whatever was reached, the run was cut short: the operational bit says so.
+        report.exit_code |= super::exit::OPERATIONAL;
+        report.messages.push(format!(
+            "interrupted by {}: wound down safely (see the steps)",
+            signal.as_str()
+        ));
+    }
     Ok(report)
 }
 
@@ -138,6 +170,10 @@ struct Machine<'a> {
     options: &'a Options,
     table: MountTable,
     messages: Vec<String>,
+    /// systemd is PID 1: units are stopped and started through `systemctl`.
+    booted: bool,
+    /// The unit snapguard runs in (never stopped).
+    own_unit: Option<String>,
 }
 
 fn load_table(root: &SysRoot) -> anyhow::Result<MountTable> {
@@ -290,6 +326,7 @@ impl Machine<'_> {
             needs_replay: false,
             boot_check: false,
             pending: false,
+            units_to_stop: Vec::new(),
         };
         if let Err(e) = self.plan(&mut job) {
             job.report.outcome = RepairOutcome::Failed;
@@ -386,6 +423,27 @@ impl Machine<'_> {
             );
             return Ok(());
         }
+        let holder_units: Vec<&str> = job
+            .report
+            .blockers
+            .iter()
+            .filter(|b| b.kind == "process")
+            .filter_map(|b| b.unit.as_deref())
+            .collect();
+        match units::decide(
+            self.booted,
+            self.options.stop_units,
+            self.own_unit.as_deref(),
+            &holder_units,
+        ) {
+            Decision::Nothing => {}
+            Decision::Stop(list) => job.units_to_stop = list,
+            Decision::Refuse(line) => {
+                job.report.outcome = RepairOutcome::Refused;
+                job.report.message = line;
+                return Ok(());
+            }
+        }
         if let Some(why) = self.backup_dir_on_target(&job.subject) {
             job.report.outcome = RepairOutcome::Refused;
             job.report.message = format!("{why}: choose another --backup-dir; nothing was changed");
@@ -399,7 +457,11 @@ impl Machine<'_> {
     fn may_pass(&self, b: &Blocker) -> bool {
         match b.kind.as_str() {
             "process" => {
-                self.options.terminate_holders || self.options.stop_units && b.unit.is_some()
+                self.options.terminate_holders
+                    || self.options.stop_units
+                        && b.unit
+                            .as_deref()
+                            .is_some_and(|u| units::stoppable(u, self.own_unit.as_deref()))
             }
             "unreadable-process" => self.options.trust_fence,
             _ => false,
@@ -410,8 +472,12 @@ impl Machine<'_> {
         let mut hints = Vec::new();
         if hard.iter().any(|b| b.kind == "process") {
             hints.push("--terminate-holders ends the processes (SIGTERM, then SIGKILL)");
-            if hard.iter().any(|b| b.unit.is_some()) {
-                hints.push("--stop-units stops their systemd units and restarts them after");
+            if hard.iter().any(|b| {
+                b.unit
+                    .as_deref()
+                    .is_some_and(|u| units::stoppable(u, self.own_unit.as_deref()))
+            }) {
+                hints.push("--stop-units stops their systemd services and restarts them after");
             }
         }
         if hard.iter().any(|b| b.kind == "unreadable-process") {
@@ -437,6 +503,30 @@ impl Machine<'_> {
         let dev = &job.subject.device;
         let kind = job.kind;
         let mut planned = Vec::new();
+        for u in &job.units_to_stop {
+            planned.push((
+                "stop-unit",
+                format!("stop {u} (its processes hold the filesystem; started again after)"),
+                Some(units::command("stop", u).display()),
+            ));
+        }
+        let automounts: Vec<String> = if self.booted {
+            job.subject
+                .mounts
+                .iter()
+                .rev()
+                .filter_map(|m| units::automount_unit(self.root, &m.mount_point))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for a in &automounts {
+            planned.push((
+                "stop-unit",
+                format!("stop {a} so that no access mounts it again (started again after)"),
+                Some(units::command("stop", a).display()),
+            ));
+        }
         if self.options.terminate_holders && job.report.blockers.iter().any(|b| b.kind == "process")
         {
             planned.push((
@@ -449,13 +539,20 @@ impl Machine<'_> {
             ));
         }
         for m in job.subject.mounts.iter().rev() {
+            let unit = units::mount_unit(&m.mount_point).filter(|_| self.booted);
             planned.push((
                 "unmount",
-                format!(
-                    "umount {} (never lazy, never forced)",
-                    m.mount_point.display()
-                ),
-                None,
+                match &unit {
+                    Some(u) => format!(
+                        "systemd unmounts {} ({u}; never lazy, never forced)",
+                        m.mount_point.display()
+                    ),
+                    None => format!(
+                        "umount {} (never lazy, never forced)",
+                        m.mount_point.display()
+                    ),
+                },
+                unit.map(|u| units::command("stop", &u).display()),
             ));
         }
         planned.push((
@@ -509,6 +606,8 @@ impl Machine<'_> {
             ));
         }
         for m in &job.subject.mounts {
+            let unit =
+                units::startable_mount_unit(self.root, &m.mount_point).filter(|_| self.booted);
             planned.push((
                 "restore",
                 format!(
@@ -517,7 +616,18 @@ impl Machine<'_> {
                     m.mount_options,
                     m.super_options
                 ),
-                None,
+                unit.map(|u| units::command("start", &u).display()),
+            ));
+        }
+        for u in automounts
+            .iter()
+            .rev()
+            .chain(job.units_to_stop.iter().rev())
+        {
+            planned.push((
+                "start-unit",
+                format!("start {u} again"),
+                Some(units::command("start", u).display()),
             ));
         }
         if self.options.freeze_test {
@@ -719,6 +829,7 @@ impl Machine<'_> {
             needs_replay: false,
             boot_check: false,
             pending: false,
+            units_to_stop: Vec::new(),
         };
         job.unmounted = record
             .mounts
@@ -838,6 +949,14 @@ impl Machine<'_> {
     fn execute(&mut self, job: &mut Job) {
         job.pending = false;
         job.report.steps.retain(|s| s.result != "planned");
+        if let Some(signal) = interrupt::received() {
+            job.report.outcome = RepairOutcome::Failed;
+            job.report.message = format!(
+                "interrupted by {} before this filesystem was started: nothing was changed",
+                signal.as_str()
+            );
+            return;
+        }
         if job.boot_check {
             self.apply_boot_check(job);
             return;
@@ -945,8 +1064,15 @@ impl Machine<'_> {
                 return;
             }
             Ok(RepairRun::Injected) => {
-                job.report.message =
-                    "injected failure before the repair command ran: nothing was written".into();
+                job.report.message = match interrupt::received() {
+                    Some(signal) => format!(
+                        "interrupted by {} before the repair command ran: nothing was written",
+                        signal.as_str()
+                    ),
+                    None => {
+                        "injected failure before the repair command ran: nothing was written".into()
+                    }
+                };
                 self.rollback(job);
                 return;
             }
@@ -996,7 +1122,8 @@ pub struct ConcurrentRepair(pub String);
 impl Machine<'_> {
     /// QUIESCE, UNMOUNT, FENCE.
     fn take_out_of_service(&mut self, job: &mut Job) -> anyhow::Result<()> {
-        if job.report.blockers.iter().any(|b| b.kind == "process") {
+        if job.report.blockers.iter().any(|b| b.kind == "process") || !job.units_to_stop.is_empty()
+        {
             self.quiesce(job)?;
         }
         // Re-discover: nothing may hold it now but its own mounts (and, with --trust-fence,
@@ -1011,20 +1138,38 @@ impl Machine<'_> {
         job.record.phase = Phase::Unmounting;
         self.save(job);
         let mounts: Vec<RecordedMount> = job.record.mounts.iter().rev().cloned().collect();
+        if self.booted {
+            // `.automount` units first: an access must not mount it again behind our back.
+            for m in &mounts {
+                if let Some(unit) = units::automount_unit(self.root, &m.mount_point) {
+                    self.stop_unit(job, &unit)?;
+                }
+            }
+        }
         for m in mounts {
+            let unit = units::mount_unit(&m.mount_point).filter(|_| self.booted);
             self.step(job, "unmount", |this, job| {
-                mountops::unmount(&m.mount_point).map_err(|errno| {
-                    anyhow::anyhow!(
-                        "umount {}: {}{}",
-                        m.mount_point.display(),
-                        errno.desc(),
-                        if errno == nix::errno::Errno::EBUSY {
-                            " (something started using it after the scan; nothing is forced)"
-                        } else {
-                            ""
-                        }
-                    )
-                })?;
+                let command = match &unit {
+                    // systemd is PID 1: it unmounts through its `.mount` unit (and so knows
+                    // the mount is gone on purpose); never lazy, never forced either.
+                    Some(u) => Some(units::systemctl("stop", u)?),
+                    None => {
+                        mountops::unmount(&m.mount_point).map_err(|errno| {
+                            anyhow::anyhow!(
+                                "umount {}: {}{}",
+                                m.mount_point.display(),
+                                errno.desc(),
+                                if errno == nix::errno::Errno::EBUSY {
+                                    " (something started using it after the scan; nothing is \
+                                     forced)"
+                                } else {
+                                    ""
+                                }
+                            )
+                        })?;
+                        None
+                    }
+                };
                 job.unmounted.push(m.clone());
                 this.table = load_table(this.root)?;
                 if this
@@ -1038,7 +1183,11 @@ impl Machine<'_> {
                         m.mount_point.display()
                     );
                 }
-                Ok((format!("{} unmounted", m.mount_point.display()), None, None))
+                Ok((
+                    format!("{} unmounted", m.mount_point.display()),
+                    command,
+                    None,
+                ))
             })?;
         }
         self.fence(job)?;
@@ -1051,6 +1200,28 @@ impl Machine<'_> {
     /// inherit its cwd and fds: a shell loop killed mid-iteration leaves its `sleep` holding.
     fn quiesce(&mut self, job: &mut Job) -> anyhow::Result<()> {
         let (major, minor) = job.subject.sb.unwrap_or(job.subject.dev);
+        if self.booted && self.options.stop_units {
+            // The units as they are now (a holder may have moved or gone since the plan).
+            let now = discover::discover(self.root, major, minor)?;
+            let holder_units: Vec<&str> = now
+                .holders
+                .processes
+                .iter()
+                .filter_map(|p| p.unit.as_deref())
+                .collect();
+            if let Decision::Stop(list) =
+                units::decide(true, true, self.own_unit.as_deref(), &holder_units)
+            {
+                for unit in list {
+                    self.stop_unit(job, &unit)?;
+                }
+            }
+        }
+        if !self.options.terminate_holders {
+            job.record.phase = Phase::Quiesced;
+            self.save(job);
+            return Ok(());
+        }
         let proc_dir = self.root.path(PROC);
         let grace = self.options.grace;
         let me = std::process::id();
@@ -1089,6 +1260,74 @@ impl Machine<'_> {
         Ok(())
     }
 
+    /// `systemctl stop UNIT`, recorded in the state record BEFORE it is stopped: a crash
+    /// right after still finds it there, and the next run's rollback starts it again.
+    fn stop_unit(&mut self, job: &mut Job, unit: &str) -> anyhow::Result<()> {
+        if !job.record.stopped_units.iter().any(|u| u == unit) {
+            job.record.stopped_units.push(unit.to_string());
+        }
+        self.save(job);
+        let unit = unit.to_string();
+        self.step(job, "stop-unit", |_, _| {
+            let command = units::systemctl("stop", &unit)?;
+            Ok((format!("{unit} stopped"), Some(command), Some(0)))
+        })
+    }
+
+    /// Start again every unit this run (or the interrupted run of the record) stopped, last
+    /// stopped first; only once every mount is back (a service started on an empty mount
+    /// point would write into the parent filesystem).
+    fn restart_units(&mut self, job: &mut Job) {
+        let stopped: Vec<String> = job.record.stopped_units.iter().rev().cloned().collect();
+        for unit in stopped {
+            let started = Instant::now();
+            if !self.booted {
+                push(
+                    job,
+                    "start-unit",
+                    "failed",
+                    format!("{unit}: systemd is not running, it cannot be started"),
+                    None,
+                    started,
+                );
+                continue;
+            }
+            match units::systemctl("start", &unit) {
+                Ok(command) => {
+                    job.record.stopped_units.retain(|u| u != &unit);
+                    push(
+                        job,
+                        "start-unit",
+                        "ok",
+                        format!("{unit} started"),
+                        Some(command),
+                        started,
+                    );
+                }
+                Err(e) => push(
+                    job,
+                    "start-unit",
+                    "failed",
+                    format!("{e:#}"),
+                    Some(units::command("start", &unit).display()),
+                    started,
+                ),
+            }
+            self.save(job);
+        }
+        if !job.record.stopped_units.is_empty() {
+            let line = format!(
+                "units stopped by this repair could not be started again: {}",
+                job.record.stopped_units.join(", ")
+            );
+            job.report.message = if job.report.message.is_empty() {
+                line
+            } else {
+                format!("{}; {line}", job.report.message)
+            };
+        }
+    }
+
     /// FENCE: no mount of the superblock anywhere, then an O_EXCL open of the device.
     fn fence(&mut self, job: &mut Job) -> anyhow::Result<()> {
         if job.fence.is_some() {
@@ -1121,6 +1360,12 @@ impl Machine<'_> {
         let kind = job.kind;
         let mut verdict = Verdict::OperationalError;
         let device = job.subject.device.clone();
+        // Before the first write a signal stops a read-only check (and the run rolls back);
+        // after it, the check decides between back in service and held, so it runs to its end.
+        let limits = checker::Limits {
+            stop_on_interrupt: job.record.phase < Phase::RepairStarted,
+            ..checker::Limits::new(timeout)
+        };
         self.step(job, name, |_, job| {
             // btrfs check opens the device with O_EXCL itself: it cannot run under our fence,
             // and its own exclusive open is the fence while it runs.
@@ -1128,11 +1373,21 @@ impl Machine<'_> {
             if refence {
                 Self::release_fence(job);
             }
-            let run = checker::run(&command, timeout, None);
+            let run = checker::run_with(&command, limits, None);
             if refence {
                 job.fence = Some(Fence::take(&device)?);
             }
             let run = run?;
+            if limits.stop_on_interrupt {
+                if let Some(signal) = interrupt::received() {
+                    anyhow::bail!(
+                        "interrupted by {} during the read-only check ({} was stopped: it only \
+                         reads)",
+                        signal.as_str(),
+                        command.program
+                    );
+                }
+            }
             verdict = checker::interpret(kind, CheckPhase::ReadOnly, run.status, &run.output);
             let detail = format!("{}: {}", verdict_name(verdict), last_line(&run.output));
             if verdict == Verdict::OperationalError {
@@ -1311,6 +1566,7 @@ impl Machine<'_> {
         self.save(job);
         match failpoint::armed("repair") {
             Some(Action::Crash) => std::process::exit(i32::from(super::exit::OPERATIONAL)),
+            Some(Action::Pause) => failpoint::pause("repair"),
             Some(Action::Fail) => {
                 push(
                     job,
@@ -1323,6 +1579,20 @@ impl Machine<'_> {
                 return Ok(RepairRun::Injected);
             }
             None => {}
+        }
+        if let Some(signal) = interrupt::received() {
+            push(
+                job,
+                "repair",
+                "skipped",
+                format!(
+                    "interrupted by {} before the command ran: nothing was written",
+                    signal.as_str()
+                ),
+                Some(command.display()),
+                Instant::now(),
+            );
+            return Ok(RepairRun::Injected);
         }
         if job.kind != FsKind::Fat {
             Self::release_fence(job);
@@ -1372,6 +1642,21 @@ impl Machine<'_> {
             if undo.exists() {
                 backup.undo_file = Some(undo.display().to_string());
             }
+        }
+        if let Some(signal) = interrupt::received() {
+            push(
+                job,
+                "interrupt",
+                "received",
+                format!(
+                    "{} during the repair command: it was allowed to finish (never killed \
+                     mid-write); the read-only check decides between mounting it again and \
+                     holding it",
+                    signal.as_str()
+                ),
+                None,
+                Instant::now(),
+            );
         }
         job.record.phase = Phase::Repaired;
         self.save(job);
@@ -1440,6 +1725,12 @@ impl Machine<'_> {
                 ),
             quote_path(&job.subject.device)
         );
+        if !job.record.stopped_units.is_empty() {
+            job.report.message.push_str(&format!(
+                "; the units it stopped stay stopped until then: {}",
+                job.record.stopped_units.join(", ")
+            ));
+        }
         tracing::error!("{}", job.report.message);
     }
 
@@ -1468,7 +1759,8 @@ impl Machine<'_> {
         }
         job.record.phase = Phase::Done;
         self.save(job);
-        if outcome == RepairOutcome::Repaired && self.options.freeze_test {
+        let signal = interrupt::received();
+        if outcome == RepairOutcome::Repaired && self.options.freeze_test && signal.is_none() {
             self.freeze_test(job);
         }
         if let Ok(after) = self.scan(&job.subject.device) {
@@ -1480,6 +1772,13 @@ impl Machine<'_> {
         } else {
             job.report.message = format!("{}; {message}", job.report.message);
         }
+        if let Some(signal) = signal {
+            job.report.message.push_str(&format!(
+                "; {} arrived during the repair command, which was allowed to finish (the \
+                 freeze test was skipped)",
+                signal.as_str()
+            ));
+        }
         if !job.report.differences.is_empty() {
             job.report
                 .message
@@ -1490,6 +1789,15 @@ impl Machine<'_> {
     /// Put back every mount this run took away, parents first, with the recorded options.
     fn restore(&mut self, job: &mut Job) {
         Self::release_fence(job);
+        self.remount(job);
+        if job.unmounted.is_empty() {
+            self.restart_units(job);
+        }
+    }
+
+    /// The mounts of [`Self::restore`]: through `systemctl start` for a `.mount` unit with a
+    /// unit file when systemd is PID 1, else mount(2) with the recorded options.
+    fn remount(&mut self, job: &mut Job) {
         if job.unmounted.is_empty() {
             return;
         }
@@ -1503,13 +1811,18 @@ impl Machine<'_> {
         let mut primary: Option<MountInfo> = None;
         for m in order {
             let before = MountInfo::from(&m);
+            let unit =
+                units::startable_mount_unit(self.root, &m.mount_point).filter(|_| self.booted);
             let result = if injected {
                 Err(anyhow::anyhow!("injected failure (SNAPGUARD_FAILPOINT)"))
             } else {
-                mount_back(&before, primary.as_ref(), &device)
-                    .or_else(|_| mount_back(&before, primary.as_ref(), &device))
+                mount_back(&before, primary.as_ref(), &device, unit.as_deref())
+                    .or_else(|_| mount_back(&before, primary.as_ref(), &device, unit.as_deref()))
             };
             let started = Instant::now();
+            let command = unit
+                .as_deref()
+                .map(|u| units::command("start", u).display());
             match result {
                 Ok(()) => {
                     job.unmounted.retain(|u| u != &m);
@@ -1524,7 +1837,7 @@ impl Machine<'_> {
                         )
                     };
                     job.report.differences.extend(diffs);
-                    push(job, "restore", "ok", detail, None, started);
+                    push(job, "restore", "ok", detail, command, started);
                     primary.get_or_insert(before);
                 }
                 Err(e) => {
@@ -1533,7 +1846,7 @@ impl Machine<'_> {
                         "restore",
                         "failed",
                         format!("{}: {e:#}", m.mount_point.display()),
-                        None,
+                        command,
                         started,
                     );
                 }
@@ -1560,6 +1873,24 @@ impl Machine<'_> {
 
     /// Failure before any write: put everything back as it was.
     fn rollback(&mut self, job: &mut Job) {
+        if let Some(signal) = interrupt::received() {
+            push(
+                job,
+                "interrupt",
+                "received",
+                format!(
+                    "{} before the first write: rolling back (mounts and units as they were)",
+                    signal.as_str()
+                ),
+                None,
+                Instant::now(),
+            );
+            job.report.message = format!(
+                "interrupted by {}: rolled back before the first write, nothing was written ({})",
+                signal.as_str(),
+                job.report.message
+            );
+        }
         self.restore(job);
         let restored = job.unmounted.is_empty();
         push(
@@ -1666,6 +1997,7 @@ impl Machine<'_> {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
+            .process_group(true)
             .spawn()
             .and_then(|c| c.wait_with_output());
         let verdict = child.ok().and_then(|out| {
@@ -1712,10 +2044,26 @@ impl Machine<'_> {
         F: FnOnce(&mut Self, &mut Job) -> anyhow::Result<(String, Option<String>, Option<i32>)>,
     {
         let started = Instant::now();
+        let signal = interrupt::received().filter(|_| job.record.phase < Phase::RepairStarted);
         let result = match failpoint::armed(name) {
+            _ if signal.is_some() => Err(anyhow::anyhow!(
+                "interrupted by {} before this step: nothing more is done",
+                signal.map_or("a signal", |s| s.as_str())
+            )),
             Some(Action::Crash) => {
                 self.save(job);
                 std::process::exit(i32::from(super::exit::OPERATIONAL));
+            }
+            Some(Action::Pause) => {
+                self.save(job);
+                failpoint::pause(name);
+                match interrupt::received() {
+                    Some(s) => Err(anyhow::anyhow!(
+                        "interrupted by {} before this step: nothing more is done",
+                        s.as_str()
+                    )),
+                    None => body(self, job),
+                }
             }
             Some(Action::Fail) => Err(anyhow::anyhow!(
                 "injected failure (SNAPGUARD_FAILPOINT={name})"
@@ -1741,7 +2089,14 @@ fn mount_back(
     before: &MountInfo,
     primary: Option<&MountInfo>,
     device: &Path,
+    unit: Option<&str>,
 ) -> anyhow::Result<()> {
+    if let Some(unit) = unit {
+        // systemd mounts it from its unit (fstab's options); the caller compares the result
+        // with the recorded line like any other mount.
+        units::systemctl("start", unit)?;
+        return mountops::apply_propagation(&before.mount_point, &before.optional_fields);
+    }
     let request = match primary.and_then(|p| mountops::bind_request(before, p)) {
         Some(bind) => bind,
         None => mountops::primary_request(before, device),

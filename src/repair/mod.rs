@@ -18,6 +18,7 @@ pub mod progress;
 pub mod quiesce;
 pub mod state;
 pub mod subject;
+pub mod units;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -5,6 +5,7 @@
 
 pub mod blockdev;
 pub mod freeze;
+pub mod interrupt;
 mod ioctl;
 pub mod loopdev;
 pub mod procdir;
