@@ -52,49 +52,8 @@ const RCU_KNOB: &str = "/sys/kernel/rcu_expedited";
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-/// The record path of the run whose controller is `ctl`.
-fn record_path(ctl: u32) -> PathBuf {
-    PathBuf::from(format!("/run/snapguard/freeze-{ctl}.json"))
-}
-
-/// The record of the run whose controller is `ctl`, if it exists (and parses).
-fn record(ctl: u32) -> Option<Value> {
-    let text = std::fs::read_to_string(record_path(ctl)).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// Wait until the record of `ctl` says mount `index` is in `state`; returns the record.
-fn wait_for_state(ctl: u32, index: usize, state: &str, limit: Duration) -> Value {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(r) = record(ctl) {
-            if r["mounts"][index]["state"] == state {
-                return r;
-            }
-        }
-        assert!(
-            Instant::now() < end,
-            "the record of {ctl} never said mount {index} is {state}: {:?}",
-            record(ctl)
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 fn guardian_of(rec: &Value) -> i32 {
     rec["guardian"]["pid"].as_i64().expect("guardian pid") as i32
-}
-
-/// Whether process `pid` exists and is not a zombie.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rfind(')')
-                .and_then(|i| stat[i + 1..].trim_start().chars().next()),
-            Some('Z' | 'X') | None
-        ),
-        Err(_) => false,
-    }
 }
 
 /// Whether any thread of process `pid` is left (a guardian killed inside FIFREEZE is a zombie

@@ -29,42 +29,6 @@ use std::time::{Duration, Instant};
 
 const REPEAT: usize = 20;
 
-/// The record of the run whose controller is `ctl`, if it exists (and parses).
-fn record(ctl: u32) -> Option<Value> {
-    let text = std::fs::read_to_string(format!("/run/snapguard/freeze-{ctl}.json")).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// Wait until the record of `ctl` says mount `index` is in `state`; returns the record.
-fn wait_for_state(ctl: u32, index: usize, state: &str, limit: Duration) -> Value {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(r) = record(ctl) {
-            if r["mounts"][index]["state"] == state {
-                return r;
-            }
-        }
-        assert!(
-            Instant::now() < end,
-            "the record of {ctl} never said mount {index} is {state}: {:?}",
-            record(ctl)
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Whether process `pid` exists (and is not a zombie).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rfind(')')
-                .and_then(|i| stat[i + 1..].trim_start().chars().next()),
-            Some('Z' | 'X') | None
-        ),
-        Err(_) => false,
-    }
-}
-
 fn wait_gone(pid: i32, limit: Duration, what: &str) {
     let end = Instant::now() + limit;
     while alive(pid) {
@@ -155,7 +119,7 @@ fn kill_inside_fifreeze(signal: Signal, test: &str) {
         let held = n.block(round);
         let mut bg = start_slow_freeze(&dir, &n, "ctl", "3s");
         let ctl = bg.child.id();
-        let rec = wait_for_state(ctl, 0, "freezing", Duration::from_secs(20));
+        let rec = bg.wait_for_state(0, "freezing", Duration::from_secs(20));
         let freezing_since = Instant::now();
         let guardian = rec["guardian"]["pid"].as_i64().expect("guardian pid") as i32;
         // FIFREEZE has now been blocked for over a second.
@@ -233,8 +197,7 @@ fn a_fifreeze_returning_after_the_deadline_is_thawed_at_once() {
     let n = Nested::new(&dir);
     let held = n.block(0);
     let mut bg = start_slow_freeze(&dir, &n, "late", "1s");
-    let ctl = bg.child.id();
-    wait_for_state(ctl, 0, "freezing", Duration::from_secs(20));
+    bg.wait_for_state(0, "freezing", Duration::from_secs(20));
     // Well past the 1 s deadline, the FIFREEZE is still blocked; then it returns.
     std::thread::sleep(Duration::from_millis(1800));
     held.thaw();

@@ -438,3 +438,75 @@ pub fn script(path: &Path, body: &str, mode: u32) -> PathBuf {
     fs::rename(&tmp, path).expect("rename script");
     path.to_path_buf()
 }
+
+/// The record path of the freeze run whose controller is `ctl`.
+pub fn record_path(ctl: u32) -> PathBuf {
+    PathBuf::from(format!("/run/snapguard/freeze-{ctl}.json"))
+}
+
+/// The record of the run whose controller is `ctl`, if it exists (and parses).
+pub fn record(ctl: u32) -> Option<Value> {
+    let text = fs::read_to_string(record_path(ctl)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rfind(')')
+                .and_then(|i| stat[i + 1..].trim_start().chars().next()),
+            Some('Z' | 'X') | None
+        ),
+        Err(_) => false,
+    }
+}
+
+/// Wait until the record of `ctl` says mount `index` is in `state`; returns the record. Fails
+/// at once when the controller has ended without its record saying so.
+pub fn wait_for_state(ctl: u32, index: usize, state: &str, limit: Duration) -> Value {
+    wait_for_state_or(ctl, index, state, limit, &String::new)
+}
+
+fn wait_for_state_or(
+    ctl: u32,
+    index: usize,
+    state: &str,
+    limit: Duration,
+    what_it_printed: &dyn Fn() -> String,
+) -> Value {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(r) = record(ctl) {
+            if r["mounts"][index]["state"] == state {
+                return r;
+            }
+        }
+        let ended = !alive(ctl as i32);
+        assert!(
+            Instant::now() < end && !ended,
+            "the record of {ctl} never said mount {index} is {state} ({}): {:?}\n{}",
+            if ended {
+                "the controller has ended"
+            } else {
+                "the controller still runs"
+            },
+            record(ctl),
+            what_it_printed()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+impl Background {
+    /// [`wait_for_state`] for this run, showing what it printed when it fails.
+    pub fn wait_for_state(&self, index: usize, state: &str, limit: Duration) -> Value {
+        wait_for_state_or(self.child.id(), index, state, limit, &|| {
+            format!(
+                "--- stdout\n{}\n--- stderr\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+}
