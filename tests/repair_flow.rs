@@ -11,7 +11,7 @@ mod common;
 
 use common::repair::{
     EXT4_OPTS, MIB, RUN_LIMIT, hashes, mount_line, one_at_a_time, repair, repair_env, scan_status,
-    step, unclean_ext4, write_files,
+    step, superblock_state, unclean_ext4, write_files,
 };
 use common::{
     LoopDevice, Mount, TestDir, assert_schema, require_root, run, run_any, run_snapguard,
@@ -320,25 +320,6 @@ fn consent_no_terminal_declined_prompt_and_dry_run_change_nothing() {
         sb_before,
         "superblock unchanged"
     );
-}
-
-/// `dumpe2fs -h` lines that a repair would change.
-fn superblock_state(dev: &Path) -> Vec<String> {
-    let out = run_any("dumpe2fs", &[OsStr::new("-h"), dev.as_os_str()]);
-    out.stdout
-        .lines()
-        .filter(|l| {
-            [
-                "Filesystem state:",
-                "Last checked:",
-                "Free inodes:",
-                "Free blocks:",
-            ]
-            .iter()
-            .any(|k| l.starts_with(k))
-        })
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]

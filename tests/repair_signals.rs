@@ -14,22 +14,17 @@
 mod common;
 mod freeze_support;
 
-use common::{LoopDevice, Mount, TestDir, fixtures, require_root, run, run_any};
+use common::repair::{UncleanExt4, hashes, mount_line, step, superblock_state, unclean_ext4};
+use common::{TestDir, require_root};
 use freeze_support::assert_schema;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use snapguard::mount::table::MountTable;
-use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const MIB: u64 = 1 << 20;
-const EXT4_OPTS: &str = "noatime,nodev,nosuid,errors=remount-ro,commit=30";
 
 /// A snapguard run we started; killed and reaped on drop (only this pid).
 struct Run {
@@ -118,122 +113,15 @@ fn wait_paused(dir: &TestDir, run: &mut Run) -> String {
     }
 }
 
-fn table() -> MountTable {
-    MountTable::from_mountinfo(&fs::read("/proc/self/mountinfo").unwrap()).unwrap()
-}
-
-/// (per-mount options, super options, root, source) of the mount at `dir`.
-fn mount_line(dir: &Path) -> Option<(String, String, PathBuf, String)> {
-    table().by_mount_point(dir).map(|m| {
-        (
-            m.mount_options.clone(),
-            m.super_options.clone(),
-            m.root.clone(),
-            m.source
-                .as_ref()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        )
-    })
-}
-
-/// SHA-256 of every regular file under `dir`, by relative path.
-fn hashes(dir: &Path) -> BTreeMap<String, String> {
-    let out = run(
-        "sh",
-        &[
-            OsStr::new("-c"),
-            OsStr::new(
-                "cd \"$1\" && find . -path ./lost+found -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum",
-            ),
-            OsStr::new("sh"),
-            dir.as_os_str(),
-        ],
-    );
-    out.lines()
-        .filter_map(|l| l.split_once("  "))
-        .map(|(h, p)| (p.to_string(), h.to_string()))
-        .collect()
-}
-
-/// `dumpe2fs -h` lines that a repair would change (read while mounted: the kernel's view).
-fn superblock_state(dev: &Path) -> Vec<String> {
-    let out = run_any("dumpe2fs", &[OsStr::new("-h"), dev.as_os_str()]);
-    out.stdout
-        .lines()
-        .filter(|l| {
-            ["Filesystem state:", "Last checked:"]
-                .iter()
-                .any(|k| l.starts_with(k))
-        })
-        .map(str::to_string)
-        .collect()
-}
-
-fn step<'a>(target: &'a Value, name: &str) -> Vec<&'a Value> {
-    target["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["step"] == name)
-        .collect()
-}
-
 fn record_of(target: &Value) -> Value {
     let path = target["record"].as_str().expect("record path");
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
 }
 
-/// An unclean ext4 (a wrong link count, state 0) mounted with [`EXT4_OPTS`], with files.
-struct Fixture {
-    mount: Option<Mount>,
-    lo: LoopDevice,
-    dir: PathBuf,
-    files: BTreeMap<String, String>,
-}
-
-fn unclean_ext4(dir: &TestDir, name: &str) -> Fixture {
-    let img = fixtures::mkfs(
-        dir,
-        &format!("{name}.img"),
-        fixtures::Kind::Ext4,
-        4096,
-        &[],
-        64 * MIB,
-    );
-    let lo = LoopDevice::attach(&img);
-    let mnt = dir.mkdir(name);
-    let m = Mount::new(lo.dev(), &mnt, Some(EXT4_OPTS));
-    for i in 0..4 {
-        fs::write(
-            mnt.join(format!("file{i}")),
-            vec![i as u8 ^ 0x5a; 100_000 + i],
-        )
-        .unwrap();
-    }
-    fs::create_dir_all(mnt.join("sub")).unwrap();
-    fs::write(mnt.join("sub/note"), b"kept\n").unwrap();
-    run("sync", &[OsStr::new("-f"), mnt.as_os_str()]);
-    let files = hashes(&mnt);
-    let ino = fs::metadata(mnt.join("file2")).unwrap().ino();
-    m.unmount();
-    fixtures::debugfs_w_script(
-        lo.dev(),
-        &[&format!("sif <{ino}> links_count 5"), "ssv state 0"],
-    );
-    let m = Mount::new(lo.dev(), &mnt, Some(EXT4_OPTS));
-    Fixture {
-        mount: Some(m),
-        lo,
-        dir: mnt,
-        files,
-    }
-}
-
 /// Rolled back after `signal`: exit 8, mounted as before with the same data, the superblock
 /// untouched, the record `rolled-back` with an `interrupt` step naming the signal.
 fn assert_rolled_back(
-    fx: &Fixture,
+    fx: &UncleanExt4,
     before: &(String, String, PathBuf, String),
     sb_before: &[String],
     result: (i32, Value, String),
@@ -253,11 +141,11 @@ fn assert_rolled_back(
         "the one-line problem names it: {stderr}"
     );
     assert_eq!(
-        mount_line(&fx.dir).as_ref(),
+        mount_line(&fx.dir_path).as_ref(),
         Some(before),
         "mounted as before"
     );
-    assert_eq!(hashes(&fx.dir), fx.files, "same data");
+    assert_eq!(hashes(&fx.dir_path), fx.files, "same data");
     assert_eq!(
         superblock_state(fx.lo.dev()),
         sb_before,
@@ -293,10 +181,10 @@ fn sigterm_at_the_plan_changes_nothing() {
     let _turn = common::mount_namespace_turn(true);
     let dir = TestDir::new("repair-sig-plan");
     let fx = unclean_ext4(&dir, "p");
-    let before = mount_line(&fx.dir).unwrap();
+    let before = mount_line(&fx.dir_path).unwrap();
     let sb_before = superblock_state(fx.lo.dev());
 
-    let mut run = start(&dir, &fx.dir, Some("consent:pause"));
+    let mut run = start(&dir, &fx.dir_path, Some("consent:pause"));
     assert_eq!(wait_paused(&dir, &mut run), "consent");
     kill(run.pid(), Signal::SIGTERM).unwrap();
     let (code, doc, stderr) = run.finish();
@@ -317,8 +205,8 @@ fn sigterm_at_the_plan_changes_nothing() {
             .all(|name| step(t, name).iter().all(|s| s["result"] == "planned")),
         "only the plan, nothing carried out: {doc:#}"
     );
-    assert_eq!(mount_line(&fx.dir).unwrap(), before);
-    assert_eq!(hashes(&fx.dir), fx.files);
+    assert_eq!(mount_line(&fx.dir_path).unwrap(), before);
+    assert_eq!(hashes(&fx.dir_path), fx.files);
     assert_eq!(superblock_state(fx.lo.dev()), sb_before);
     drop(fx.mount);
 }
@@ -331,19 +219,19 @@ fn sigterm_after_the_unmount_rolls_back() {
     let _turn = common::mount_namespace_turn(true);
     let dir = TestDir::new("repair-sig-unmounted");
     let fx = unclean_ext4(&dir, "u");
-    let before = mount_line(&fx.dir).unwrap();
+    let before = mount_line(&fx.dir_path).unwrap();
     let sb_before = superblock_state(fx.lo.dev());
 
     // Paused before the read-only check: unmounted and fenced.
-    let mut run = start(&dir, &fx.dir, Some("check:pause"));
+    let mut run = start(&dir, &fx.dir_path, Some("check:pause"));
     assert_eq!(wait_paused(&dir, &mut run), "check");
-    assert!(mount_line(&fx.dir).is_none(), "unmounted at the pause");
+    assert!(mount_line(&fx.dir_path).is_none(), "unmounted at the pause");
     kill(run.pid(), Signal::SIGTERM).unwrap();
     assert_rolled_back(&fx, &before, &sb_before, run.finish(), "SIGTERM");
 
     // SIGINT (Ctrl-C) and SIGHUP (the terminal went away) the same.
     for (signal, name) in [(Signal::SIGINT, "SIGINT"), (Signal::SIGHUP, "SIGHUP")] {
-        let mut run = start(&dir, &fx.dir, Some("check:pause"));
+        let mut run = start(&dir, &fx.dir_path, Some("check:pause"));
         wait_paused(&dir, &mut run);
         kill(run.pid(), signal).unwrap();
         assert_rolled_back(&fx, &before, &sb_before, run.finish(), name);
@@ -359,9 +247,9 @@ fn sigterm_after_the_repair_was_recorded_but_before_it_ran_rolls_back() {
     let _turn = common::mount_namespace_turn(true);
     let dir = TestDir::new("repair-sig-prerepair");
     let fx = unclean_ext4(&dir, "r");
-    let before = mount_line(&fx.dir).unwrap();
+    let before = mount_line(&fx.dir_path).unwrap();
     let sb_before = superblock_state(fx.lo.dev());
-    let mut run = start(&dir, &fx.dir, Some("repair:pause"));
+    let mut run = start(&dir, &fx.dir_path, Some("repair:pause"));
     assert_eq!(wait_paused(&dir, &mut run), "repair");
     kill(run.pid(), Signal::SIGTERM).unwrap();
     let result = run.finish();
@@ -387,7 +275,7 @@ fn sigterm_during_the_repair_command_lets_it_finish_then_verifies() {
     let _turn = common::mount_namespace_turn(true);
     let dir = TestDir::new("repair-sig-during");
     let fx = unclean_ext4(&dir, "d");
-    let before = mount_line(&fx.dir).unwrap();
+    let before = mount_line(&fx.dir_path).unwrap();
 
     // The repair command's exec waits for our answer (fanotify FAN_OPEN_EXEC_PERM on the
     // e2fsck binary: permission events exist for regular files only, not for the device node).
@@ -443,7 +331,7 @@ fn sigterm_during_the_repair_command_lets_it_finish_then_verifies() {
             .and_then(|v| v.trim().parse().ok())
     };
 
-    let mut run = start(&dir, &fx.dir, None);
+    let mut run = start(&dir, &fx.dir_path, None);
     let snapguard = run.pid();
     let deadline = Instant::now() + Duration::from_secs(120);
     // The held event (its fd answers it), and when it was signalled.
@@ -516,9 +404,9 @@ fn sigterm_during_the_repair_command_lets_it_finish_then_verifies() {
         t["message"].as_str().unwrap().contains("SIGTERM"),
         "{doc:#}"
     );
-    let after = mount_line(&fx.dir).expect("mounted again");
+    let after = mount_line(&fx.dir_path).expect("mounted again");
     assert_eq!(after, before, "same options");
-    assert_eq!(hashes(&fx.dir), fx.files, "same data");
+    assert_eq!(hashes(&fx.dir_path), fx.files, "same data");
     let record = record_of(t);
     assert_eq!(record["phase"], "done", "{record:#}");
     assert!(
@@ -534,15 +422,41 @@ fn sigterm_during_the_repair_command_lets_it_finish_then_verifies() {
 
 #[test]
 fn ctrl_c_at_the_prompt_changes_nothing() {
+    interrupt_the_prompt("ctrl_c_at_the_prompt_changes_nothing", None);
+}
+
+/// systemd stopping a run that waits at the prompt (the prompt reads the terminal in raw mode,
+/// so only the signal watcher sees it): the wait ends at once, nothing changed.
+#[test]
+fn sigterm_while_the_prompt_waits_changes_nothing() {
+    interrupt_the_prompt(
+        "sigterm_while_the_prompt_waits_changes_nothing",
+        Some(Signal::SIGTERM),
+    );
+}
+
+/// The pid of the `snapguard repair` whose command line names `marker`.
+fn snapguard_with(marker: &str) -> Option<Pid> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+        let comm = fs::read_to_string(e.path().join("comm")).ok()?;
+        (comm.trim() == "snapguard" && String::from_utf8_lossy(&cmdline).contains(marker))
+            .then(|| Pid::from_raw(pid))
+    })
+}
+
+/// Ctrl-C typed at the prompt (`signal` None) or `signal` sent to snapguard while it waits.
+fn interrupt_the_prompt(test: &str, signal: Option<Signal>) {
     use std::io::{Read as _, Write as _};
     use std::sync::{Arc, Mutex};
-    if !require_root("ctrl_c_at_the_prompt_changes_nothing") {
+    if !require_root(test) {
         return;
     }
     let _turn = common::mount_namespace_turn(true);
     let dir = TestDir::new("repair-sig-prompt");
     let fx = unclean_ext4(&dir, "q");
-    let before = mount_line(&fx.dir).unwrap();
+    let before = mount_line(&fx.dir_path).unwrap();
     let sb_before = superblock_state(fx.lo.dev());
 
     // The prompt on a pseudo-terminal (script(1)); Ctrl-C is a 0x03 byte typed on it, which
@@ -552,7 +466,7 @@ fn ctrl_c_at_the_prompt_changes_nothing() {
         "{} repair --trust-fence --backup-dir {} {}",
         exe.display(),
         dir.join("backup").display(),
-        fx.dir.display()
+        fx.dir_path.display()
     );
     let child = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
@@ -593,8 +507,17 @@ fn ctrl_c_at_the_prompt_changes_nothing() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    stdin.write_all(b"\x03").unwrap();
-    stdin.flush().unwrap();
+    match signal {
+        None => {
+            stdin.write_all(b"\x03").unwrap();
+            stdin.flush().unwrap();
+        }
+        Some(signal) => {
+            let marker = dir.join("backup").display().to_string();
+            let pid = snapguard_with(&marker).expect("snapguard's pid");
+            kill(pid, signal).unwrap();
+        }
+    }
     let mut child = run.child.take().unwrap();
     let start = Instant::now();
     let status = loop {
@@ -613,11 +536,14 @@ fn ctrl_c_at_the_prompt_changes_nothing() {
     let text = seen.lock().unwrap().clone();
     assert_eq!(status.code(), Some(8), "{text}");
     assert!(
-        text.contains("interrupted by SIGINT before anything was changed"),
+        text.contains(&format!(
+            "interrupted by {} before anything was changed",
+            signal.unwrap_or(Signal::SIGINT).as_str()
+        )),
         "{text}"
     );
-    assert_eq!(mount_line(&fx.dir).unwrap(), before);
-    assert_eq!(hashes(&fx.dir), fx.files);
+    assert_eq!(mount_line(&fx.dir_path).unwrap(), before);
+    assert_eq!(hashes(&fx.dir_path), fx.files);
     assert_eq!(superblock_state(fx.lo.dev()), sb_before);
     drop(fx.mount);
 }

@@ -8,7 +8,7 @@ use crate::repair::{Options, Tier, exit, state};
 use crate::report::{self, Format, RepairTarget};
 use crate::sys::process::euid;
 use clap::Args;
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -300,41 +300,53 @@ fn confirm(plans: &[RepairTarget], yes: bool) -> Consent {
     } else {
         format!("Carry out this plan for {} filesystems?", plans.len())
     };
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "{question} [y/N] ");
-    let _ = err.flush();
-    drop(err);
-    let answer = read_answer();
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err);
-    match answer {
-        Some(line) if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") => {
-            Consent::Yes
-        }
-        // No, Enter (the default), end of input, or a signal (the machine names it).
+    match ask(question) {
+        Some(true) => Consent::Yes,
+        // No, Enter (the default), Esc, or a signal (the machine names it).
         _ => Consent::No,
     }
 }
 
-/// One line from the terminal, or `None` at end of input or when a deferred signal arrives
-/// (Ctrl-C at the prompt: SIGINT is blocked, so the wait polls for it).
-fn read_answer() -> Option<String> {
-    use std::os::fd::AsFd as _;
-    let stdin = std::io::stdin();
+/// Ask `question` with dialoguer's confirm prompt (default No) on the terminal. The prompt runs
+/// in a thread of its own so a termination signal can end the wait: the prompt reads the
+/// terminal in raw mode and cannot be woken, so on a signal the terminal's settings are put
+/// back and the thread is left blocked until the process exits. `None`: no answer (a signal,
+/// Ctrl-C typed — counted as SIGINT —, Esc, or the terminal gone).
+fn ask(question: String) -> Option<bool> {
+    use nix::sys::termios::{SetArg, tcgetattr, tcsetattr};
+    use std::sync::mpsc::{self, RecvTimeoutError};
+    let saved = tcgetattr(std::io::stdin()).ok();
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("prompt".into())
+        .spawn(move || {
+            let answer = dialoguer::Confirm::new()
+                .with_prompt(question)
+                .default(false)
+                .interact_opt();
+            let _ = tx.send(answer);
+        });
+    if spawned.is_err() {
+        return None;
+    }
     loop {
-        if crate::sys::interrupt::received().is_some() {
-            return None;
-        }
-        match crate::sys::process::poll_readable(stdin.as_fd(), 100) {
-            Ok(true) => {
-                let mut line = String::new();
-                return match stdin.lock().read_line(&mut line) {
-                    Ok(0) | Err(_) => None,
-                    Ok(_) => Some(line),
-                };
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(answer)) => return answer,
+            Ok(Err(dialoguer::Error::IO(e))) if e.kind() == std::io::ErrorKind::Interrupted => {
+                crate::sys::interrupt::note(nix::sys::signal::Signal::SIGINT);
+                let _ = writeln!(std::io::stderr());
+                return None;
             }
-            Ok(false) | Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return None,
+            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => return None,
+            Err(RecvTimeoutError::Timeout) => {
+                if crate::sys::interrupt::received().is_some() {
+                    if let Some(saved) = &saved {
+                        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
+                    }
+                    let _ = writeln!(std::io::stderr());
+                    return None;
+                }
+            }
         }
     }
 }

@@ -49,6 +49,12 @@ pub fn defer() -> Result<(), nix::errno::Errno> {
         .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)))
 }
 
+/// Count `signal` as received although no signal was sent: a Ctrl-C typed at a prompt that
+/// reads the terminal in raw mode arrives as a byte, and means the same as SIGINT.
+pub fn note(signal: Signal) {
+    let _ = FIRST.compare_exchange(0, signal as i32, Ordering::SeqCst, Ordering::SeqCst);
+}
+
 /// The first deferred signal received so far, if any.
 pub fn received() -> Option<Signal> {
     match FIRST.load(Ordering::SeqCst) {

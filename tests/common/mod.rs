@@ -1498,6 +1498,25 @@ pub mod repair {
             .collect()
     }
 
+    /// `dumpe2fs -h` lines that a repair would change.
+    pub fn superblock_state(dev: &Path) -> Vec<String> {
+        let out = run_any("dumpe2fs", &[OsStr::new("-h"), dev.as_os_str()]);
+        out.stdout
+            .lines()
+            .filter(|l| {
+                [
+                    "Filesystem state:",
+                    "Last checked:",
+                    "Free inodes:",
+                    "Free blocks:",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
     /// An unclean ext4 mounted with `noatime,nodev,nosuid`: files written, unmounted, a
     /// preenable inconsistency (a wrong link count) and state 0 set with debugfs, mounted again.
     pub struct UncleanExt4 {
