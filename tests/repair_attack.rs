@@ -184,7 +184,6 @@ fn a_device_alias_does_not_bypass_an_interrupted_repair() {
 /// between unmount and restore) gets the filesystem mounted over the symlink's target (here a
 /// directory standing for /etc), and the run still says "repaired, back in service", exit 1.
 #[test]
-#[ignore = "finding 2: restore follows a symlink that replaced the mount point; mounts elsewhere, exit 1"]
 fn restore_never_follows_a_symlink_that_replaced_the_mount_point() {
     if !require_root("restore_never_follows_a_symlink_that_replaced_the_mount_point") {
         return;
@@ -262,7 +261,6 @@ fn dry_run_never_resumes_an_interrupted_record() {
 /// out, `snapguard repair --resume DEVICE`, fails with exit 8 and an empty message: the record
 /// can only be deleted by hand.
 #[test]
-#[ignore = "finding 4: a held fs mounted again by hand can never be resumed (exit 8, empty message)"]
 fn a_held_filesystem_mounted_by_hand_can_be_resumed() {
     if !require_root("a_held_filesystem_mounted_by_hand_can_be_resumed") {
         return;
@@ -302,7 +300,6 @@ fn a_held_filesystem_mounted_by_hand_can_be_resumed() {
 /// number reused by another image, an admin's mkfs); the next `repair DEVICE` resumes the old
 /// record and mounts the new, unrelated filesystem on the old mount point with the old options.
 #[test]
-#[ignore = "finding 5: a stale record is resumed onto a different filesystem on the same device number"]
 fn a_record_is_never_resumed_onto_a_different_filesystem() {
     if !require_root("a_record_is_never_resumed_onto_a_different_filesystem") {
         return;

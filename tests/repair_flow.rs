@@ -139,6 +139,24 @@ fn scan_status(target: &Path) -> (String, Option<String>) {
     )
 }
 
+/// A process this test started, killed and reaped when the test ends (even by a panic).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Remove the state record of `lo`'s device number: one left by an earlier user of this loop
+/// number (another test, interrupted) is not this test's filesystem, and a run refuses it.
+fn forget_record(lo: &LoopDevice) {
+    let devt = lo.dev_t();
+    let (major, minor) = devt.split_once(':').unwrap();
+    let _ = fs::remove_file(format!("/run/snapguard/repair-{major}-{minor}.json"));
+}
+
 fn step<'a>(target: &'a Value, name: &str) -> Vec<&'a Value> {
     target["steps"]
         .as_array()
@@ -169,6 +187,7 @@ fn unclean_ext4(dir: &TestDir, name: &str) -> UncleanExt4 {
         64 * MIB,
     );
     let lo = LoopDevice::attach(&img);
+    forget_record(&lo);
     let mnt = dir.mkdir(name);
     let m = Mount::new(lo.dev(), &mnt, Some(EXT4_OPTS));
     write_files(&mnt);
@@ -193,6 +212,7 @@ fn an_unclean_ext4_is_repaired_and_back_with_its_options_and_data() {
     if !require_root("an_unclean_ext4_is_repaired_and_back_with_its_options_and_data") {
         return;
     }
+    let _turn = one_at_a_time();
     let dir = TestDir::new("repair-ext4");
     let fx = unclean_ext4(&dir, "data");
     let before = mount_line(&fx.dir_path).unwrap();
@@ -253,6 +273,7 @@ fn xfs_and_a_dirty_log_device_are_checked_replayed_and_repaired() {
     fs::File::create(&img).unwrap().set_len(320 * MIB).unwrap();
     run("mkfs.xfs", &[OsStr::new("-q"), img.as_os_str()]);
     let lo = LoopDevice::attach(&img);
+    forget_record(&lo);
     let mnt = dir.mkdir("x");
     let m = Mount::new(lo.dev(), &mnt, Some("noatime,nodev"));
     write_files(&mnt);
@@ -313,6 +334,7 @@ fn a_btrfs_subvolume_comes_back_as_the_same_subvolume() {
     fs::File::create(&img).unwrap().set_len(256 * MIB).unwrap();
     run("mkfs.btrfs", &[OsStr::new("-q"), img.as_os_str()]);
     let lo = LoopDevice::attach(&img);
+    forget_record(&lo);
     let top = dir.mkdir("top");
     let m = Mount::new(lo.dev(), &top, None);
     run(
@@ -371,6 +393,7 @@ fn a_fat_filesystem_with_the_dirty_bit_is_repaired() {
     bytes[0x41] |= 1;
     fs::write(&img, &bytes).unwrap();
     let lo = LoopDevice::attach(&img);
+    forget_record(&lo);
     let (status, _) = scan_status(lo.dev());
     assert_ne!(status, "ok");
     let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), lo.dev().as_os_str()]);
@@ -606,15 +629,17 @@ fn a_second_concurrent_repair_is_refused_and_changes_nothing() {
     let dir = TestDir::new("repair-concurrent");
     let fx = unclean_ext4(&dir, "cc");
     // The first run waits in QUIESCE for a holder that ignores SIGTERM (grace 4 s).
-    let mut holder = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "trap '' TERM; cd \"$1\" && while :; do sleep 0.1; done",
-            "sh",
-        ])
-        .arg(&fx.dir_path)
-        .spawn()
-        .unwrap();
+    let mut holder = KillOnDrop(
+        std::process::Command::new("sh")
+            .args([
+                "-c",
+                "trap '' TERM; cd \"$1\" && while :; do sleep 0.1; done",
+                "sh",
+            ])
+            .arg(&fx.dir_path)
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_millis(300));
     let exe = assert_cmd::cargo::cargo_bin("snapguard");
     let first = std::process::Command::new(&exe)
@@ -634,7 +659,21 @@ fn a_second_concurrent_repair_is_refused_and_changes_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Wait until the first run holds the lock (its record names it), however loaded the machine.
+    let devt = fx.lo.dev_t();
+    let (major, minor) = devt.split_once(':').unwrap();
+    let record = PathBuf::from(format!("/run/snapguard/repair-{major}-{minor}.json"));
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let pid = fs::read(&record)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["pid"].as_u64());
+        if pid == Some(u64::from(first.id())) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mounted = mount_line(&fx.dir_path);
     let (code, _, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.dir_path.as_os_str()]);
     assert_eq!(code, 8, "the second run is refused: {stderr}");
@@ -645,8 +684,8 @@ fn a_second_concurrent_repair_is_refused_and_changes_nothing() {
         "the second run changed nothing"
     );
     let out = first.wait_with_output().unwrap();
-    let _ = holder.kill();
-    let _ = holder.wait();
+    let _ = holder.0.kill();
+    let _ = holder.0.wait();
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -119,9 +119,14 @@ pub struct RepairArgs {
     /// Show the state records (running, held or interrupted repairs) and exit.
     #[arg(long, conflicts_with_all = ["dry_run", "resume"])]
     pub status: bool,
-    /// Continue a repair held for a human: verify, and mount again when clean.
+    /// Continue a repair held for a human: verify, and mount again when clean; when it was
+    /// mounted again by hand, close its record (the hold is released).
     #[arg(long)]
     pub resume: bool,
+    /// Forget the state record of each TARGET (a stale record, or a hold ended by hand) and
+    /// change nothing else.
+    #[arg(long, conflicts_with_all = ["dry_run", "resume", "status"])]
+    pub discard_record: bool,
 }
 
 /// `--tier` values.
@@ -230,6 +235,9 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
     if args.resume && args.targets.is_empty() {
         anyhow::bail!("--resume needs the TARGET (device or mount point) of the held repair");
     }
+    if args.discard_record && args.targets.is_empty() {
+        anyhow::bail!("--discard-record needs the TARGET (device or mount point) of the record");
+    }
     if let Some(device) = &args.zero_log {
         std::fs::canonicalize(device)
             .map_err(|e| anyhow::anyhow!("--zero-log '{}': {e}", device.display()))?;
@@ -256,6 +264,7 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
         freeze_test: !args.no_freeze_test,
         never: policy.never.clone(),
         resume: args.resume,
+        discard_record: args.discard_record,
     })
 }
 
@@ -288,17 +297,27 @@ fn confirm(plans: &[RepairTarget], yes: bool) -> Consent {
 /// `--status`: every state record.
 fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome> {
     let records = state::all_records(root)?;
+    // Where the recorded filesystems are mounted now (no mountinfo, as in a fixture tree:
+    // nowhere).
+    let table = std::fs::read(root.path(crate::root::MOUNTINFO))
+        .ok()
+        .and_then(|b| crate::mount::table::MountTable::from_mountinfo(&b).ok());
     let entries: Vec<report::RepairStatusEntry> = records
         .iter()
-        .map(|(path, r)| report::RepairStatusEntry {
+        .map(|(path, r)| {
+            let mounted_now = table
+                .as_ref()
+                .map(|t| machine::mounted_again(t, r))
+                .unwrap_or_default();
+            let hint = status_hint(r, &mounted_now);
+            (path, r, mounted_now, hint)
+        })
+        .map(|(path, r, mounted_now, hint)| report::RepairStatusEntry {
             record: path.display().to_string(),
             device: r.device.display().to_string(),
             fstype: r.fstype.clone(),
             // Spelled as in the record file (`rolled-back`, `repair-started`).
-            phase: serde_json::to_value(r.phase)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| format!("{:?}", r.phase).to_lowercase()),
+            phase: r.phase.name().to_string(),
             pid: r.pid,
             mountpoints: r
                 .mounts
@@ -310,6 +329,11 @@ fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome
                 .steps
                 .last()
                 .map(|s| format!("{} {}: {}", s.step, s.result, s.detail)),
+            mounted_now: mounted_now
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            hint,
         })
         .collect();
     let held = records.iter().any(|(_, r)| !r.phase.is_final());
@@ -323,4 +347,38 @@ fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome
             exit::NOTHING
         },
     })
+}
+
+/// One line on what to do about a record that is not final.
+fn status_hint(r: &state::Record, mounted_now: &[PathBuf]) -> Option<String> {
+    use state::Phase;
+    if r.phase.is_final() {
+        return None;
+    }
+    let device = crate::shell::quote_path(&r.device);
+    let all_back = !r.mounts.is_empty() && mounted_now.len() == r.mounts.len();
+    Some(
+        match r.phase {
+            Phase::RepairStarted | Phase::Repaired | Phase::Held if all_back => format!(
+                "mounted again since (not by snapguard): check it (`snapguard scan {device}`), then \
+             `snapguard repair --resume {device}` releases the hold"
+            ),
+            _ if !mounted_now.is_empty() && !all_back => format!(
+                "mounted again on part of its mount points only: unmount them and `snapguard repair \
+             --resume {device}`, or mount the rest and `--resume`"
+            ),
+            Phase::Held => format!(
+                "held unmounted for a human: check or repair it by hand, then `snapguard repair \
+             --resume {device}` verifies and remounts it"
+            ),
+            Phase::RepairStarted => format!(
+                "a repair was interrupted (or is running): the next `snapguard repair {device}` \
+             holds it for a human"
+            ),
+            _ => format!(
+                "interrupted (or running): the next `snapguard repair {device}` carries on from \
+             the record"
+            ),
+        } + &format!("; `snapguard repair --discard-record {device}` forgets a stale record"),
+    )
 }

@@ -60,6 +60,8 @@ struct Job {
     boot_check: bool,
     /// Prepared work remains (no outcome decided yet).
     pending: bool,
+    /// A recorded mount point was found replaced (a symlink, another directory) at restore.
+    mount_point_replaced: bool,
 }
 
 /// Run `repair` for `targets` (empty: every filesystem the scan reports unclean). `ask` is
@@ -205,7 +207,8 @@ impl Machine<'_> {
         // point it unmounted is no mount point now, so TARGET is matched against the record).
         let mut handled: Vec<PathBuf> = Vec::new();
         for (path, record) in &records {
-            if record.phase.is_final() || run_alive(self.root, record) {
+            let discard = self.options.discard_record;
+            if (record.phase.is_final() && !discard) || run_alive(self.root, record) {
                 continue;
             }
             // By device number, not path text: a symlink or /dev/disk/by-* alias of the device
@@ -224,6 +227,47 @@ impl Machine<'_> {
         }
         for target in named {
             if handled.contains(&target) {
+                continue;
+            }
+            if self.options.discard_record {
+                let mut report = RepairTarget::new(target.display().to_string());
+                report.outcome = RepairOutcome::NothingToDo;
+                report.message = "no repair record names it: nothing to discard".into();
+                jobs.push(Job {
+                    subject: Subject {
+                        name: target.display().to_string(),
+                        device: target.clone(),
+                        dev: (0, 0),
+                        sb: None,
+                        fs_type: None,
+                        mounts: Vec::new(),
+                    },
+                    kind: FsKind::Ext,
+                    report,
+                    record: Record {
+                        version: state::RECORD_VERSION,
+                        pid: 0,
+                        start_time: 0,
+                        device: target.clone(),
+                        major: 0,
+                        minor: 0,
+                        kind: FsKind::Ext,
+                        fstype: String::new(),
+                        uuid: None,
+                        mounts: Vec::new(),
+                        stopped_units: Vec::new(),
+                        phase: Phase::Discovered,
+                        steps: Vec::new(),
+                        updated: 0,
+                    },
+                    scan: None,
+                    fence: None,
+                    unmounted: Vec::new(),
+                    needs_replay: false,
+                    boot_check: false,
+                    pending: false,
+                    mount_point_replaced: false,
+                });
                 continue;
             }
             let subject = subject::resolve(&target, &self.table)
@@ -273,6 +317,7 @@ impl Machine<'_> {
             minor: subject.dev.1,
             kind: FsKind::Ext,
             fstype: String::new(),
+            uuid: None,
             mounts: subject.mounts.iter().map(RecordedMount::from).collect(),
             stopped_units: Vec::new(),
             phase: Phase::Discovered,
@@ -290,6 +335,7 @@ impl Machine<'_> {
             needs_replay: false,
             boot_check: false,
             pending: false,
+            mount_point_replaced: false,
         };
         if let Err(e) = self.plan(&mut job) {
             job.report.outcome = RepairOutcome::Failed;
@@ -327,6 +373,7 @@ impl Machine<'_> {
         job.kind = kind;
         job.record.kind = kind;
         job.record.fstype = fs_type.clone();
+        job.record.uuid = fs_uuid(&scan);
         push(
             job,
             "assess",
@@ -717,24 +764,36 @@ impl Machine<'_> {
             needs_replay: false,
             boot_check: false,
             pending: false,
+            mount_point_replaced: false,
         };
+        let mounted_now = mounted_again(&self.table, &record);
         job.unmounted = record
             .mounts
             .iter()
-            .filter(|m| {
-                !self
-                    .table
-                    .entries()
-                    .iter()
-                    .any(|e| e.mount_point == m.mount_point && e.fs_type == m.fs_type)
-            })
+            .filter(|m| !mounted_now.contains(&m.mount_point))
             .cloned()
             .collect();
         let started = Instant::now();
         let previous = format!(
-            "an earlier repair (pid {}) stopped at phase {:?}",
-            record.pid, record.phase
+            "an earlier repair (pid {}) stopped at phase {}",
+            record.pid,
+            record.phase.name()
         );
+        let device = quote_path(&job.subject.device);
+        if self.options.discard_record {
+            self.discard(&mut job, path, &previous);
+            return job;
+        }
+        // The record is only ever acted on for the filesystem it was written for.
+        if let Err(why) = self.same_filesystem(&job) {
+            push(&mut job, "resume", "refused", why.clone(), None, started);
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!(
+                "{why}: nothing was done; if the record is stale, `snapguard repair \
+                 --discard-record {device}` removes it"
+            );
+            return job;
+        }
         if self.options.dry_run {
             // A dry run describes what a real run would do with the record; it changes nothing.
             push(
@@ -749,6 +808,14 @@ impl Machine<'_> {
             job.report.message = format!("dry run: {previous}; nothing was changed");
             return job;
         }
+        let all_back = job.unmounted.is_empty() && !record.mounts.is_empty();
+        let some_back = !mounted_now.is_empty() && !job.unmounted.is_empty();
+        let list = |v: &[PathBuf]| {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match record.phase {
             Phase::Discovered | Phase::Quiesced | Phase::Unmounting | Phase::Fenced => {
                 push(
@@ -767,7 +834,82 @@ impl Machine<'_> {
                     job.report.message = format!(
                         "{previous} before any write; its mounts are back, unchanged: run repair again"
                     );
+                } else {
+                    self.restore_failed(&mut job, &previous);
                 }
+            }
+            // Remounting had begun after a clean verify, and every mount is back.
+            Phase::Verified | Phase::Restoring if all_back => {
+                push(
+                    &mut job,
+                    "resume",
+                    "ok",
+                    format!("{previous} after the verify passed; every mount is back"),
+                    None,
+                    started,
+                );
+                self.close_mounted_again(&mut job, &previous, RepairOutcome::Repaired);
+            }
+            Phase::RepairStarted | Phase::Repaired | Phase::Held if all_back => {
+                let on = list(&mounted_now);
+                if self.options.resume {
+                    push(
+                        &mut job,
+                        "resume",
+                        "ok",
+                        format!(
+                            "{previous}; mounted again since on {on} (not by snapguard): the hold is released"
+                        ),
+                        None,
+                        started,
+                    );
+                    self.close_mounted_again(&mut job, &previous, RepairOutcome::NothingToDo);
+                } else {
+                    push(
+                        &mut job,
+                        "resume",
+                        "refused",
+                        format!("{previous}; mounted again since on {on} (not by snapguard)"),
+                        None,
+                        started,
+                    );
+                    job.report.outcome = RepairOutcome::Held;
+                    job.report.message = format!(
+                        "{previous} and holds it for a human, but {device} has been mounted again \
+                         since on {on} (not by snapguard): check it (`snapguard scan {device}`), \
+                         then `snapguard repair --resume {device}` releases the hold"
+                    );
+                }
+            }
+            Phase::RepairStarted
+            | Phase::Repaired
+            | Phase::Held
+            | Phase::Verified
+            | Phase::Restoring
+                if some_back =>
+            {
+                let on = list(&mounted_now);
+                let off: Vec<PathBuf> = job
+                    .unmounted
+                    .iter()
+                    .map(|m| m.mount_point.clone())
+                    .collect();
+                let off = list(&off);
+                push(
+                    &mut job,
+                    "resume",
+                    "refused",
+                    format!("{previous}; mounted again on {on} but not on {off}"),
+                    None,
+                    started,
+                );
+                job.report.outcome = RepairOutcome::Held;
+                job.report.message = format!(
+                    "{previous}; {device} is mounted again on {on} but not on {off}, so it can \
+                     neither be checked (it is mounted) nor released (not all is back): unmount \
+                     {on} and `snapguard repair --resume {device}` verifies and remounts all, or \
+                     mount {off} by hand too and `--resume` releases the hold"
+                );
             }
             Phase::RepairStarted => {
                 push(
@@ -791,9 +933,8 @@ impl Machine<'_> {
                 );
                 job.report.outcome = RepairOutcome::Held;
                 job.report.message = format!(
-                    "{previous}: left unmounted for a human; inspect it with `{}`, then `snapguard repair --resume {}` verifies and remounts it",
+                    "{previous}: left unmounted for a human; inspect it with `{}`, then `snapguard repair --resume {device}` verifies and remounts it",
                     checker::read_only_check(job.kind, &job.subject.device).display(),
-                    quote_path(&job.subject.device)
                 );
             }
             _ => {
@@ -810,7 +951,160 @@ impl Machine<'_> {
                 }
             }
         }
+        if job.report.message.is_empty() {
+            // Never an empty reason: the last step that did not succeed says why.
+            let why = job
+                .report
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.result != "ok")
+                .map(|s| format!("{} {}: {}", s.step, s.result, s.detail))
+                .unwrap_or_else(|| "see the steps".into());
+            job.report.message = format!("{previous}; {why}");
+        }
         job
+    }
+
+    /// The record must describe the filesystem on the device now: same type and UUID.
+    fn same_filesystem(&self, job: &Job) -> Result<(), String> {
+        let record = &job.record;
+        let device = quote_path(&record.device);
+        let now = self.scan(&record.device).map_err(|e| {
+            format!(
+                "cannot read {device} to confirm it still holds the filesystem the repair record \
+                 was written for ({e:#})"
+            )
+        })?;
+        let fstype = now.fstype.clone().unwrap_or_default();
+        let uuid = fs_uuid(&now);
+        let same_type = FsKind::from_fs_type(&fstype) == Some(record.kind)
+            && (fstype == record.fstype || record.kind == FsKind::Fat);
+        if same_type && uuid == record.uuid {
+            return Ok(());
+        }
+        let show = |t: &str, u: &Option<String>| {
+            format!(
+                "{} UUID {}",
+                if t.is_empty() { "unknown type" } else { t },
+                u.as_deref().unwrap_or("(none)")
+            )
+        };
+        Err(format!(
+            "the repair record was written for {} on {device} ({}:{}), but {device} now holds {}: \
+             another filesystem took the device number since (a reused loop device, a replaced \
+             disk, a new mkfs)",
+            show(&record.fstype, &record.uuid),
+            record.major,
+            record.minor,
+            show(&fstype, &uuid)
+        ))
+    }
+
+    /// Every recorded mount is back (mounted by hand, or by a run that stopped before writing
+    /// `done`): compare them with the record, scan the filesystem (read-only), close the record.
+    fn close_mounted_again(&mut self, job: &mut Job, previous: &str, outcome: RepairOutcome) {
+        for m in job.record.mounts.clone() {
+            let before = MountInfo::from(&m);
+            let diffs = self.compare(&before);
+            let detail = if diffs.is_empty() {
+                format!("{} mounted as recorded", m.mount_point.display())
+            } else {
+                format!(
+                    "{} mounted; differs: {}",
+                    m.mount_point.display(),
+                    diffs.join("; ")
+                )
+            };
+            job.report.differences.extend(diffs);
+            push(job, "restore", "ok", detail, None, Instant::now());
+        }
+        job.record.phase = Phase::Done;
+        self.save(job);
+        let scan = self.scan(&job.subject.device);
+        if let Ok(after) = &scan {
+            job.report.state_after = Some(describe_scan(after));
+        }
+        let device = quote_path(&job.subject.device);
+        match scan {
+            Ok(after) if after.status == Status::Ok => {
+                job.report.outcome = outcome;
+                job.report.message = format!(
+                    "{previous}; {device} is mounted again and the scan says clean: the record is \
+                     closed"
+                );
+            }
+            Ok(after) => {
+                job.report.outcome = RepairOutcome::ErrorsLeft;
+                job.report.message = format!(
+                    "{previous}; {device} is mounted again, the record is closed, but the scan \
+                     says {}: `snapguard repair {device}` checks it again",
+                    describe_scan(&after)
+                );
+            }
+            Err(e) => {
+                job.report.outcome = RepairOutcome::ErrorsLeft;
+                job.report.message = format!(
+                    "{previous}; {device} is mounted again and the record is closed, but it could \
+                     not be scanned ({e:#}): `snapguard repair {device}` checks it again"
+                );
+            }
+        }
+        if !job.report.differences.is_empty() {
+            job.report
+                .message
+                .push_str("; the mounts differ from the record (see `mounted; differs`)");
+        }
+    }
+
+    /// `--discard-record`: forget a record (stale, or a hold the admin ends by hand); nothing
+    /// else is touched.
+    fn discard(&mut self, job: &mut Job, path: &Path, previous: &str) {
+        let started = Instant::now();
+        match job.record.remove(self.root) {
+            Ok(()) => {
+                push(
+                    job,
+                    "discard-record",
+                    "ok",
+                    format!("{} removed", path.display()),
+                    None,
+                    started,
+                );
+                job.report.outcome = RepairOutcome::NothingToDo;
+                job.report.message = format!(
+                    "{previous}; its record {} is discarded; nothing else was changed (mounted \
+                     now: {})",
+                    path.display(),
+                    if job.unmounted.is_empty() {
+                        "all its mount points".to_string()
+                    } else if job.unmounted.len() == job.record.mounts.len() {
+                        "none of its mount points".to_string()
+                    } else {
+                        "some of its mount points".to_string()
+                    }
+                );
+            }
+            Err(e) => {
+                push(
+                    job,
+                    "discard-record",
+                    "failed",
+                    format!("{e:#}"),
+                    None,
+                    started,
+                );
+                job.report.outcome = RepairOutcome::Failed;
+                job.report.message = format!("{e:#}");
+            }
+        }
+        job.report.record = None;
+    }
+
+    /// The restore of a resumed record left mounts unmounted: say which and why.
+    fn restore_failed(&mut self, job: &mut Job, previous: &str) {
+        job.report.outcome = RepairOutcome::Failed;
+        job.report.message = format!("{previous}; {}", not_mounted_message(job));
     }
 
     /// §7: a REPAIR that started and never reported: fence, read-only check, stop for a human.
@@ -1026,7 +1320,21 @@ impl Machine<'_> {
                         }
                     )
                 })?;
+                // The directory it covered, now visible: the restore mounts on it and on
+                // nothing else (a symlink or another directory in its place is refused).
+                let mut m = m.clone();
+                let covered = mountops::MountPoint::open(&m.mount_point, None);
+                m.directory = covered.as_ref().ok().map(mountops::MountPoint::identity);
+                if let Some(r) = job
+                    .record
+                    .mounts
+                    .iter_mut()
+                    .find(|r| r.mount_id == m.mount_id)
+                {
+                    r.directory = m.directory;
+                }
                 job.unmounted.push(m.clone());
+                this.save(job);
                 this.table = load_table(this.root)?;
                 if this
                     .table
@@ -1039,7 +1347,17 @@ impl Machine<'_> {
                         m.mount_point.display()
                     );
                 }
-                Ok((format!("{} unmounted", m.mount_point.display()), None, None))
+                Ok((
+                    match covered {
+                        Ok(_) => format!("{} unmounted", m.mount_point.display()),
+                        Err(e) => format!(
+                            "{} unmounted (the directory under it could not be identified: {e})",
+                            m.mount_point.display()
+                        ),
+                    },
+                    None,
+                    None,
+                ))
             })?;
         }
         self.fence(job)?;
@@ -1457,14 +1775,7 @@ impl Machine<'_> {
     fn finish_restore(&mut self, job: &mut Job, outcome: RepairOutcome, message: &str) {
         if !job.unmounted.is_empty() {
             job.report.outcome = RepairOutcome::Failed;
-            job.report.message = format!(
-                "could not mount again: {}; the record keeps the original mount lines",
-                job.unmounted
-                    .iter()
-                    .map(|m| m.mount_point.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            job.report.message = not_mounted_message(job);
             return;
         }
         job.record.phase = Phase::Done;
@@ -1502,14 +1813,23 @@ impl Machine<'_> {
         order.sort_by_key(|m| job.record.mounts.iter().position(|r| r == m));
         let injected = failpoint::armed("restore").is_some();
         let mut primary: Option<MountInfo> = None;
+        let mut replaced = false;
         for m in order {
             let before = MountInfo::from(&m);
             let result = if injected {
                 Err(anyhow::anyhow!("injected failure (SNAPGUARD_FAILPOINT)"))
             } else {
-                mount_back(&before, primary.as_ref(), &device)
-                    .or_else(|_| mount_back(&before, primary.as_ref(), &device))
+                mount_back(&before, &m, primary.as_ref(), &device).or_else(|e| {
+                    if e.downcast_ref::<mountops::MountPointError>().is_some() {
+                        Err(e)
+                    } else {
+                        mount_back(&before, &m, primary.as_ref(), &device)
+                    }
+                })
             };
+            if let Err(e) = &result {
+                replaced |= e.downcast_ref::<mountops::MountPointError>().is_some();
+            }
             let started = Instant::now();
             match result {
                 Ok(()) => {
@@ -1539,6 +1859,13 @@ impl Machine<'_> {
                     );
                 }
             }
+        }
+        if replaced {
+            job.mount_point_replaced = true;
+            // A mount point that is not the directory it was is for a human to look at: the
+            // record is held, never resumed into the wrong place.
+            job.record.phase = Phase::Held;
+            self.save(job);
         }
         if let Ok(table) = load_table(self.root) {
             self.table = table;
@@ -1584,7 +1911,10 @@ impl Machine<'_> {
         self.save(job);
         job.report.outcome = RepairOutcome::Failed;
         if !restored {
-            job.report.message.push_str("; and the rollback could not mount everything again: see `snapguard repair --status`");
+            let why = not_mounted_message(job);
+            job.report
+                .message
+                .push_str(&format!("; and the rollback {why}"));
         }
     }
 
@@ -1737,18 +2067,58 @@ impl Machine<'_> {
 }
 
 /// Mount one recorded mount again: the first as a primary mount of the device, the others as
-/// binds of it where they can be reached from it.
+/// binds of it where they can be reached from it. The mount point is opened first (no symlink
+/// on the way) and must be the directory the unmount uncovered; it is mounted on through its
+/// fd, so its path is never resolved again.
 fn mount_back(
     before: &MountInfo,
+    recorded: &RecordedMount,
     primary: Option<&MountInfo>,
     device: &Path,
 ) -> anyhow::Result<()> {
+    let at = mountops::MountPoint::open(&recorded.mount_point, recorded.directory.as_ref())?;
     let request = match primary.and_then(|p| mountops::bind_request(before, p)) {
         Some(bind) => bind,
         None => mountops::primary_request(before, device),
     };
-    mountops::mount(&request)?;
-    mountops::apply_propagation(&before.mount_point, &before.optional_fields)
+    mountops::mount_on(&request, &at)?;
+    at.apply_propagation(&before.optional_fields)
+}
+
+/// Why a restore left mounts unmounted, and what the admin does about it: one line.
+fn not_mounted_message(job: &Job) -> String {
+    let why: Vec<String> = job
+        .report
+        .steps
+        .iter()
+        .filter(|s| s.step == "restore" && s.result == "failed")
+        .map(|s| s.detail.clone())
+        .collect();
+    let device = quote_path(&job.subject.device);
+    let remedy = if job.mount_point_replaced {
+        format!(
+            "check what replaced it; put the original directory back and `snapguard repair \
+             --resume {device}` mounts it, or mount it by hand with the recorded options \
+             (`snapguard repair --status`) and `--resume` closes the record"
+        )
+    } else {
+        format!("fix the cause, then `snapguard repair --resume {device}`")
+    };
+    let what = if why.is_empty() {
+        job.unmounted
+            .iter()
+            .map(|m| m.mount_point.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        why.join("; ")
+    };
+    format!(
+        "could not mount again: {what}; {} is left unmounted, the record ({}) keeps the original \
+         mount lines: {remedy}",
+        job.subject.device.display(),
+        job.record.phase.name(),
+    )
 }
 
 fn push(
@@ -1986,6 +2356,42 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The filesystem's UUID as the scan read it (btrfs: its fsid; FAT: the volume id).
+fn fs_uuid(scan: &TargetReport) -> Option<String> {
+    scan.ext
+        .as_ref()
+        .map(|e| e.uuid.clone())
+        .or_else(|| scan.xfs.as_ref().map(|x| x.uuid.clone()))
+        .or_else(|| scan.btrfs.as_ref().map(|b| b.fsid.clone()))
+        .or_else(|| scan.fat.as_ref().and_then(|f| f.volume_id.clone()))
+        .filter(|u| !u.is_empty())
+}
+
+/// The recorded mount points at which `table` shows the record's filesystem mounted now (with
+/// the recorded type, from the recorded device: a btrfs mount shows an anonymous device
+/// number, so its source names the device).
+pub fn mounted_again(table: &MountTable, record: &Record) -> Vec<PathBuf> {
+    let device = std::fs::canonicalize(&record.device).unwrap_or_else(|_| record.device.clone());
+    let ours = |e: &MountInfo| {
+        (e.major, e.minor) == (record.major, record.minor)
+            || e.source.as_ref().is_some_and(|s| {
+                let s = Path::new(s);
+                s == record.device || std::fs::canonicalize(s).is_ok_and(|c| c == device)
+            })
+    };
+    record
+        .mounts
+        .iter()
+        .filter(|m| {
+            table
+                .entries()
+                .iter()
+                .any(|e| e.mount_point == m.mount_point && e.fs_type == m.fs_type && ours(e))
+        })
+        .map(|m| m.mount_point.clone())
+        .collect()
 }
 
 /// The device number of a block device node (following symlinks), if `path` is one.

@@ -7,6 +7,7 @@ pub mod blockdev;
 pub mod freeze;
 mod ioctl;
 pub mod loopdev;
+pub mod pathfd;
 pub mod procdir;
 pub mod process;
 pub mod spawn;
