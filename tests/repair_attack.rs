@@ -207,9 +207,18 @@ fn restore_never_follows_a_symlink_that_replaced_the_mount_point() {
     if wrong {
         run("umount", &[elsewhere.as_os_str()]);
     }
+    let phase = fx.record_phase();
     fs::remove_file(&fx.mnt).unwrap();
     fs::create_dir(&fx.mnt).unwrap();
     fx.forget_record();
+    assert_eq!(phase.as_deref(), Some("held"), "kept for a human");
+    assert!(
+        doc["targets"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("symlink"),
+        "{doc:#}"
+    );
     assert!(
         !wrong,
         "mounted over the symlink's target {}:\n{doc:#}",
@@ -219,6 +228,46 @@ fn restore_never_follows_a_symlink_that_replaced_the_mount_point() {
         code & 8,
         8,
         "a restore that differs is exit 8\n{doc:#}\n{stderr}"
+    );
+}
+
+/// Finding 2, the same with a directory: the mount point removed and made again (another
+/// inode) while the filesystem is held is not the directory that was unmounted: refused, the
+/// record held, nothing mounted.
+#[test]
+fn restore_never_mounts_on_another_directory_put_in_place_of_the_mount_point() {
+    if !require_root("restore_never_mounts_on_another_directory_put_in_place_of_the_mount_point") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("rattack-newdir");
+    let fx = unclean_ext4(&dir, "nd");
+    let (code, _, _) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "verify")],
+    );
+    assert_eq!(code, 4, "held");
+    // Made before the old one goes, so it cannot reuse its inode.
+    let other = dir.mkdir("nd-other");
+    fs::remove_dir(&fx.mnt).unwrap();
+    fs::rename(&other, &fx.mnt).unwrap();
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), fx.lo.dev().as_os_str()]);
+    let mounted = mounted_at(&fx.mnt);
+    if mounted {
+        run("umount", &[fx.mnt.as_os_str()]);
+    }
+    let phase = fx.record_phase();
+    fx.forget_record();
+    assert!(!mounted, "mounted on the new directory:\n{doc:#}");
+    assert_eq!(code & 8, 8, "{doc:#}\n{stderr}");
+    assert_eq!(phase.as_deref(), Some("held"), "kept for a human");
+    assert!(
+        doc["targets"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another directory"),
+        "{doc:#}"
     );
 }
 
@@ -277,6 +326,40 @@ fn a_held_filesystem_mounted_by_hand_can_be_resumed() {
     // The admin's manual repair and mount.
     run_any("e2fsck", &[OsStr::new("-fy"), fx.lo.dev().as_os_str()]);
     let _by_hand = Mount::new(fx.lo.dev(), &fx.mnt, Some(EXT4_OPTS));
+    // A run without --resume, and --status, say it is mounted again and what to do.
+    let (code, doc, _) = repair(&dir, &[OsStr::new("--yes"), fx.lo.dev().as_os_str()]);
+    let said = doc["targets"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let status = common::snapguard()
+        .args(["repair", "--status", "--json"])
+        .timeout(RUN_LIMIT)
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap_or(Value::Null);
+    let entry = status["records"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|e| e["device"] == fx.lo.dev().display().to_string())
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(code, 4, "still held until --resume\n{doc:#}");
+    assert!(
+        said.contains("mounted again") && said.contains("--resume"),
+        "{said}"
+    );
+    assert_eq!(
+        entry["mounted_now"][0],
+        fx.mnt.display().to_string(),
+        "{status:#}"
+    );
+    assert!(
+        entry["hint"].as_str().unwrap_or("").contains("--resume"),
+        "{status:#}"
+    );
     let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), fx.lo.dev().as_os_str()]);
     let t = &doc["targets"][0];
     let phase = fx.record_phase();
@@ -325,16 +408,35 @@ fn a_record_is_never_resumed_onto_a_different_filesystem() {
             fx.lo.dev().as_os_str(),
         ],
     );
-    let (_, doc, _) = repair(&dir, &[OsStr::new("--yes"), fx.lo.dev().as_os_str()]);
+    let (code, doc, _) = repair(&dir, &[OsStr::new("--yes"), fx.lo.dev().as_os_str()]);
     let mounted = mounted_at(&fx.mnt);
     if mounted {
         run("umount", &[fx.mnt.as_os_str()]);
     }
+    let phase = fx.record_phase();
+    let (discard, _, _) = repair(
+        &dir,
+        &[OsStr::new("--discard-record"), fx.lo.dev().as_os_str()],
+    );
+    let left = fx.record_path().exists();
     fx.forget_record();
     assert!(
         !mounted,
         "a different filesystem was mounted on the recorded mount point:\n{doc:#}"
     );
+    assert_eq!(code, 8, "refused\n{doc:#}");
+    let message = doc["targets"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("UUID") && message.contains("--discard-record"),
+        "{message}"
+    );
+    assert_eq!(
+        phase.as_deref(),
+        Some("fenced"),
+        "the record is left as it was"
+    );
+    assert_eq!(discard, 0, "--discard-record forgets it");
+    assert!(!left, "the record file is gone");
 }
 
 /// Finding 6: `--backup-dir` on the filesystem being repaired is refused only after the unmount:

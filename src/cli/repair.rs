@@ -42,7 +42,12 @@ never repaired automatically (btrfs check --repair is for developers' advice onl
 
 Without TARGET: every mounted filesystem the scan does not call clean, one plan, one
 question. A restarted run reads the state record first: a run that stopped before the
-repair command is rolled back; one that stopped inside it is held for a human.
+repair command is rolled back; one that stopped inside it is held for a human. A record is
+only acted on for the filesystem it was written for (type and UUID): one on a device that
+now holds another filesystem is refused; --discard-record forgets it. A held filesystem
+that was mounted again by hand is reported as such; --resume then closes its record. The
+restore mounts only on the directory the unmount uncovered, never through a symlink or on
+a directory put in its place (refused, exit 8, record held).
 
 Needs root. Not on a terminal, --yes is required (exit 16 otherwise).
 
@@ -51,7 +56,9 @@ Examples:
   snapguard repair /data                    plan, ask, repair, remount, freeze-test
   snapguard repair --yes --terminate-holders /data   for a maintenance window
   snapguard repair --status                 state records of running or held repairs
-  snapguard repair --resume /dev/sdb1       verify a held filesystem and mount it again";
+  snapguard repair --resume /dev/sdb1       verify a held filesystem and mount it again
+                                            (or close the record if mounted by hand)
+  snapguard repair --discard-record /dev/sdb1   forget a stale state record";
 
 /// Exit codes, fsck's bitmask.
 pub const REPAIR_EXIT_HELP: &str = "\
@@ -60,9 +67,11 @@ Exit status (fsck's bitmask, OR-ed over the filesystems):
   1   repaired, verified and back in service
   2   boot-time check scheduled (/, /usr): reboot to run it
   4   errors left: the check found errors this tier may not fix, a repair left errors, a
-      filesystem held unmounted for a human, or --dry-run with work to do
+      filesystem held for a human (unmounted, or mounted again by hand: --resume closes
+      it), or --dry-run with work to do
   8   operational error: in use (the list is printed), refused by policy, another repair
-      or fsck running, a step failed (rolled back), not root
+      or fsck running, a step failed (rolled back), a record written for another
+      filesystem, a mount point replaced while unmounted (record held), not root
   16  usage: bad arguments or configuration, no terminal and no --yes
   32  declined at the prompt";
 

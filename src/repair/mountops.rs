@@ -383,7 +383,7 @@ impl MountPoint {
                 path: shown.clone(),
             },
             // O_NOFOLLOW|O_DIRECTORY on a final symlink says ENOTDIR: name it.
-            Errno::ENOTDIR if path.is_symlink() => MountPointError::Symlink {
+            Errno::ENOTDIR if path.ancestors().any(Path::is_symlink) => MountPointError::Symlink {
                 path: shown.clone(),
             },
             Errno::ENOTDIR => MountPointError::NotADirectory {
@@ -761,6 +761,45 @@ mod tests {
             None,
             "components, not text prefixes"
         );
+    }
+
+    #[test]
+    fn a_mount_point_must_be_the_directory_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let was = match MountPoint::open(&mnt, None) {
+            Ok(mp) => mp.identity(),
+            Err(MountPointError::Open { why, .. }) if why.contains("not implemented") => return,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(MountPoint::open(&mnt, Some(&was)).unwrap().identity(), was);
+        // Another directory under the same name (made before the old one goes: a new inode).
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::remove_dir(&mnt).unwrap();
+        std::fs::rename(&other, &mnt).unwrap();
+        let e = MountPoint::open(&mnt, Some(&was)).unwrap_err();
+        assert!(matches!(e, MountPointError::Replaced { .. }), "{e}");
+        assert!(MountPoint::open(&mnt, None).is_ok(), "no identity recorded");
+        // A symlink to a directory, as the last component or on the way.
+        std::fs::remove_dir(&mnt).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(elsewhere.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &mnt).unwrap();
+        let e = MountPoint::open(&mnt, None).unwrap_err();
+        assert!(matches!(e, MountPointError::Symlink { .. }), "{e}");
+        let e = MountPoint::open(&mnt.join("sub"), None).unwrap_err();
+        assert!(matches!(e, MountPointError::Symlink { .. }), "{e}");
+        // A file.
+        std::fs::remove_file(&mnt).unwrap();
+        std::fs::write(&mnt, b"").unwrap();
+        let e = MountPoint::open(&mnt, None).unwrap_err();
+        assert!(matches!(e, MountPointError::NotADirectory { .. }), "{e}");
+        assert!(matches!(
+            MountPoint::open(Path::new("/"), None).unwrap_err(),
+            MountPointError::Open { .. }
+        ));
     }
 
     #[test]
