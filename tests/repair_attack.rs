@@ -502,3 +502,86 @@ fn status_spells_the_phase_as_the_record_does() {
     assert_eq!(doc["records"][0]["phase"], "repair-started", "{doc:#}");
     assert_eq!(out.status.code(), Some(4), "a non-final record: exit 4");
 }
+
+/// The XFS log replay mounts the filesystem on a private directory under /run/snapguard: a
+/// crash while it is mounted must not leave it mounted for good. The record names the mount
+/// before it is made; the next run unmounts it, then rolls back as for any crash before a write.
+#[test]
+fn a_crash_during_the_log_replay_mount_is_unmounted_by_the_next_run() {
+    if !require_root("a_crash_during_the_log_replay_mount_is_unmounted_by_the_next_run") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("rattack-replay");
+    let img = dir.join("x.img");
+    fs::File::create(&img).unwrap().set_len(320 * MIB).unwrap();
+    run("mkfs.xfs", &[OsStr::new("-q"), img.as_os_str()]);
+    let lo = LoopDevice::attach(&img);
+    let mnt = dir.mkdir("x");
+    let m = Mount::new(lo.dev(), &mnt, Some("noatime"));
+    let fx = Fixture {
+        lo,
+        mnt,
+        _mount: None,
+    };
+    fx.forget_record();
+    // A dirty log, on an unmounted device: the repair replays it by mount + umount.
+    fs::write(fx.mnt.join("late"), b"written before the shutdown").unwrap();
+    run(
+        "xfs_io",
+        &[
+            OsStr::new("-x"),
+            OsStr::new("-c"),
+            OsStr::new("shutdown -f"),
+            fx.mnt.as_os_str(),
+        ],
+    );
+    m.unmount();
+    let (code, _, _) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.lo.dev().as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "replay-mounted:crash")],
+    );
+    let record: Value = fs::read(fx.record_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let scratch = record["replay_mount"].as_str().map(PathBuf::from);
+    let left_mounted = scratch.as_deref().is_some_and(mounted_at);
+    let (code2, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.lo.dev().as_os_str()]);
+    let still = scratch.as_deref().is_some_and(mounted_at);
+    if still {
+        if let Some(s) = &scratch {
+            run("umount", &[s.as_os_str()]);
+        }
+    }
+    let phase = fx.record_phase();
+    let replay_mount_kept = fs::read(fx.record_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|v| !v["replay_mount"].is_null());
+    fx.forget_record();
+    assert_eq!(code, 8, "the crash");
+    assert!(
+        left_mounted,
+        "the record names the replay mount, mounted at the crash: {record:#}"
+    );
+    assert!(
+        !still,
+        "the next run left the replay mount mounted:\n{doc:#}\n{stderr}"
+    );
+    let t = &doc["targets"][0];
+    assert!(
+        step(t, "replay").iter().any(
+            |s| s["result"] == "ok" && s["detail"].as_str().unwrap_or("").contains("unmounted")
+        ),
+        "{doc:#}"
+    );
+    assert_eq!(code2, 8, "rolled back, run again\n{doc:#}");
+    assert_eq!(phase.as_deref(), Some("rolled-back"), "{doc:#}");
+    assert!(!replay_mount_kept, "the record no longer names it");
+    assert!(
+        scratch.is_some_and(|s| !s.exists()),
+        "the private directory is removed"
+    );
+}

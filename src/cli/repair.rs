@@ -365,6 +365,13 @@ fn status_hint(r: &state::Record, mounted_now: &[PathBuf]) -> Option<String> {
         return None;
     }
     let device = crate::shell::quote_path(&r.device);
+    if let Some(dir) = &r.replay_mount {
+        return Some(format!(
+            "interrupted (or running) with the log replay mount {} in place: the next \
+             `snapguard repair {device}` unmounts it and carries on from the record",
+            crate::shell::quote_path(dir)
+        ));
+    }
     let all_back = !r.mounts.is_empty() && mounted_now.len() == r.mounts.len();
     Some(
         match r.phase {

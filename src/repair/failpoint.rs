@@ -1,6 +1,7 @@
 //! Failure injection for the rollback tests: `SNAPGUARD_FAILPOINT=STEP` makes that step fail
 //! as if its command had failed; `STEP:crash` ends the process at the start of the step with
-//! no cleanup, as a SIGKILL would. Several may be given, comma-separated.
+//! no cleanup, as a SIGKILL would. Several may be given, comma-separated. One point is not a
+//! step: `replay-mounted:crash` ends the process while the log replay mount is in place.
 //!
 //! Written by hand: the `fail` crate needs a compile-time feature, and these points must work
 //! in the binary CI tests (a release build an admin runs ignores nothing: the variable is

@@ -257,6 +257,7 @@ impl Machine<'_> {
                         mounts: Vec::new(),
                         stopped_units: Vec::new(),
                         phase: Phase::Discovered,
+                        replay_mount: None,
                         steps: Vec::new(),
                         updated: 0,
                     },
@@ -321,6 +322,7 @@ impl Machine<'_> {
             mounts: subject.mounts.iter().map(RecordedMount::from).collect(),
             stopped_units: Vec::new(),
             phase: Phase::Discovered,
+            replay_mount: None,
             steps: Vec::new(),
             updated: 0,
         };
@@ -808,6 +810,9 @@ impl Machine<'_> {
             job.report.message = format!("dry run: {previous}; nothing was changed");
             return job;
         }
+        if !self.undo_replay_mount(&mut job, &previous) {
+            return job;
+        }
         let all_back = job.unmounted.is_empty() && !record.mounts.is_empty();
         let some_back = !mounted_now.is_empty() && !job.unmounted.is_empty();
         let list = |v: &[PathBuf]| {
@@ -966,6 +971,64 @@ impl Machine<'_> {
         job
     }
 
+    /// A log replay mount the interrupted run left (the record names it before mounting):
+    /// unmount it before anything else. False when it cannot be (the job says why).
+    fn undo_replay_mount(&mut self, job: &mut Job, previous: &str) -> bool {
+        let Some(dir) = job.record.replay_mount.clone() else {
+            return true;
+        };
+        let started = Instant::now();
+        let mounted = self
+            .table
+            .entries()
+            .iter()
+            .any(|e| e.mount_point == dir && is_mount_of(e, &job.record));
+        let unmounted = if mounted {
+            mountops::unmount(&dir)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = unmounted {
+            let why = format!(
+                "cannot unmount the log replay mount {} the interrupted run left: {}",
+                dir.display(),
+                e.desc()
+            );
+            push(job, "replay", "failed", why.clone(), None, started);
+            job.report.outcome = RepairOutcome::Failed;
+            job.report.message = format!(
+                "{previous}; {why}: nothing else was done; `umount {}` by hand, then run again",
+                quote_path(&dir)
+            );
+            return false;
+        }
+        let _ = std::fs::remove_dir(&dir);
+        job.record.replay_mount = None;
+        self.save(job);
+        if let Ok(table) = load_table(self.root) {
+            self.table = table;
+        }
+        push(
+            job,
+            "replay",
+            "ok",
+            if mounted {
+                format!(
+                    "the log replay mount {} the interrupted run left is unmounted",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "the log replay mount {} the interrupted run named was not mounted",
+                    dir.display()
+                )
+            },
+            None,
+            started,
+        );
+        true
+    }
+
     /// The record must describe the filesystem on the device now: same type and UUID.
     fn same_filesystem(&self, job: &Job) -> Result<(), String> {
         let record = &job.record;
@@ -1084,6 +1147,12 @@ impl Machine<'_> {
                         "some of its mount points".to_string()
                     }
                 );
+                if let Some(dir) = &job.record.replay_mount {
+                    job.report.message.push_str(&format!(
+                        "; its log replay mount {} may still be mounted: `umount` it by hand",
+                        quote_path(dir)
+                    ));
+                }
             }
             Err(e) => {
                 push(
@@ -1476,7 +1545,7 @@ impl Machine<'_> {
         };
         let run_dir = self.root.path(crate::root::RUN_DIR);
         let fs_type = job.record.fstype.clone();
-        self.step(job, "replay", |_, job| match replay {
+        self.step(job, "replay", |this, job| match replay {
             checker::Replay::Command(command) => {
                 let run = checker::run(&command, timeout, None)?;
                 let v = checker::interpret(kind, CheckPhase::Replay, run.status, &run.output);
@@ -1491,25 +1560,41 @@ impl Machine<'_> {
             }
             checker::Replay::MountUnmount => {
                 // The kernel replays the log at mount: a private temporary mount point under
-                // /run, fence dropped just before and taken again right after.
+                // /run, fence dropped just before and taken again right after. The record names
+                // the mount before it exists, so a crash while it is mounted is undone by the
+                // next run.
                 let dir = run_dir.join(format!("replay-{}", std::process::id()));
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("cannot create '{}'", dir.display()))?;
+                job.record.replay_mount = Some(dir.clone());
+                this.save(job);
                 Self::release_fence(job);
                 let request = mountops::MountRequest {
                     source: device.clone(),
                     target: dir.clone(),
                     fs_type: fs_type.clone(),
-                    flags: nix::mount::MsFlags::empty(),
+                    flags: nix::mount::MsFlags::MS_NOSUID
+                        | nix::mount::MsFlags::MS_NODEV
+                        | nix::mount::MsFlags::MS_NOEXEC,
                     data: String::new(),
                 };
                 let mounted = mountops::mount(&request);
+                if mounted.is_ok() && failpoint::armed("replay-mounted") == Some(Action::Crash) {
+                    std::process::exit(i32::from(super::exit::OPERATIONAL));
+                }
                 let unmounted = mounted.as_ref().ok().map(|()| mountops::unmount(&dir));
-                let _ = std::fs::remove_dir(&dir);
                 mounted.context("mount to replay the log")?;
                 if let Some(Err(e)) = unmounted {
-                    anyhow::bail!("umount after the replay mount: {}", e.desc());
+                    anyhow::bail!(
+                        "umount {} after the replay mount: {} (the record names it: the next \
+                         run unmounts it)",
+                        dir.display(),
+                        e.desc()
+                    );
                 }
+                let _ = std::fs::remove_dir(&dir);
+                job.record.replay_mount = None;
+                this.save(job);
                 job.fence = Some(Fence::take(&device)?);
                 Ok((
                     "the kernel replayed the log (mount + umount on a private directory)".into(),
@@ -2373,14 +2458,7 @@ fn fs_uuid(scan: &TargetReport) -> Option<String> {
 /// the recorded type, from the recorded device: a btrfs mount shows an anonymous device
 /// number, so its source names the device).
 pub fn mounted_again(table: &MountTable, record: &Record) -> Vec<PathBuf> {
-    let device = std::fs::canonicalize(&record.device).unwrap_or_else(|_| record.device.clone());
-    let ours = |e: &MountInfo| {
-        (e.major, e.minor) == (record.major, record.minor)
-            || e.source.as_ref().is_some_and(|s| {
-                let s = Path::new(s);
-                s == record.device || std::fs::canonicalize(s).is_ok_and(|c| c == device)
-            })
-    };
+    let ours = |e: &MountInfo| is_mount_of(e, record);
     record
         .mounts
         .iter()
@@ -2392,6 +2470,18 @@ pub fn mounted_again(table: &MountTable, record: &Record) -> Vec<PathBuf> {
         })
         .map(|m| m.mount_point.clone())
         .collect()
+}
+
+/// Whether a mountinfo line is a mount of the record's device (by device number, or for
+/// btrfs, whose lines show an anonymous number, by source).
+fn is_mount_of(e: &MountInfo, record: &Record) -> bool {
+    (e.major, e.minor) == (record.major, record.minor)
+        || e.source.as_ref().is_some_and(|s| {
+            let s = Path::new(s);
+            s == record.device
+                || std::fs::canonicalize(s)
+                    .is_ok_and(|c| std::fs::canonicalize(&record.device).is_ok_and(|d| d == c))
+        })
 }
 
 /// The device number of a block device node (following symlinks), if `path` is one.

@@ -159,6 +159,15 @@ pub struct Record {
     /// systemd units this run stopped (restarted at the end).
     pub stopped_units: Vec<String>,
     pub phase: Phase,
+    /// The private directory a log replay mounts the filesystem on, named here before the
+    /// mount is made and cleared after its unmount: a run that finds it set (a crash while
+    /// it was mounted) unmounts it first.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "path_json::option"
+    )]
+    pub replay_mount: Option<PathBuf>,
     pub steps: Vec<RepairStep>,
     /// Unix time of the last write.
     pub updated: u64,
@@ -329,6 +338,7 @@ mod tests {
             mounts: vec![RecordedMount::from(&m)],
             stopped_units: vec![],
             phase: Phase::Fenced,
+            replay_mount: None,
             steps: vec![],
             updated: 0,
         };
