@@ -318,7 +318,7 @@ fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome
                 .as_ref()
                 .map(|t| machine::mounted_again(t, r))
                 .unwrap_or_default();
-            let hint = status_hint(r, &mounted_now);
+            let hint = machine::record_hint(r, &mounted_now);
             (path, r, mounted_now, hint)
         })
         .map(|(path, r, mounted_now, hint)| report::RepairStatusEntry {
@@ -356,45 +356,4 @@ fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome
             exit::NOTHING
         },
     })
-}
-
-/// One line on what to do about a record that is not final.
-fn status_hint(r: &state::Record, mounted_now: &[PathBuf]) -> Option<String> {
-    use state::Phase;
-    if r.phase.is_final() {
-        return None;
-    }
-    let device = crate::shell::quote_path(&r.device);
-    if let Some(dir) = &r.replay_mount {
-        return Some(format!(
-            "interrupted (or running) with the log replay mount {} in place: the next \
-             `snapguard repair {device}` unmounts it and carries on from the record",
-            crate::shell::quote_path(dir)
-        ));
-    }
-    let all_back = !r.mounts.is_empty() && mounted_now.len() == r.mounts.len();
-    Some(
-        match r.phase {
-            Phase::RepairStarted | Phase::Repaired | Phase::Held if all_back => format!(
-                "mounted again since (not by snapguard): check it (`snapguard scan {device}`), then \
-             `snapguard repair --resume {device}` releases the hold"
-            ),
-            _ if !mounted_now.is_empty() && !all_back => format!(
-                "mounted again on part of its mount points only: unmount them and `snapguard repair \
-             --resume {device}`, or mount the rest and `--resume`"
-            ),
-            Phase::Held => format!(
-                "held unmounted for a human: check or repair it by hand, then `snapguard repair \
-             --resume {device}` verifies and remounts it"
-            ),
-            Phase::RepairStarted => format!(
-                "a repair was interrupted (or is running): the next `snapguard repair {device}` \
-             holds it for a human"
-            ),
-            _ => format!(
-                "interrupted (or running): the next `snapguard repair {device}` carries on from \
-             the record"
-            ),
-        } + &format!("; `snapguard repair --discard-record {device}` forgets a stale record"),
-    )
 }

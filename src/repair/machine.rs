@@ -233,42 +233,7 @@ impl Machine<'_> {
                 let mut report = RepairTarget::new(target.display().to_string());
                 report.outcome = RepairOutcome::NothingToDo;
                 report.message = "no repair record names it: nothing to discard".into();
-                jobs.push(Job {
-                    subject: Subject {
-                        name: target.display().to_string(),
-                        device: target.clone(),
-                        dev: (0, 0),
-                        sb: None,
-                        fs_type: None,
-                        mounts: Vec::new(),
-                    },
-                    kind: FsKind::Ext,
-                    report,
-                    record: Record {
-                        version: state::RECORD_VERSION,
-                        pid: 0,
-                        start_time: 0,
-                        device: target.clone(),
-                        major: 0,
-                        minor: 0,
-                        kind: FsKind::Ext,
-                        fstype: String::new(),
-                        uuid: None,
-                        mounts: Vec::new(),
-                        stopped_units: Vec::new(),
-                        phase: Phase::Discovered,
-                        replay_mount: None,
-                        steps: Vec::new(),
-                        updated: 0,
-                    },
-                    scan: None,
-                    fence: None,
-                    unmounted: Vec::new(),
-                    needs_replay: false,
-                    boot_check: false,
-                    pending: false,
-                    mount_point_replaced: false,
-                });
+                jobs.push(report_only(&target, report));
                 continue;
             }
             let subject = subject::resolve(&target, &self.table)
@@ -2170,6 +2135,46 @@ fn mount_back(
     at.apply_propagation(&before.optional_fields)
 }
 
+/// A job that only reports (`--discard-record` of a TARGET no record names): nothing to run.
+fn report_only(target: &Path, report: RepairTarget) -> Job {
+    Job {
+        subject: Subject {
+            name: target.display().to_string(),
+            device: target.to_path_buf(),
+            dev: (0, 0),
+            sb: None,
+            fs_type: None,
+            mounts: Vec::new(),
+        },
+        kind: FsKind::Ext,
+        report,
+        record: Record {
+            version: state::RECORD_VERSION,
+            pid: 0,
+            start_time: 0,
+            device: target.to_path_buf(),
+            major: 0,
+            minor: 0,
+            kind: FsKind::Ext,
+            fstype: String::new(),
+            uuid: None,
+            mounts: Vec::new(),
+            stopped_units: Vec::new(),
+            phase: Phase::Discovered,
+            replay_mount: None,
+            steps: Vec::new(),
+            updated: 0,
+        },
+        scan: None,
+        fence: None,
+        unmounted: Vec::new(),
+        needs_replay: false,
+        boot_check: false,
+        pending: false,
+        mount_point_replaced: false,
+    }
+}
+
 /// Why a restore left mounts unmounted, and what the admin does about it: one line.
 fn not_mounted_message(job: &Job) -> String {
     let why: Vec<String> = job
@@ -2472,6 +2477,46 @@ pub fn mounted_again(table: &MountTable, record: &Record) -> Vec<PathBuf> {
         .collect()
 }
 
+/// One line on what to do about a record that is not final (`--status`).
+pub fn record_hint(r: &Record, mounted_now: &[PathBuf]) -> Option<String> {
+    if r.phase.is_final() {
+        return None;
+    }
+    let device = crate::shell::quote_path(&r.device);
+    if let Some(dir) = &r.replay_mount {
+        return Some(format!(
+            "interrupted (or running) with the log replay mount {} in place: the next \
+             `snapguard repair {device}` unmounts it and carries on from the record",
+            crate::shell::quote_path(dir)
+        ));
+    }
+    let all_back = !r.mounts.is_empty() && mounted_now.len() == r.mounts.len();
+    Some(
+        match r.phase {
+            Phase::RepairStarted | Phase::Repaired | Phase::Held if all_back => format!(
+                "mounted again since (not by snapguard): check it (`snapguard scan {device}`), then \
+             `snapguard repair --resume {device}` releases the hold"
+            ),
+            _ if !mounted_now.is_empty() && !all_back => format!(
+                "mounted again on part of its mount points only: unmount them and `snapguard repair \
+             --resume {device}`, or mount the rest and `--resume`"
+            ),
+            Phase::Held => format!(
+                "held unmounted for a human: check or repair it by hand, then `snapguard repair \
+             --resume {device}` verifies and remounts it"
+            ),
+            Phase::RepairStarted => format!(
+                "a repair was interrupted (or is running): the next `snapguard repair {device}` \
+             holds it for a human"
+            ),
+            _ => format!(
+                "interrupted (or running): the next `snapguard repair {device}` carries on from \
+             the record"
+            ),
+        } + &format!("; `snapguard repair --discard-record {device}` forgets a stale record"),
+    )
+}
+
 /// Whether a mountinfo line is a mount of the record's device (by device number, or for
 /// btrfs, whose lines show an anonymous number, by source).
 fn is_mount_of(e: &MountInfo, record: &Record) -> bool {
@@ -2567,4 +2612,72 @@ fn shell_words(line: &str) -> Vec<String> {
         words.push(word);
     }
     words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(phase: Phase, lines: &[&str]) -> Record {
+        Record {
+            version: state::RECORD_VERSION,
+            pid: 1,
+            start_time: 1,
+            device: "/dev/loop7".into(),
+            major: 7,
+            minor: 7,
+            kind: FsKind::Ext,
+            fstype: "ext4".into(),
+            uuid: Some("u".into()),
+            mounts: lines
+                .iter()
+                .map(|l| {
+                    RecordedMount::from(
+                        &crate::mount::mountinfo::parse_line(l.as_bytes()).expect("line"),
+                    )
+                })
+                .collect(),
+            stopped_units: Vec::new(),
+            phase,
+            replay_mount: None,
+            steps: Vec::new(),
+            updated: 0,
+        }
+    }
+
+    const DATA: &str = "45 27 7:7 / /data rw,noatime - ext4 /dev/loop7 rw";
+    const OTHER: &str = "46 27 7:7 / /other rw,noatime - ext4 /dev/loop7 rw";
+
+    #[test]
+    fn a_hold_mounted_again_by_hand_is_named_with_its_way_out() {
+        let r = record(Phase::Held, &[DATA, OTHER]);
+        let table = |text: &str| MountTable::from_mountinfo(text.as_bytes()).unwrap();
+        // Nothing back: held unmounted.
+        let none = table("27 1 8:1 / / rw - ext4 /dev/sda1 rw\n");
+        assert!(mounted_again(&none, &r).is_empty());
+        let hint = record_hint(&r, &[]).unwrap();
+        assert!(hint.contains("held unmounted"), "{hint}");
+        // Another filesystem on the mount point is not ours.
+        let foreign = table(
+            "27 1 8:1 / / rw - ext4 /dev/sda1 rw\n50 27 8:2 / /data rw - ext4 /dev/sda2 rw\n",
+        );
+        assert!(mounted_again(&foreign, &r).is_empty());
+        // All back (the same device number): --resume releases it.
+        let back = table(
+            "27 1 8:1 / / rw - ext4 /dev/sda1 rw\n60 27 7:7 / /data rw - ext4 /dev/loop7 rw\n\
+             61 27 7:7 / /other rw - ext4 /dev/loop7 rw\n",
+        );
+        let now = mounted_again(&back, &r);
+        assert_eq!(now, vec![PathBuf::from("/data"), PathBuf::from("/other")]);
+        let hint = record_hint(&r, &now).unwrap();
+        assert!(
+            hint.contains("mounted again") && hint.contains("--resume /dev/loop7"),
+            "{hint}"
+        );
+        // Part back.
+        let hint = record_hint(&r, &now[..1]).unwrap();
+        assert!(hint.contains("part of its mount points"), "{hint}");
+        // A final record needs nothing.
+        assert_eq!(record_hint(&record(Phase::Done, &[DATA]), &now), None);
+    }
 }

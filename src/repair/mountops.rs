@@ -3,7 +3,9 @@
 //!
 //! The request builders ([`primary_request`], [`bind_request`]) and [`differences`] are pure;
 //! [`unmount`], [`Fence`], [`mount`], [`apply_propagation`] and [`replay_by_mount`] make the
-//! system calls (through `nix`, which wraps them safely).
+//! system calls (through `nix`, which wraps them safely). A recorded mount point is restored
+//! with [`mount_on`]: [`MountPoint`] opens it with no symlink on the way, checks it is the
+//! directory the unmount uncovered ([`DirIdentity`]) and mounts on it through its fd.
 
 use crate::mount::mountinfo::MountInfo;
 use crate::sys::pathfd::DirFd;
