@@ -198,6 +198,14 @@ fn restore_never_follows_a_symlink_that_replaced_the_mount_point() {
     );
     assert_eq!(code, 4, "held");
     assert!(!mounted_at(&fx.mnt));
+    // The record names the directory under the mount point (taken at plan time).
+    let record: Value = serde_json::from_slice(&fs::read(fx.record_path()).unwrap()).unwrap();
+    let under = fs::metadata(&fx.mnt).unwrap();
+    assert_eq!(
+        record["mounts"][0]["directory"]["ino"].as_u64(),
+        Some(under.ino()),
+        "{record:#}"
+    );
     let elsewhere = dir.mkdir("etc-standin");
     fs::write(elsewhere.join("passwd"), b"root:x:0:0::/root:/bin/sh\n").unwrap();
     fs::remove_dir(&fx.mnt).unwrap();

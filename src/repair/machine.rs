@@ -403,9 +403,37 @@ impl Machine<'_> {
             job.report.message = format!("{why}: choose another --backup-dir; nothing was changed");
             return Ok(());
         }
+        self.record_covered_directories(job);
         self.plan_steps(job);
         job.pending = true;
         Ok(())
+    }
+
+    /// The directory under each mount point (device and inode), seen through a private clone
+    /// of its parent mount while it is still mounted: the restore mounts on that directory
+    /// only. Left unset where it cannot be seen (a mount stacked on its parent's mount point,
+    /// no `open_tree`): then it is taken right after the unmount.
+    fn record_covered_directories(&self, job: &mut Job) {
+        let entries = self.table.entries();
+        for m in &mut job.record.mounts {
+            let Some(parent) = entries.iter().find(|e| e.mount_id == m.parent_id) else {
+                continue;
+            };
+            // Something else stacked on the parent's mount point would be what the clone shows.
+            let stacked = entries.iter().any(|e| {
+                e.parent_id == parent.mount_id
+                    && e.mount_point == parent.mount_point
+                    && e.mount_id != m.mount_id
+            });
+            if !stacked {
+                m.directory = mountops::MountPoint::covered(
+                    &parent.mount_point,
+                    (parent.major, parent.minor),
+                    &m.mount_point,
+                )
+                .ok();
+            }
+        }
     }
 
     fn may_pass(&self, b: &Blocker) -> bool {
@@ -1355,10 +1383,13 @@ impl Machine<'_> {
                     )
                 })?;
                 // The directory it covered, now visible: the restore mounts on it and on
-                // nothing else (a symlink or another directory in its place is refused).
+                // nothing else (a symlink or another directory in its place is refused). Taken
+                // at plan time when it could be: then it must be the same directory now.
                 let mut m = m.clone();
-                let covered = mountops::MountPoint::open(&m.mount_point, None);
-                m.directory = covered.as_ref().ok().map(mountops::MountPoint::identity);
+                let covered = mountops::MountPoint::open(&m.mount_point, m.directory.as_ref());
+                if m.directory.is_none() {
+                    m.directory = covered.as_ref().ok().map(mountops::MountPoint::identity);
+                }
                 if let Some(r) = job
                     .record
                     .mounts
@@ -1378,6 +1409,12 @@ impl Machine<'_> {
                 {
                     anyhow::bail!(
                         "{} is still in mountinfo after umount",
+                        m.mount_point.display()
+                    );
+                }
+                if let Err(e @ mountops::MountPointError::Replaced { .. }) = &covered {
+                    anyhow::bail!(
+                        "{} unmounted, but {e} (it changed since the plan)",
                         m.mount_point.display()
                     );
                 }

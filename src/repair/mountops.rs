@@ -316,8 +316,8 @@ fn mount_at(req: &MountRequest, at: Option<&MountPoint>) -> anyhow::Result<()> {
 }
 
 /// The directory a mount point is on its parent filesystem (what the mount covers), as its
-/// device and inode: recorded once the unmount has uncovered it, compared before it is mounted
-/// on again.
+/// device and inode: recorded at plan time ([`MountPoint::covered`]) or once the unmount has
+/// uncovered it, compared before it is mounted on again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirIdentity {
     pub dev_major: u32,
@@ -425,6 +425,38 @@ impl MountPoint {
             }),
             _ => Ok(mp),
         }
+    }
+
+    /// The directory a mount at `mount_point` covers, seen while it is still mounted: through
+    /// a private clone of its parent mount (mounted at `parent_mount_point`), which carries no
+    /// submount. `mount_point` must be strictly below `parent_mount_point` (a mount stacked on
+    /// the parent's own mount point covers the parent's root, which the clone cannot tell
+    /// apart from the stack's top: `EINVAL`). The clone must be of the parent's device
+    /// (`parent_dev`, mountinfo's `major:minor`), else something hides the parent's path:
+    /// `EXDEV`.
+    pub fn covered(
+        parent_mount_point: &Path,
+        parent_dev: (u32, u32),
+        mount_point: &Path,
+    ) -> Result<DirIdentity, Errno> {
+        let rel = mount_point
+            .strip_prefix(parent_mount_point)
+            .map_err(|_| Errno::EINVAL)?;
+        if rel.as_os_str().is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        let clone = DirFd::clone_mount(parent_mount_point)?;
+        let root = clone.placement()?;
+        if (root.dev_major, root.dev_minor) != parent_dev {
+            return Err(Errno::EXDEV);
+        }
+        let dir = DirFd::open(Some(&clone), rel)?;
+        let p = dir.placement()?;
+        Ok(DirIdentity {
+            dev_major: p.dev_major,
+            dev_minor: p.dev_minor,
+            ino: p.ino,
+        })
     }
 
     /// Device and inode of the directory.

@@ -90,8 +90,9 @@ pub struct RecordedMount {
     pub source: Option<PathBuf>,
     pub super_options: String,
     /// The directory under the mount point (device and inode on the parent filesystem), taken
-    /// right after the unmount uncovered it: the restore mounts on that directory only, never
-    /// on a symlink or another directory put in its place.
+    /// at plan time through a private clone of the parent mount (else right after the unmount
+    /// uncovered it): the restore mounts on that directory only, never on a symlink or another
+    /// directory put in its place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<DirIdentity>,
 }
