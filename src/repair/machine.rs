@@ -80,7 +80,10 @@ pub fn run(
         table,
         messages: Vec::new(),
     };
-    machine.check_namespace()?;
+    // Forgetting a record unmounts nothing: the namespace does not matter.
+    if !options.discard_record {
+        machine.check_namespace()?;
+    }
     let _locks = machine.lock()?;
     let mut jobs = machine.prepare(targets)?;
     let pending: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].pending).collect();
