@@ -184,7 +184,6 @@ fn a_device_alias_does_not_bypass_an_interrupted_repair() {
 /// between unmount and restore) gets the filesystem mounted over the symlink's target (here a
 /// directory standing for /etc), and the run still says "repaired, back in service", exit 1.
 #[test]
-#[ignore = "finding 2: restore follows a symlink that replaced the mount point; mounts elsewhere, exit 1"]
 fn restore_never_follows_a_symlink_that_replaced_the_mount_point() {
     if !require_root("restore_never_follows_a_symlink_that_replaced_the_mount_point") {
         return;
@@ -199,6 +198,14 @@ fn restore_never_follows_a_symlink_that_replaced_the_mount_point() {
     );
     assert_eq!(code, 4, "held");
     assert!(!mounted_at(&fx.mnt));
+    // The record names the directory under the mount point (taken at plan time).
+    let record: Value = serde_json::from_slice(&fs::read(fx.record_path()).unwrap()).unwrap();
+    let under = fs::metadata(&fx.mnt).unwrap();
+    assert_eq!(
+        record["mounts"][0]["directory"]["ino"].as_u64(),
+        Some(under.ino()),
+        "{record:#}"
+    );
     let elsewhere = dir.mkdir("etc-standin");
     fs::write(elsewhere.join("passwd"), b"root:x:0:0::/root:/bin/sh\n").unwrap();
     fs::remove_dir(&fx.mnt).unwrap();
@@ -208,9 +215,18 @@ fn restore_never_follows_a_symlink_that_replaced_the_mount_point() {
     if wrong {
         run("umount", &[elsewhere.as_os_str()]);
     }
+    let phase = fx.record_phase();
     fs::remove_file(&fx.mnt).unwrap();
     fs::create_dir(&fx.mnt).unwrap();
     fx.forget_record();
+    assert_eq!(phase.as_deref(), Some("held"), "kept for a human");
+    assert!(
+        doc["targets"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("symlink"),
+        "{doc:#}"
+    );
     assert!(
         !wrong,
         "mounted over the symlink's target {}:\n{doc:#}",
@@ -220,6 +236,46 @@ fn restore_never_follows_a_symlink_that_replaced_the_mount_point() {
         code & 8,
         8,
         "a restore that differs is exit 8\n{doc:#}\n{stderr}"
+    );
+}
+
+/// Finding 2, the same with a directory: the mount point removed and made again (another
+/// inode) while the filesystem is held is not the directory that was unmounted: refused, the
+/// record held, nothing mounted.
+#[test]
+fn restore_never_mounts_on_another_directory_put_in_place_of_the_mount_point() {
+    if !require_root("restore_never_mounts_on_another_directory_put_in_place_of_the_mount_point") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("rattack-newdir");
+    let fx = unclean_ext4(&dir, "nd");
+    let (code, _, _) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "verify")],
+    );
+    assert_eq!(code, 4, "held");
+    // Made before the old one goes, so it cannot reuse its inode.
+    let other = dir.mkdir("nd-other");
+    fs::remove_dir(&fx.mnt).unwrap();
+    fs::rename(&other, &fx.mnt).unwrap();
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), fx.lo.dev().as_os_str()]);
+    let mounted = mounted_at(&fx.mnt);
+    if mounted {
+        run("umount", &[fx.mnt.as_os_str()]);
+    }
+    let phase = fx.record_phase();
+    fx.forget_record();
+    assert!(!mounted, "mounted on the new directory:\n{doc:#}");
+    assert_eq!(code & 8, 8, "{doc:#}\n{stderr}");
+    assert_eq!(phase.as_deref(), Some("held"), "kept for a human");
+    assert!(
+        doc["targets"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another directory"),
+        "{doc:#}"
     );
 }
 
@@ -262,7 +318,6 @@ fn dry_run_never_resumes_an_interrupted_record() {
 /// out, `snapguard repair --resume DEVICE`, fails with exit 8 and an empty message: the record
 /// can only be deleted by hand.
 #[test]
-#[ignore = "finding 4: a held fs mounted again by hand can never be resumed (exit 8, empty message)"]
 fn a_held_filesystem_mounted_by_hand_can_be_resumed() {
     if !require_root("a_held_filesystem_mounted_by_hand_can_be_resumed") {
         return;
@@ -279,6 +334,40 @@ fn a_held_filesystem_mounted_by_hand_can_be_resumed() {
     // The admin's manual repair and mount.
     run_any("e2fsck", &[OsStr::new("-fy"), fx.lo.dev().as_os_str()]);
     let _by_hand = Mount::new(fx.lo.dev(), &fx.mnt, Some(EXT4_OPTS));
+    // A run without --resume, and --status, say it is mounted again and what to do.
+    let (code, doc, _) = repair(&dir, &[OsStr::new("--yes"), fx.lo.dev().as_os_str()]);
+    let said = doc["targets"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let status = common::snapguard()
+        .args(["repair", "--status", "--json"])
+        .timeout(RUN_LIMIT)
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap_or(Value::Null);
+    let entry = status["records"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|e| e["device"] == fx.lo.dev().display().to_string())
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(code, 4, "still held until --resume\n{doc:#}");
+    assert!(
+        said.contains("mounted again") && said.contains("--resume"),
+        "{said}"
+    );
+    assert_eq!(
+        entry["mounted_now"][0],
+        fx.mnt.display().to_string(),
+        "{status:#}"
+    );
+    assert!(
+        entry["hint"].as_str().unwrap_or("").contains("--resume"),
+        "{status:#}"
+    );
     let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), fx.lo.dev().as_os_str()]);
     let t = &doc["targets"][0];
     let phase = fx.record_phase();
@@ -302,7 +391,6 @@ fn a_held_filesystem_mounted_by_hand_can_be_resumed() {
 /// number reused by another image, an admin's mkfs); the next `repair DEVICE` resumes the old
 /// record and mounts the new, unrelated filesystem on the old mount point with the old options.
 #[test]
-#[ignore = "finding 5: a stale record is resumed onto a different filesystem on the same device number"]
 fn a_record_is_never_resumed_onto_a_different_filesystem() {
     if !require_root("a_record_is_never_resumed_onto_a_different_filesystem") {
         return;
@@ -328,16 +416,35 @@ fn a_record_is_never_resumed_onto_a_different_filesystem() {
             fx.lo.dev().as_os_str(),
         ],
     );
-    let (_, doc, _) = repair(&dir, &[OsStr::new("--yes"), fx.lo.dev().as_os_str()]);
+    let (code, doc, _) = repair(&dir, &[OsStr::new("--yes"), fx.lo.dev().as_os_str()]);
     let mounted = mounted_at(&fx.mnt);
     if mounted {
         run("umount", &[fx.mnt.as_os_str()]);
     }
+    let phase = fx.record_phase();
+    let (discard, _, _) = repair(
+        &dir,
+        &[OsStr::new("--discard-record"), fx.lo.dev().as_os_str()],
+    );
+    let left = fx.record_path().exists();
     fx.forget_record();
     assert!(
         !mounted,
         "a different filesystem was mounted on the recorded mount point:\n{doc:#}"
     );
+    assert_eq!(code, 8, "refused\n{doc:#}");
+    let message = doc["targets"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("UUID") && message.contains("--discard-record"),
+        "{message}"
+    );
+    assert_eq!(
+        phase.as_deref(),
+        Some("fenced"),
+        "the record is left as it was"
+    );
+    assert_eq!(discard, 0, "--discard-record forgets it");
+    assert!(!left, "the record file is gone");
 }
 
 /// Finding 6: `--backup-dir` on the filesystem being repaired is refused only after the unmount:
@@ -402,4 +509,87 @@ fn status_spells_the_phase_as_the_record_does() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["records"][0]["phase"], "repair-started", "{doc:#}");
     assert_eq!(out.status.code(), Some(4), "a non-final record: exit 4");
+}
+
+/// The XFS log replay mounts the filesystem on a private directory under /run/snapguard: a
+/// crash while it is mounted must not leave it mounted for good. The record names the mount
+/// before it is made; the next run unmounts it, then rolls back as for any crash before a write.
+#[test]
+fn a_crash_during_the_log_replay_mount_is_unmounted_by_the_next_run() {
+    if !require_root("a_crash_during_the_log_replay_mount_is_unmounted_by_the_next_run") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("rattack-replay");
+    let img = dir.join("x.img");
+    fs::File::create(&img).unwrap().set_len(320 * MIB).unwrap();
+    run("mkfs.xfs", &[OsStr::new("-q"), img.as_os_str()]);
+    let lo = LoopDevice::attach(&img);
+    let mnt = dir.mkdir("x");
+    let m = Mount::new(lo.dev(), &mnt, Some("noatime"));
+    let fx = Fixture {
+        lo,
+        mnt,
+        _mount: None,
+    };
+    fx.forget_record();
+    // A dirty log, on an unmounted device: the repair replays it by mount + umount.
+    fs::write(fx.mnt.join("late"), b"written before the shutdown").unwrap();
+    run(
+        "xfs_io",
+        &[
+            OsStr::new("-x"),
+            OsStr::new("-c"),
+            OsStr::new("shutdown -f"),
+            fx.mnt.as_os_str(),
+        ],
+    );
+    m.unmount();
+    let (code, _, _) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.lo.dev().as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "replay-mounted:crash")],
+    );
+    let record: Value = fs::read(fx.record_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let scratch = record["replay_mount"].as_str().map(PathBuf::from);
+    let left_mounted = scratch.as_deref().is_some_and(mounted_at);
+    let (code2, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.lo.dev().as_os_str()]);
+    let still = scratch.as_deref().is_some_and(mounted_at);
+    if still {
+        if let Some(s) = &scratch {
+            run("umount", &[s.as_os_str()]);
+        }
+    }
+    let phase = fx.record_phase();
+    let replay_mount_kept = fs::read(fx.record_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|v| !v["replay_mount"].is_null());
+    fx.forget_record();
+    assert_eq!(code, 8, "the crash");
+    assert!(
+        left_mounted,
+        "the record names the replay mount, mounted at the crash: {record:#}"
+    );
+    assert!(
+        !still,
+        "the next run left the replay mount mounted:\n{doc:#}\n{stderr}"
+    );
+    let t = &doc["targets"][0];
+    assert!(
+        step(t, "replay").iter().any(
+            |s| s["result"] == "ok" && s["detail"].as_str().unwrap_or("").contains("unmounted")
+        ),
+        "{doc:#}"
+    );
+    assert_eq!(code2, 8, "rolled back, run again\n{doc:#}");
+    assert_eq!(phase.as_deref(), Some("rolled-back"), "{doc:#}");
+    assert!(!replay_mount_kept, "the record no longer names it");
+    assert!(
+        scratch.is_some_and(|s| !s.exists()),
+        "the private directory is removed"
+    );
 }

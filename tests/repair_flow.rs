@@ -10,8 +10,8 @@
 mod common;
 
 use common::repair::{
-    EXT4_OPTS, MIB, RUN_LIMIT, hashes, mount_line, one_at_a_time, repair, repair_env, scan_status,
-    step, superblock_state, unclean_ext4, write_files,
+    EXT4_OPTS, MIB, RUN_LIMIT, forget_record, hashes, mount_line, one_at_a_time, repair,
+    repair_env, scan_status, step, superblock_state, unclean_ext4, write_files,
 };
 use common::{
     LoopDevice, Mount, TestDir, assert_schema, require_root, run, run_any, run_snapguard,
@@ -130,6 +130,7 @@ fn xfs_and_a_dirty_log_device_are_checked_replayed_and_repaired() {
     fs::File::create(&img).unwrap().set_len(320 * MIB).unwrap();
     run("mkfs.xfs", &[OsStr::new("-q"), img.as_os_str()]);
     let lo = LoopDevice::attach(&img);
+    forget_record(&lo);
     let mnt = dir.mkdir("x");
     let m = Mount::new(lo.dev(), &mnt, Some("noatime,nodev"));
     write_files(&mnt);
@@ -190,6 +191,7 @@ fn a_btrfs_subvolume_comes_back_as_the_same_subvolume() {
     fs::File::create(&img).unwrap().set_len(256 * MIB).unwrap();
     run("mkfs.btrfs", &[OsStr::new("-q"), img.as_os_str()]);
     let lo = LoopDevice::attach(&img);
+    forget_record(&lo);
     let top = dir.mkdir("top");
     let m = Mount::new(lo.dev(), &top, None);
     run(
@@ -248,6 +250,7 @@ fn a_fat_filesystem_with_the_dirty_bit_is_repaired() {
     bytes[0x41] |= 1;
     fs::write(&img, &bytes).unwrap();
     let lo = LoopDevice::attach(&img);
+    forget_record(&lo);
     let (status, _) = scan_status(lo.dev());
     assert_ne!(status, "ok");
     let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), lo.dev().as_os_str()]);
@@ -464,15 +467,15 @@ fn a_second_concurrent_repair_is_refused_and_changes_nothing() {
     let dir = TestDir::new("repair-concurrent");
     let fx = unclean_ext4(&dir, "cc");
     // The first run waits in QUIESCE for a holder that ignores SIGTERM (grace 4 s).
-    let mut holder = std::process::Command::new("sh")
-        .args([
+    let holder = common::Sleeper::spawn(
+        "sh",
+        &[
             "-c",
             "trap '' TERM; cd \"$1\" && while :; do sleep 0.1; done",
             "sh",
-        ])
-        .arg(&fx.dir_path)
-        .spawn()
-        .unwrap();
+            &fx.dir_path.to_string_lossy(),
+        ],
+    );
     std::thread::sleep(Duration::from_millis(300));
     let exe = assert_cmd::cargo::cargo_bin("snapguard");
     let first = std::process::Command::new(&exe)
@@ -492,7 +495,19 @@ fn a_second_concurrent_repair_is_refused_and_changes_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Wait until the first run holds the lock (its record names it), however loaded the machine.
+    let record = fx.record_path();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let pid = fs::read(&record)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["pid"].as_u64());
+        if pid == Some(u64::from(first.id())) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mounted = mount_line(&fx.dir_path);
     let (code, _, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.dir_path.as_os_str()]);
     assert_eq!(code, 8, "the second run is refused: {stderr}");
@@ -503,8 +518,7 @@ fn a_second_concurrent_repair_is_refused_and_changes_nothing() {
         "the second run changed nothing"
     );
     let out = first.wait_with_output().unwrap();
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     assert_eq!(
         out.status.code(),
         Some(1),

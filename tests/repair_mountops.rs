@@ -363,3 +363,81 @@ fn btrfs_subvolume_with_a_comma_in_its_name_comes_back_by_id() {
     round_trip(lo.dev(), &sub);
     assert!(sub.join("marker").exists());
 }
+
+/// The line of the mount `m` is mounted on (its parent).
+fn parent_of(m: &MountInfo) -> MountInfo {
+    let text = fs::read("/proc/self/mountinfo").expect("read mountinfo");
+    snapguard::mount::parse_all(&text)
+        .expect("parse mountinfo")
+        .into_iter()
+        .find(|p| p.mount_id == m.parent_id)
+        .expect("parent mount listed")
+}
+
+#[test]
+fn the_covered_directory_is_seen_while_mounted_and_a_bind_comes_back_through_its_fd() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !require_root(
+        "the_covered_directory_is_seen_while_mounted_and_a_bind_comes_back_through_its_fd",
+    ) {
+        return;
+    }
+    let dir = TestDir::new("rmnt-covered");
+    let img = fixtures::ext4(&dir, "e.img", &[]);
+    let lo = LoopDevice::attach(&img);
+    let mnt = dir.mkdir("mnt");
+    let view = dir.mkdir("view");
+    let under = fs::metadata(&mnt).expect("stat");
+    let under_view = fs::metadata(&view).expect("stat");
+    let _m = Mount::new(lo.dev(), &mnt, Some("nodev"));
+    let line = expect_line(&mnt);
+    let parent = parent_of(&line);
+    let seen =
+        mountops::MountPoint::covered(&parent.mount_point, (parent.major, parent.minor), &mnt)
+            .expect("the directory under the mount, seen through a clone of the parent mount");
+    assert_eq!(seen.ino, under.ino());
+    assert_eq!(
+        libc::makedev(seen.dev_major, seen.dev_minor),
+        under.dev(),
+        "{seen}"
+    );
+    assert_ne!(fs::metadata(&mnt).unwrap().dev(), under.dev(), "mounted");
+    // A read-only bind, restored on the verified directory through its fd: flags kept.
+    fs::create_dir(mnt.join("inner")).expect("mkdir");
+    let _b = Mount::bind(&mnt.join("inner"), &view);
+    run(
+        "mount",
+        &[
+            OsStr::new("-o"),
+            OsStr::new("remount,bind,ro,nosuid"),
+            view.as_os_str(),
+        ],
+    );
+    let before = expect_line(&view);
+    let view_id = mountops::MountPoint::covered(
+        &parent_of(&before).mount_point,
+        (parent.major, parent.minor),
+        &view,
+    )
+    .expect("covered");
+    assert_eq!(view_id.ino, under_view.ino());
+    unmount_checked(&view);
+    let at = mountops::MountPoint::open(&view, Some(&view_id)).expect("the same directory");
+    let req = mountops::bind_request(&before, &expect_line(&mnt)).expect("reachable");
+    mountops::mount_on(&req, &at).unwrap_or_else(|e| panic!("{req:?}: {e:#}"));
+    at.apply_propagation(&before.optional_fields)
+        .expect("propagation");
+    let after = expect_line(&view);
+    assert!(after.is_read_only(), "{after:?}");
+    assert_same(&before, &after);
+    // Not the directory recorded: refused, nothing mounted.
+    let wrong = mountops::DirIdentity {
+        ino: view_id.ino + 1,
+        ..view_id
+    };
+    unmount_checked(&view);
+    assert!(matches!(
+        mountops::MountPoint::open(&view, Some(&wrong)),
+        Err(mountops::MountPointError::Replaced { .. })
+    ));
+}

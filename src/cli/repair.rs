@@ -42,7 +42,12 @@ never repaired automatically (btrfs check --repair is for developers' advice onl
 
 Without TARGET: every mounted filesystem the scan does not call clean, one plan, one
 question. A restarted run reads the state record first: a run that stopped before the
-repair command is rolled back; one that stopped inside it is held for a human.
+repair command is rolled back; one that stopped inside it is held for a human. A record is
+only acted on for the filesystem it was written for (type and UUID): one on a device that
+now holds another filesystem is refused; --discard-record forgets it. A held filesystem
+that was mounted again by hand is reported as such; --resume then closes its record. The
+restore mounts only on the directory the unmount uncovered, never through a symlink or on
+a directory put in its place (refused, exit 8, record held).
 
 systemd units: processes in the way are listed with their unit. --stop-units stops the
 services that own them (systemctl stop; recorded first, so a crash still restarts them on
@@ -65,7 +70,9 @@ Examples:
   snapguard repair /data                    plan, ask, repair, remount, freeze-test
   snapguard repair --yes --terminate-holders /data   for a maintenance window
   snapguard repair --status                 state records of running or held repairs
-  snapguard repair --resume /dev/sdb1       verify a held filesystem and mount it again";
+  snapguard repair --resume /dev/sdb1       verify a held filesystem and mount it again
+                                            (or close the record if mounted by hand)
+  snapguard repair --discard-record /dev/sdb1   forget a stale state record";
 
 /// Exit codes, fsck's bitmask.
 pub const REPAIR_EXIT_HELP: &str = "\
@@ -74,10 +81,12 @@ Exit status (fsck's bitmask, OR-ed over the filesystems):
   1   repaired, verified and back in service
   2   boot-time check scheduled (/, /usr): reboot to run it
   4   errors left: the check found errors this tier may not fix, a repair left errors, a
-      filesystem held unmounted for a human, or --dry-run with work to do
+      filesystem held for a human (unmounted, or mounted again by hand: --resume closes
+      it), or --dry-run with work to do
   8   operational error: in use (the list is printed), refused by policy, another repair
       or fsck running, a step failed (rolled back), interrupted by a signal (OR-ed with
-      the other bits: 9 = repaired, then interrupted), not root
+      the other bits: 9 = repaired, then interrupted), a record written for another
+      filesystem, a mount point replaced while unmounted (record held), not root
   16  usage: bad arguments or configuration, no terminal and no --yes
   32  declined at the prompt";
 
@@ -135,9 +144,14 @@ pub struct RepairArgs {
     /// Show the state records (running, held or interrupted repairs) and exit.
     #[arg(long, conflicts_with_all = ["dry_run", "resume"])]
     pub status: bool,
-    /// Continue a repair held for a human: verify, and mount again when clean.
+    /// Continue a repair held for a human: verify, and mount again when clean; when it was
+    /// mounted again by hand, close its record (the hold is released).
     #[arg(long)]
     pub resume: bool,
+    /// Forget the state record of each TARGET (a stale record, or a hold ended by hand) and
+    /// change nothing else.
+    #[arg(long, conflicts_with_all = ["dry_run", "resume", "status"])]
+    pub discard_record: bool,
 }
 
 /// `--tier` values.
@@ -255,6 +269,9 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
     if args.resume && args.targets.is_empty() {
         anyhow::bail!("--resume needs the TARGET (device or mount point) of the held repair");
     }
+    if args.discard_record && args.targets.is_empty() {
+        anyhow::bail!("--discard-record needs the TARGET (device or mount point) of the record");
+    }
     if let Some(device) = &args.zero_log {
         std::fs::canonicalize(device)
             .map_err(|e| anyhow::anyhow!("--zero-log '{}': {e}", device.display()))?;
@@ -281,6 +298,7 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
         freeze_test: !args.no_freeze_test,
         never: policy.never.clone(),
         resume: args.resume,
+        discard_record: args.discard_record,
     })
 }
 
@@ -354,17 +372,27 @@ fn ask(question: String) -> Option<bool> {
 /// `--status`: every state record.
 fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome> {
     let records = state::all_records(root)?;
+    // Where the recorded filesystems are mounted now (no mountinfo, as in a fixture tree:
+    // nowhere).
+    let table = std::fs::read(root.path(crate::root::MOUNTINFO))
+        .ok()
+        .and_then(|b| crate::mount::table::MountTable::from_mountinfo(&b).ok());
     let entries: Vec<report::RepairStatusEntry> = records
         .iter()
-        .map(|(path, r)| report::RepairStatusEntry {
+        .map(|(path, r)| {
+            let mounted_now = table
+                .as_ref()
+                .map(|t| machine::mounted_again(t, r))
+                .unwrap_or_default();
+            let hint = machine::record_hint(r, &mounted_now);
+            (path, r, mounted_now, hint)
+        })
+        .map(|(path, r, mounted_now, hint)| report::RepairStatusEntry {
             record: path.display().to_string(),
             device: r.device.display().to_string(),
             fstype: r.fstype.clone(),
             // Spelled as in the record file (`rolled-back`, `repair-started`).
-            phase: serde_json::to_value(r.phase)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| format!("{:?}", r.phase).to_lowercase()),
+            phase: r.phase.name().to_string(),
             pid: r.pid,
             mountpoints: r
                 .mounts
@@ -376,6 +404,11 @@ fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome
                 .steps
                 .last()
                 .map(|s| format!("{} {}: {}", s.step, s.result, s.detail)),
+            mounted_now: mounted_now
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            hint,
         })
         .collect();
     let held = records.iter().any(|(_, r)| !r.phase.is_final());

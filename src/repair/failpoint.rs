@@ -3,7 +3,8 @@
 //! no cleanup, as a SIGKILL would; `STEP:pause` waits there (up to a minute, less if a
 //! signal arrives) so that a test can send a signal at a known point: it says so in the log
 //! and, when `SNAPGUARD_FAILPOINT_PAUSED` names a file, creates that file. Several may be
-//! given, comma-separated. Besides the steps, `consent` names the point right after the plan.
+//! given, comma-separated. Besides the steps, `consent` names the point right after the plan,
+//! and `replay-mounted:crash` ends the process while the log replay mount is in place.
 //!
 //! Written by hand: the `fail` crate needs a compile-time feature, and these points must work
 //! in the binary CI tests (a release build an admin runs ignores nothing: the variable is

@@ -64,6 +64,8 @@ struct Job {
     pending: bool,
     /// The holders' units `--stop-units` will stop (systemd is PID 1).
     units_to_stop: Vec<String>,
+    /// A recorded mount point was found replaced (a symlink, another directory) at restore.
+    mount_point_replaced: bool,
 }
 
 /// Run `repair` for `targets` (empty: every filesystem the scan reports unclean). `ask` is
@@ -84,7 +86,10 @@ pub fn run(
         booted: units::systemd_booted(root),
         own_unit: units::own_unit(root),
     };
-    machine.check_namespace()?;
+    // Forgetting a record unmounts nothing: the namespace does not matter.
+    if !options.discard_record {
+        machine.check_namespace()?;
+    }
     let _locks = machine.lock()?;
     let mut jobs = machine.prepare(targets)?;
     let pending: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].pending).collect();
@@ -241,7 +246,8 @@ impl Machine<'_> {
         // point it unmounted is no mount point now, so TARGET is matched against the record).
         let mut handled: Vec<PathBuf> = Vec::new();
         for (path, record) in &records {
-            if record.phase.is_final() || run_alive(self.root, record) {
+            let discard = self.options.discard_record;
+            if (record.phase.is_final() && !discard) || run_alive(self.root, record) {
                 continue;
             }
             // By device number, not path text: a symlink or /dev/disk/by-* alias of the device
@@ -260,6 +266,13 @@ impl Machine<'_> {
         }
         for target in named {
             if handled.contains(&target) {
+                continue;
+            }
+            if self.options.discard_record {
+                let mut report = RepairTarget::new(target.display().to_string());
+                report.outcome = RepairOutcome::NothingToDo;
+                report.message = "no repair record names it: nothing to discard".into();
+                jobs.push(report_only(&target, report));
                 continue;
             }
             let subject = subject::resolve(&target, &self.table)
@@ -309,9 +322,11 @@ impl Machine<'_> {
             minor: subject.dev.1,
             kind: FsKind::Ext,
             fstype: String::new(),
+            uuid: None,
             mounts: subject.mounts.iter().map(RecordedMount::from).collect(),
             stopped_units: Vec::new(),
             phase: Phase::Discovered,
+            replay_mount: None,
             steps: Vec::new(),
             updated: 0,
         };
@@ -327,6 +342,7 @@ impl Machine<'_> {
             boot_check: false,
             pending: false,
             units_to_stop: Vec::new(),
+            mount_point_replaced: false,
         };
         if let Err(e) = self.plan(&mut job) {
             job.report.outcome = RepairOutcome::Failed;
@@ -364,6 +380,7 @@ impl Machine<'_> {
         job.kind = kind;
         job.record.kind = kind;
         job.record.fstype = fs_type.clone();
+        job.record.uuid = fs_uuid(&scan);
         push(
             job,
             "assess",
@@ -449,9 +466,37 @@ impl Machine<'_> {
             job.report.message = format!("{why}: choose another --backup-dir; nothing was changed");
             return Ok(());
         }
+        self.record_covered_directories(job);
         self.plan_steps(job);
         job.pending = true;
         Ok(())
+    }
+
+    /// The directory under each mount point (device and inode), seen through a private clone
+    /// of its parent mount while it is still mounted: the restore mounts on that directory
+    /// only. Left unset where it cannot be seen (a mount stacked on its parent's mount point,
+    /// no `open_tree`): then it is taken right after the unmount.
+    fn record_covered_directories(&self, job: &mut Job) {
+        let entries = self.table.entries();
+        for m in &mut job.record.mounts {
+            let Some(parent) = entries.iter().find(|e| e.mount_id == m.parent_id) else {
+                continue;
+            };
+            // Something else stacked on the parent's mount point would be what the clone shows.
+            let stacked = entries.iter().any(|e| {
+                e.parent_id == parent.mount_id
+                    && e.mount_point == parent.mount_point
+                    && e.mount_id != m.mount_id
+            });
+            if !stacked {
+                m.directory = mountops::MountPoint::covered(
+                    &parent.mount_point,
+                    (parent.major, parent.minor),
+                    &m.mount_point,
+                )
+                .ok();
+            }
+        }
     }
 
     fn may_pass(&self, b: &Blocker) -> bool {
@@ -830,24 +875,36 @@ impl Machine<'_> {
             boot_check: false,
             pending: false,
             units_to_stop: Vec::new(),
+            mount_point_replaced: false,
         };
+        let mounted_now = mounted_again(&self.table, &record);
         job.unmounted = record
             .mounts
             .iter()
-            .filter(|m| {
-                !self
-                    .table
-                    .entries()
-                    .iter()
-                    .any(|e| e.mount_point == m.mount_point && e.fs_type == m.fs_type)
-            })
+            .filter(|m| !mounted_now.contains(&m.mount_point))
             .cloned()
             .collect();
         let started = Instant::now();
         let previous = format!(
-            "an earlier repair (pid {}) stopped at phase {:?}",
-            record.pid, record.phase
+            "an earlier repair (pid {}) stopped at phase {}",
+            record.pid,
+            record.phase.name()
         );
+        let device = quote_path(&job.subject.device);
+        if self.options.discard_record {
+            self.discard(&mut job, path, &previous);
+            return job;
+        }
+        // The record is only ever acted on for the filesystem it was written for.
+        if let Err(why) = self.same_filesystem(&job) {
+            push(&mut job, "resume", "refused", why.clone(), None, started);
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!(
+                "{why}: nothing was done; if the record is stale, `snapguard repair \
+                 --discard-record {device}` removes it"
+            );
+            return job;
+        }
         if self.options.dry_run {
             // A dry run describes what a real run would do with the record; it changes nothing.
             push(
@@ -862,6 +919,17 @@ impl Machine<'_> {
             job.report.message = format!("dry run: {previous}; nothing was changed");
             return job;
         }
+        if !self.undo_replay_mount(&mut job, &previous) {
+            return job;
+        }
+        let all_back = job.unmounted.is_empty() && !record.mounts.is_empty();
+        let some_back = !mounted_now.is_empty() && !job.unmounted.is_empty();
+        let list = |v: &[PathBuf]| {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match record.phase {
             Phase::Discovered | Phase::Quiesced | Phase::Unmounting | Phase::Fenced => {
                 push(
@@ -880,7 +948,82 @@ impl Machine<'_> {
                     job.report.message = format!(
                         "{previous} before any write; its mounts are back, unchanged: run repair again"
                     );
+                } else {
+                    self.restore_failed(&mut job, &previous);
                 }
+            }
+            // Remounting had begun after a clean verify, and every mount is back.
+            Phase::Verified | Phase::Restoring if all_back => {
+                push(
+                    &mut job,
+                    "resume",
+                    "ok",
+                    format!("{previous} after the verify passed; every mount is back"),
+                    None,
+                    started,
+                );
+                self.close_mounted_again(&mut job, &previous, RepairOutcome::Repaired);
+            }
+            Phase::RepairStarted | Phase::Repaired | Phase::Held if all_back => {
+                let on = list(&mounted_now);
+                if self.options.resume {
+                    push(
+                        &mut job,
+                        "resume",
+                        "ok",
+                        format!(
+                            "{previous}; mounted again since on {on} (not by snapguard): the hold is released"
+                        ),
+                        None,
+                        started,
+                    );
+                    self.close_mounted_again(&mut job, &previous, RepairOutcome::NothingToDo);
+                } else {
+                    push(
+                        &mut job,
+                        "resume",
+                        "refused",
+                        format!("{previous}; mounted again since on {on} (not by snapguard)"),
+                        None,
+                        started,
+                    );
+                    job.report.outcome = RepairOutcome::Held;
+                    job.report.message = format!(
+                        "{previous} and holds it for a human, but {device} has been mounted again \
+                         since on {on} (not by snapguard): check it (`snapguard scan {device}`), \
+                         then `snapguard repair --resume {device}` releases the hold"
+                    );
+                }
+            }
+            Phase::RepairStarted
+            | Phase::Repaired
+            | Phase::Held
+            | Phase::Verified
+            | Phase::Restoring
+                if some_back =>
+            {
+                let on = list(&mounted_now);
+                let off: Vec<PathBuf> = job
+                    .unmounted
+                    .iter()
+                    .map(|m| m.mount_point.clone())
+                    .collect();
+                let off = list(&off);
+                push(
+                    &mut job,
+                    "resume",
+                    "refused",
+                    format!("{previous}; mounted again on {on} but not on {off}"),
+                    None,
+                    started,
+                );
+                job.report.outcome = RepairOutcome::Held;
+                job.report.message = format!(
+                    "{previous}; {device} is mounted again on {on} but not on {off}, so it can \
+                     neither be checked (it is mounted) nor released (not all is back): unmount \
+                     {on} and `snapguard repair --resume {device}` verifies and remounts all, or \
+                     mount {off} by hand too and `--resume` releases the hold"
+                );
             }
             Phase::RepairStarted => {
                 push(
@@ -904,9 +1047,8 @@ impl Machine<'_> {
                 );
                 job.report.outcome = RepairOutcome::Held;
                 job.report.message = format!(
-                    "{previous}: left unmounted for a human; inspect it with `{}`, then `snapguard repair --resume {}` verifies and remounts it",
+                    "{previous}: left unmounted for a human; inspect it with `{}`, then `snapguard repair --resume {device}` verifies and remounts it",
                     checker::read_only_check(job.kind, &job.subject.device).display(),
-                    quote_path(&job.subject.device)
                 );
             }
             _ => {
@@ -923,7 +1065,224 @@ impl Machine<'_> {
                 }
             }
         }
+        if job.report.message.is_empty() {
+            // Never an empty reason: the last step that did not succeed says why.
+            let why = job
+                .report
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.result != "ok")
+                .map(|s| format!("{} {}: {}", s.step, s.result, s.detail))
+                .unwrap_or_else(|| "see the steps".into());
+            job.report.message = format!("{previous}; {why}");
+        }
         job
+    }
+
+    /// A log replay mount the interrupted run left (the record names it before mounting):
+    /// unmount it before anything else. False when it cannot be (the job says why).
+    fn undo_replay_mount(&mut self, job: &mut Job, previous: &str) -> bool {
+        let Some(dir) = job.record.replay_mount.clone() else {
+            return true;
+        };
+        let started = Instant::now();
+        let mounted = self
+            .table
+            .entries()
+            .iter()
+            .any(|e| e.mount_point == dir && is_mount_of(e, &job.record));
+        let unmounted = if mounted {
+            mountops::unmount(&dir)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = unmounted {
+            let why = format!(
+                "cannot unmount the log replay mount {} the interrupted run left: {}",
+                dir.display(),
+                e.desc()
+            );
+            push(job, "replay", "failed", why.clone(), None, started);
+            job.report.outcome = RepairOutcome::Failed;
+            job.report.message = format!(
+                "{previous}; {why}: nothing else was done; `umount {}` by hand, then run again",
+                quote_path(&dir)
+            );
+            return false;
+        }
+        let _ = std::fs::remove_dir(&dir);
+        job.record.replay_mount = None;
+        self.save(job);
+        if let Ok(table) = load_table(self.root) {
+            self.table = table;
+        }
+        push(
+            job,
+            "replay",
+            "ok",
+            if mounted {
+                format!(
+                    "the log replay mount {} the interrupted run left is unmounted",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "the log replay mount {} the interrupted run named was not mounted",
+                    dir.display()
+                )
+            },
+            None,
+            started,
+        );
+        true
+    }
+
+    /// The record must describe the filesystem on the device now: same type and UUID.
+    fn same_filesystem(&self, job: &Job) -> Result<(), String> {
+        let record = &job.record;
+        let device = quote_path(&record.device);
+        let now = self.scan(&record.device).map_err(|e| {
+            format!(
+                "cannot read {device} to confirm it still holds the filesystem the repair record \
+                 was written for ({e:#})"
+            )
+        })?;
+        let fstype = now.fstype.clone().unwrap_or_default();
+        let uuid = fs_uuid(&now);
+        let same_type = FsKind::from_fs_type(&fstype) == Some(record.kind)
+            && (fstype == record.fstype || record.kind == FsKind::Fat);
+        if same_type && uuid == record.uuid {
+            return Ok(());
+        }
+        let show = |t: &str, u: &Option<String>| {
+            format!(
+                "{} UUID {}",
+                if t.is_empty() { "unknown type" } else { t },
+                u.as_deref().unwrap_or("(none)")
+            )
+        };
+        Err(format!(
+            "the repair record was written for {} on {device} ({}:{}), but {device} now holds {}: \
+             another filesystem took the device number since (a reused loop device, a replaced \
+             disk, a new mkfs)",
+            show(&record.fstype, &record.uuid),
+            record.major,
+            record.minor,
+            show(&fstype, &uuid)
+        ))
+    }
+
+    /// Every recorded mount is back (mounted by hand, or by a run that stopped before writing
+    /// `done`): compare them with the record, scan the filesystem (read-only), close the record.
+    fn close_mounted_again(&mut self, job: &mut Job, previous: &str, outcome: RepairOutcome) {
+        for m in job.record.mounts.clone() {
+            let before = MountInfo::from(&m);
+            let diffs = self.compare(&before);
+            let detail = if diffs.is_empty() {
+                format!("{} mounted as recorded", m.mount_point.display())
+            } else {
+                format!(
+                    "{} mounted; differs: {}",
+                    m.mount_point.display(),
+                    diffs.join("; ")
+                )
+            };
+            job.report.differences.extend(diffs);
+            push(job, "restore", "ok", detail, None, Instant::now());
+        }
+        job.record.phase = Phase::Done;
+        self.save(job);
+        let scan = self.scan(&job.subject.device);
+        if let Ok(after) = &scan {
+            job.report.state_after = Some(describe_scan(after));
+        }
+        let device = quote_path(&job.subject.device);
+        match scan {
+            Ok(after) if after.status == Status::Ok => {
+                job.report.outcome = outcome;
+                job.report.message = format!(
+                    "{previous}; {device} is mounted again and the scan says clean: the record is \
+                     closed"
+                );
+            }
+            Ok(after) => {
+                job.report.outcome = RepairOutcome::ErrorsLeft;
+                job.report.message = format!(
+                    "{previous}; {device} is mounted again, the record is closed, but the scan \
+                     says {}: `snapguard repair {device}` checks it again",
+                    describe_scan(&after)
+                );
+            }
+            Err(e) => {
+                job.report.outcome = RepairOutcome::ErrorsLeft;
+                job.report.message = format!(
+                    "{previous}; {device} is mounted again and the record is closed, but it could \
+                     not be scanned ({e:#}): `snapguard repair {device}` checks it again"
+                );
+            }
+        }
+        if !job.report.differences.is_empty() {
+            job.report
+                .message
+                .push_str("; the mounts differ from the record (see `mounted; differs`)");
+        }
+    }
+
+    /// `--discard-record`: forget a record (stale, or a hold the admin ends by hand); nothing
+    /// else is touched.
+    fn discard(&mut self, job: &mut Job, path: &Path, previous: &str) {
+        let started = Instant::now();
+        match job.record.remove(self.root) {
+            Ok(()) => {
+                push(
+                    job,
+                    "discard-record",
+                    "ok",
+                    format!("{} removed", path.display()),
+                    None,
+                    started,
+                );
+                job.report.outcome = RepairOutcome::NothingToDo;
+                job.report.message = format!(
+                    "{previous}; its record {} is discarded; nothing else was changed (mounted \
+                     now: {})",
+                    path.display(),
+                    if job.unmounted.is_empty() {
+                        "all its mount points".to_string()
+                    } else if job.unmounted.len() == job.record.mounts.len() {
+                        "none of its mount points".to_string()
+                    } else {
+                        "some of its mount points".to_string()
+                    }
+                );
+                if let Some(dir) = &job.record.replay_mount {
+                    job.report.message.push_str(&format!(
+                        "; its log replay mount {} may still be mounted: `umount` it by hand",
+                        quote_path(dir)
+                    ));
+                }
+            }
+            Err(e) => {
+                push(
+                    job,
+                    "discard-record",
+                    "failed",
+                    format!("{e:#}"),
+                    None,
+                    started,
+                );
+                job.report.outcome = RepairOutcome::Failed;
+                job.report.message = format!("{e:#}");
+            }
+        }
+        job.report.record = None;
+    }
+
+    /// The restore of a resumed record left mounts unmounted: say which and why.
+    fn restore_failed(&mut self, job: &mut Job, previous: &str) {
+        job.report.outcome = RepairOutcome::Failed;
+        job.report.message = format!("{previous}; {}", not_mounted_message(job));
     }
 
     /// §7: a REPAIR that started and never reported: fence, read-only check, stop for a human.
@@ -1170,7 +1529,24 @@ impl Machine<'_> {
                         None
                     }
                 };
+                // The directory it covered, now visible: the restore mounts on it and on
+                // nothing else (a symlink or another directory in its place is refused). Taken
+                // at plan time when it could be: then it must be the same directory now.
+                let mut m = m.clone();
+                let covered = mountops::MountPoint::open(&m.mount_point, m.directory.as_ref());
+                if m.directory.is_none() {
+                    m.directory = covered.as_ref().ok().map(mountops::MountPoint::identity);
+                }
+                if let Some(r) = job
+                    .record
+                    .mounts
+                    .iter_mut()
+                    .find(|r| r.mount_id == m.mount_id)
+                {
+                    r.directory = m.directory;
+                }
                 job.unmounted.push(m.clone());
+                this.save(job);
                 this.table = load_table(this.root)?;
                 if this
                     .table
@@ -1183,8 +1559,20 @@ impl Machine<'_> {
                         m.mount_point.display()
                     );
                 }
+                if let Err(e @ mountops::MountPointError::Replaced { .. }) = &covered {
+                    anyhow::bail!(
+                        "{} unmounted, but {e} (it changed since the plan)",
+                        m.mount_point.display()
+                    );
+                }
                 Ok((
-                    format!("{} unmounted", m.mount_point.display()),
+                    match covered {
+                        Ok(_) => format!("{} unmounted", m.mount_point.display()),
+                        Err(e) => format!(
+                            "{} unmounted (the directory under it could not be identified: {e})",
+                            m.mount_point.display()
+                        ),
+                    },
                     command,
                     None,
                 ))
@@ -1412,7 +1800,7 @@ impl Machine<'_> {
         };
         let run_dir = self.root.path(crate::root::RUN_DIR);
         let fs_type = job.record.fstype.clone();
-        self.step(job, "replay", |_, job| match replay {
+        self.step(job, "replay", |this, job| match replay {
             checker::Replay::Command(command) => {
                 let run = checker::run(&command, timeout, None)?;
                 let v = checker::interpret(kind, CheckPhase::Replay, run.status, &run.output);
@@ -1427,25 +1815,41 @@ impl Machine<'_> {
             }
             checker::Replay::MountUnmount => {
                 // The kernel replays the log at mount: a private temporary mount point under
-                // /run, fence dropped just before and taken again right after.
+                // /run, fence dropped just before and taken again right after. The record names
+                // the mount before it exists, so a crash while it is mounted is undone by the
+                // next run.
                 let dir = run_dir.join(format!("replay-{}", std::process::id()));
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("cannot create '{}'", dir.display()))?;
+                job.record.replay_mount = Some(dir.clone());
+                this.save(job);
                 Self::release_fence(job);
                 let request = mountops::MountRequest {
                     source: device.clone(),
                     target: dir.clone(),
                     fs_type: fs_type.clone(),
-                    flags: nix::mount::MsFlags::empty(),
+                    flags: nix::mount::MsFlags::MS_NOSUID
+                        | nix::mount::MsFlags::MS_NODEV
+                        | nix::mount::MsFlags::MS_NOEXEC,
                     data: String::new(),
                 };
                 let mounted = mountops::mount(&request);
+                if mounted.is_ok() && failpoint::armed("replay-mounted") == Some(Action::Crash) {
+                    std::process::exit(i32::from(super::exit::OPERATIONAL));
+                }
                 let unmounted = mounted.as_ref().ok().map(|()| mountops::unmount(&dir));
-                let _ = std::fs::remove_dir(&dir);
                 mounted.context("mount to replay the log")?;
                 if let Some(Err(e)) = unmounted {
-                    anyhow::bail!("umount after the replay mount: {}", e.desc());
+                    anyhow::bail!(
+                        "umount {} after the replay mount: {} (the record names it: the next \
+                         run unmounts it)",
+                        dir.display(),
+                        e.desc()
+                    );
                 }
+                let _ = std::fs::remove_dir(&dir);
+                job.record.replay_mount = None;
+                this.save(job);
                 job.fence = Some(Fence::take(&device)?);
                 Ok((
                     "the kernel replayed the log (mount + umount on a private directory)".into(),
@@ -1747,14 +2151,7 @@ impl Machine<'_> {
     fn finish_restore(&mut self, job: &mut Job, outcome: RepairOutcome, message: &str) {
         if !job.unmounted.is_empty() {
             job.report.outcome = RepairOutcome::Failed;
-            job.report.message = format!(
-                "could not mount again: {}; the record keeps the original mount lines",
-                job.unmounted
-                    .iter()
-                    .map(|m| m.mount_point.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            job.report.message = not_mounted_message(job);
             return;
         }
         job.record.phase = Phase::Done;
@@ -1809,6 +2206,7 @@ impl Machine<'_> {
         order.sort_by_key(|m| job.record.mounts.iter().position(|r| r == m));
         let injected = failpoint::armed("restore").is_some();
         let mut primary: Option<MountInfo> = None;
+        let mut replaced = false;
         for m in order {
             let before = MountInfo::from(&m);
             let unit =
@@ -1816,9 +2214,17 @@ impl Machine<'_> {
             let result = if injected {
                 Err(anyhow::anyhow!("injected failure (SNAPGUARD_FAILPOINT)"))
             } else {
-                mount_back(&before, primary.as_ref(), &device, unit.as_deref())
-                    .or_else(|_| mount_back(&before, primary.as_ref(), &device, unit.as_deref()))
+                mount_back(&before, &m, primary.as_ref(), &device, unit.as_deref()).or_else(|e| {
+                    if e.downcast_ref::<mountops::MountPointError>().is_some() {
+                        Err(e)
+                    } else {
+                        mount_back(&before, &m, primary.as_ref(), &device, unit.as_deref())
+                    }
+                })
             };
+            if let Err(e) = &result {
+                replaced |= e.downcast_ref::<mountops::MountPointError>().is_some();
+            }
             let started = Instant::now();
             let command = unit
                 .as_deref()
@@ -1851,6 +2257,13 @@ impl Machine<'_> {
                     );
                 }
             }
+        }
+        if replaced {
+            job.mount_point_replaced = true;
+            // A mount point that is not the directory it was is for a human to look at: the
+            // record is held, never resumed into the wrong place.
+            job.record.phase = Phase::Held;
+            self.save(job);
         }
         if let Ok(table) = load_table(self.root) {
             self.table = table;
@@ -1914,7 +2327,10 @@ impl Machine<'_> {
         self.save(job);
         job.report.outcome = RepairOutcome::Failed;
         if !restored {
-            job.report.message.push_str("; and the rollback could not mount everything again: see `snapguard repair --status`");
+            let why = not_mounted_message(job);
+            job.report
+                .message
+                .push_str(&format!("; and the rollback {why}"));
         }
     }
 
@@ -2084,13 +2500,19 @@ impl Machine<'_> {
 }
 
 /// Mount one recorded mount again: the first as a primary mount of the device, the others as
-/// binds of it where they can be reached from it.
+/// binds of it where they can be reached from it. The mount point is opened first (no symlink
+/// on the way) and must be the directory the unmount uncovered; it is mounted on through its
+/// fd, so its path is never resolved again.
 fn mount_back(
     before: &MountInfo,
+    recorded: &RecordedMount,
     primary: Option<&MountInfo>,
     device: &Path,
     unit: Option<&str>,
 ) -> anyhow::Result<()> {
+    // The directory the unmount uncovered, and nothing else: a replaced mount point is refused
+    // before anything mounts on it (systemd's unit included).
+    let at = mountops::MountPoint::open(&recorded.mount_point, recorded.directory.as_ref())?;
     if let Some(unit) = unit {
         // systemd mounts it from its unit (fstab's options); the caller compares the result
         // with the recorded line like any other mount.
@@ -2101,8 +2523,85 @@ fn mount_back(
         Some(bind) => bind,
         None => mountops::primary_request(before, device),
     };
-    mountops::mount(&request)?;
-    mountops::apply_propagation(&before.mount_point, &before.optional_fields)
+    mountops::mount_on(&request, &at)?;
+    at.apply_propagation(&before.optional_fields)
+}
+
+/// A job that only reports (`--discard-record` of a TARGET no record names): nothing to run.
+fn report_only(target: &Path, report: RepairTarget) -> Job {
+    Job {
+        subject: Subject {
+            name: target.display().to_string(),
+            device: target.to_path_buf(),
+            dev: (0, 0),
+            sb: None,
+            fs_type: None,
+            mounts: Vec::new(),
+        },
+        kind: FsKind::Ext,
+        report,
+        record: Record {
+            version: state::RECORD_VERSION,
+            pid: 0,
+            start_time: 0,
+            device: target.to_path_buf(),
+            major: 0,
+            minor: 0,
+            kind: FsKind::Ext,
+            fstype: String::new(),
+            uuid: None,
+            mounts: Vec::new(),
+            stopped_units: Vec::new(),
+            phase: Phase::Discovered,
+            replay_mount: None,
+            steps: Vec::new(),
+            updated: 0,
+        },
+        scan: None,
+        fence: None,
+        unmounted: Vec::new(),
+        needs_replay: false,
+        boot_check: false,
+        pending: false,
+        mount_point_replaced: false,
+        units_to_stop: Vec::new(),
+    }
+}
+
+/// Why a restore left mounts unmounted, and what the admin does about it: one line.
+fn not_mounted_message(job: &Job) -> String {
+    let why: Vec<String> = job
+        .report
+        .steps
+        .iter()
+        .filter(|s| s.step == "restore" && s.result == "failed")
+        .map(|s| s.detail.clone())
+        .collect();
+    let device = quote_path(&job.subject.device);
+    let remedy = if job.mount_point_replaced {
+        format!(
+            "check what replaced it; put the original directory back and `snapguard repair \
+             --resume {device}` mounts it, or mount it by hand with the recorded options \
+             (`snapguard repair --status`) and `--resume` closes the record"
+        )
+    } else {
+        format!("fix the cause, then `snapguard repair --resume {device}`")
+    };
+    let what = if why.is_empty() {
+        job.unmounted
+            .iter()
+            .map(|m| m.mount_point.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        why.join("; ")
+    };
+    format!(
+        "could not mount again: {what}; {} is left unmounted, the record ({}) keeps the original \
+         mount lines: {remedy}",
+        job.subject.device.display(),
+        job.record.phase.name(),
+    )
 }
 
 fn push(
@@ -2355,6 +2854,87 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The filesystem's UUID as the scan read it (btrfs: its fsid; FAT: the volume id).
+fn fs_uuid(scan: &TargetReport) -> Option<String> {
+    scan.ext
+        .as_ref()
+        .map(|e| e.uuid.clone())
+        .or_else(|| scan.xfs.as_ref().map(|x| x.uuid.clone()))
+        .or_else(|| scan.btrfs.as_ref().map(|b| b.fsid.clone()))
+        .or_else(|| scan.fat.as_ref().and_then(|f| f.volume_id.clone()))
+        .filter(|u| !u.is_empty())
+}
+
+/// The recorded mount points at which `table` shows the record's filesystem mounted now (with
+/// the recorded type, from the recorded device: a btrfs mount shows an anonymous device
+/// number, so its source names the device).
+pub fn mounted_again(table: &MountTable, record: &Record) -> Vec<PathBuf> {
+    let ours = |e: &MountInfo| is_mount_of(e, record);
+    record
+        .mounts
+        .iter()
+        .filter(|m| {
+            table
+                .entries()
+                .iter()
+                .any(|e| e.mount_point == m.mount_point && e.fs_type == m.fs_type && ours(e))
+        })
+        .map(|m| m.mount_point.clone())
+        .collect()
+}
+
+/// One line on what to do about a record that is not final (`--status`).
+pub fn record_hint(r: &Record, mounted_now: &[PathBuf]) -> Option<String> {
+    if r.phase.is_final() {
+        return None;
+    }
+    let device = crate::shell::quote_path(&r.device);
+    if let Some(dir) = &r.replay_mount {
+        return Some(format!(
+            "interrupted (or running) with the log replay mount {} in place: the next \
+             `snapguard repair {device}` unmounts it and carries on from the record",
+            crate::shell::quote_path(dir)
+        ));
+    }
+    let all_back = !r.mounts.is_empty() && mounted_now.len() == r.mounts.len();
+    Some(
+        match r.phase {
+            Phase::RepairStarted | Phase::Repaired | Phase::Held if all_back => format!(
+                "mounted again since (not by snapguard): check it (`snapguard scan {device}`), then \
+             `snapguard repair --resume {device}` releases the hold"
+            ),
+            _ if !mounted_now.is_empty() && !all_back => format!(
+                "mounted again on part of its mount points only: unmount them and `snapguard repair \
+             --resume {device}`, or mount the rest and `--resume`"
+            ),
+            Phase::Held => format!(
+                "held unmounted for a human: check or repair it by hand, then `snapguard repair \
+             --resume {device}` verifies and remounts it"
+            ),
+            Phase::RepairStarted => format!(
+                "a repair was interrupted (or is running): the next `snapguard repair {device}` \
+             holds it for a human"
+            ),
+            _ => format!(
+                "interrupted (or running): the next `snapguard repair {device}` carries on from \
+             the record"
+            ),
+        } + &format!("; `snapguard repair --discard-record {device}` forgets a stale record"),
+    )
+}
+
+/// Whether a mountinfo line is a mount of the record's device (by device number, or for
+/// btrfs, whose lines show an anonymous number, by source).
+fn is_mount_of(e: &MountInfo, record: &Record) -> bool {
+    (e.major, e.minor) == (record.major, record.minor)
+        || e.source.as_ref().is_some_and(|s| {
+            let s = Path::new(s);
+            s == record.device
+                || std::fs::canonicalize(s)
+                    .is_ok_and(|c| std::fs::canonicalize(&record.device).is_ok_and(|d| d == c))
+        })
+}
+
 /// The device number of a block device node (following symlinks), if `path` is one.
 fn block_device_number(path: &Path) -> Option<(u32, u32)> {
     use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
@@ -2462,6 +3042,7 @@ mod tests {
             freeze_test: false,
             never: Vec::new(),
             resume: false,
+            discard_record: false,
         }
     }
 
@@ -2533,5 +3114,68 @@ mod tests {
                 .any(|b| b.kind == "unreadable-process" && b.pid == Some(1)),
             "{in_the_way:?}"
         );
+    }
+
+    fn record(phase: Phase, lines: &[&str]) -> Record {
+        Record {
+            version: state::RECORD_VERSION,
+            pid: 1,
+            start_time: 1,
+            device: "/dev/loop7".into(),
+            major: 7,
+            minor: 7,
+            kind: FsKind::Ext,
+            fstype: "ext4".into(),
+            uuid: Some("u".into()),
+            mounts: lines
+                .iter()
+                .map(|l| {
+                    RecordedMount::from(
+                        &crate::mount::mountinfo::parse_line(l.as_bytes()).expect("line"),
+                    )
+                })
+                .collect(),
+            stopped_units: Vec::new(),
+            phase,
+            replay_mount: None,
+            steps: Vec::new(),
+            updated: 0,
+        }
+    }
+
+    const DATA: &str = "45 27 7:7 / /data rw,noatime - ext4 /dev/loop7 rw";
+    const OTHER: &str = "46 27 7:7 / /other rw,noatime - ext4 /dev/loop7 rw";
+
+    #[test]
+    fn a_hold_mounted_again_by_hand_is_named_with_its_way_out() {
+        let r = record(Phase::Held, &[DATA, OTHER]);
+        let table = |text: &str| MountTable::from_mountinfo(text.as_bytes()).unwrap();
+        // Nothing back: held unmounted.
+        let none = table("27 1 8:1 / / rw - ext4 /dev/sda1 rw\n");
+        assert!(mounted_again(&none, &r).is_empty());
+        let hint = record_hint(&r, &[]).unwrap();
+        assert!(hint.contains("held unmounted"), "{hint}");
+        // Another filesystem on the mount point is not ours.
+        let foreign = table(
+            "27 1 8:1 / / rw - ext4 /dev/sda1 rw\n50 27 8:2 / /data rw - ext4 /dev/sda2 rw\n",
+        );
+        assert!(mounted_again(&foreign, &r).is_empty());
+        // All back (the same device number): --resume releases it.
+        let back = table(
+            "27 1 8:1 / / rw - ext4 /dev/sda1 rw\n60 27 7:7 / /data rw - ext4 /dev/loop7 rw\n\
+             61 27 7:7 / /other rw - ext4 /dev/loop7 rw\n",
+        );
+        let now = mounted_again(&back, &r);
+        assert_eq!(now, vec![PathBuf::from("/data"), PathBuf::from("/other")]);
+        let hint = record_hint(&r, &now).unwrap();
+        assert!(
+            hint.contains("mounted again") && hint.contains("--resume /dev/loop7"),
+            "{hint}"
+        );
+        // Part back.
+        let hint = record_hint(&r, &now[..1]).unwrap();
+        assert!(hint.contains("part of its mount points"), "{hint}");
+        // A final record needs nothing.
+        assert_eq!(record_hint(&record(Phase::Done, &[DATA]), &now), None);
     }
 }

@@ -74,6 +74,8 @@ pub struct Options {
     pub never: Vec<String>,
     /// Continue a repair held for a human (`--resume`).
     pub resume: bool,
+    /// Forget the state record of each TARGET and change nothing else (`--discard-record`).
+    pub discard_record: bool,
 }
 
 /// The filesystem families `repair` knows how to check and repair.

@@ -3,11 +3,17 @@
 //!
 //! The request builders ([`primary_request`], [`bind_request`]) and [`differences`] are pure;
 //! [`unmount`], [`Fence`], [`mount`], [`apply_propagation`] and [`replay_by_mount`] make the
-//! system calls (through `nix`, which wraps them safely).
+//! system calls (through `nix`, which wraps them safely). A recorded mount point is restored
+//! with [`mount_on`]: [`MountPoint`] opens it with no symlink on the way, checks it is the
+//! directory the unmount uncovered ([`DirIdentity`]) and mounts on it through its fd.
 
 use crate::mount::mountinfo::MountInfo;
+use crate::sys::pathfd::DirFd;
+use crate::sys::statx::Placement;
 use anyhow::Context as _;
+use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -230,34 +236,60 @@ pub fn bind_request(recorded: &MountInfo, primary: &MountInfo) -> Option<MountRe
 /// Make the mount `req` describes: mount(2); for a bind, then `MS_REMOUNT|MS_BIND` with its
 /// per-mount flags (only that remount makes a bind read-only, nosuid, ...). If that second
 /// step fails the bind is unmounted again, so nothing is left half-configured.
+///
+/// The target is resolved by path: for a private directory snapguard made itself (the log
+/// replay). A recorded mount point is mounted with [`mount_on`].
 pub fn mount(req: &MountRequest) -> anyhow::Result<()> {
-    let target = crate::shell::quote_path(&req.target);
+    mount_at(req, None)
+}
+
+/// [`mount`] onto the directory `at` was verified to be, through its fd: the path is never
+/// resolved again, so a symlink or another directory put in its place meanwhile is never
+/// mounted on. The bind's remount step acts on the new mount's root reached from the held
+/// parent directory.
+pub fn mount_on(req: &MountRequest, at: &MountPoint) -> anyhow::Result<()> {
+    mount_at(req, Some(at))
+}
+
+/// mount(2) on `at` (through its fd), else on `req.target` by path. Messages name
+/// `req.target`.
+fn mount_at(req: &MountRequest, at: Option<&MountPoint>) -> anyhow::Result<()> {
+    let by_fd = at.map(|a| a.dir.proc_path());
+    let target = by_fd.as_deref().unwrap_or(&req.target);
+    let shown = crate::shell::quote_path(&req.target);
     let source = crate::shell::quote_path(&req.source);
     if req.flags.contains(MsFlags::MS_BIND) {
         nix::mount::mount(
             Some(&req.source),
-            &req.target,
+            target,
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .with_context(|| format!("cannot bind {source} on {target}"))?;
+        .with_context(|| format!("cannot bind {source} on {shown}"))?;
         let per_mount = req.flags - MsFlags::MS_BIND;
-        if !per_mount.is_empty()
-            && let Err(e) = nix::mount::mount(
+        if per_mount.is_empty() {
+            return Ok(());
+        }
+        let root = at.map(MountPoint::mounted_root).transpose();
+        let remounted = root.and_then(|root| {
+            let path = root.as_ref().map(DirFd::proc_path);
+            nix::mount::mount(
                 None::<&str>,
-                &req.target,
+                path.as_deref().unwrap_or(&req.target),
                 None::<&str>,
                 MsFlags::MS_REMOUNT | MsFlags::MS_BIND | per_mount,
                 None::<&str>,
             )
-        {
+            .map_err(anyhow::Error::new)
+        });
+        if let Err(e) = remounted {
             let undone = match unmount(&req.target) {
                 Ok(()) => "unmounted again".to_string(),
                 Err(u) => format!("left in place: unmount failed too: {u}"),
             };
-            return Err(anyhow::Error::new(e)).with_context(|| {
-                format!("cannot apply the per-mount flags of the bind on {target} (the bind was {undone})")
+            return Err(e).with_context(|| {
+                format!("cannot apply the per-mount flags of the bind on {shown} (the bind was {undone})")
             });
         }
         return Ok(());
@@ -265,14 +297,14 @@ pub fn mount(req: &MountRequest) -> anyhow::Result<()> {
     let data = (!req.data.is_empty()).then_some(req.data.as_str());
     nix::mount::mount(
         Some(&req.source),
-        &req.target,
+        target,
         Some(req.fs_type.as_str()),
         req.flags,
         data,
     )
     .with_context(|| {
         format!(
-            "cannot mount {source} on {target} (type {}, options {})",
+            "cannot mount {source} on {shown} (type {}, options {})",
             req.fs_type,
             if req.data.is_empty() {
                 "none"
@@ -281,6 +313,186 @@ pub fn mount(req: &MountRequest) -> anyhow::Result<()> {
             }
         )
     })
+}
+
+/// The directory a mount point is on its parent filesystem (what the mount covers), as its
+/// device and inode: recorded at plan time ([`MountPoint::covered`]) or once the unmount has
+/// uncovered it, compared before it is mounted on again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirIdentity {
+    pub dev_major: u32,
+    pub dev_minor: u32,
+    pub ino: u64,
+}
+
+impl std::fmt::Display for DirIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "device {}:{} inode {}",
+            self.dev_major, self.dev_minor, self.ino
+        )
+    }
+}
+
+/// A mount point directory held open: its parent and itself, each reached without following
+/// a symlink, and (when one was recorded) proven to be the directory that was unmounted.
+#[derive(Debug)]
+pub struct MountPoint {
+    path: PathBuf,
+    parent: DirFd,
+    dir: DirFd,
+    placement: Placement,
+}
+
+/// Why a mount point is not the directory it was: nothing is mounted on it.
+#[derive(Debug, thiserror::Error)]
+pub enum MountPointError {
+    /// It, or a directory on its path, is a symlink now.
+    #[error(
+        "{path} is a symlink now, or a directory on its path is (replaced while unmounted): \
+         never mounted through a symlink"
+    )]
+    Symlink { path: String },
+    /// It is no directory now.
+    #[error("{path} is not a directory now (replaced while unmounted)")]
+    NotADirectory { path: String },
+    /// It is another directory than the one unmounted.
+    #[error(
+        "{path} is another directory now ({now}; it was {was}): replaced while unmounted, \
+         not mounted on"
+    )]
+    Replaced {
+        path: String,
+        was: DirIdentity,
+        now: DirIdentity,
+    },
+    /// It cannot be opened (gone, no permission, `/` itself).
+    #[error("cannot open the mount point {path}: {why}")]
+    Open { path: String, why: String },
+}
+
+impl MountPoint {
+    /// Open `path` (`O_PATH|O_NOFOLLOW|O_DIRECTORY`, no symlink anywhere on the way) and, when
+    /// `expected` is given, check that it is that directory (device and inode).
+    pub fn open(
+        path: &Path,
+        expected: Option<&DirIdentity>,
+    ) -> Result<MountPoint, MountPointError> {
+        let shown = crate::shell::quote_path(path);
+        let refused = |errno: Errno| match errno {
+            Errno::ELOOP => MountPointError::Symlink {
+                path: shown.clone(),
+            },
+            // O_NOFOLLOW|O_DIRECTORY on a final symlink says ENOTDIR: name it.
+            Errno::ENOTDIR if path.ancestors().any(Path::is_symlink) => MountPointError::Symlink {
+                path: shown.clone(),
+            },
+            Errno::ENOTDIR => MountPointError::NotADirectory {
+                path: shown.clone(),
+            },
+            e => MountPointError::Open {
+                path: shown.clone(),
+                why: e.desc().into(),
+            },
+        };
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(MountPointError::Open {
+                path: shown,
+                why: "not a directory below another".into(),
+            });
+        };
+        if !path.is_absolute() {
+            return Err(MountPointError::Open {
+                path: shown,
+                why: "not an absolute path".into(),
+            });
+        }
+        let parent = DirFd::open(None, parent).map_err(refused)?;
+        let dir = DirFd::open(Some(&parent), Path::new(name)).map_err(refused)?;
+        let placement = dir.placement().map_err(refused)?;
+        let mp = MountPoint {
+            path: path.to_path_buf(),
+            parent,
+            dir,
+            placement,
+        };
+        match expected {
+            Some(was) if *was != mp.identity() => Err(MountPointError::Replaced {
+                path: shown,
+                was: *was,
+                now: mp.identity(),
+            }),
+            _ => Ok(mp),
+        }
+    }
+
+    /// The directory a mount at `mount_point` covers, seen while it is still mounted: through
+    /// a private clone of its parent mount (mounted at `parent_mount_point`), which carries no
+    /// submount. `mount_point` must be strictly below `parent_mount_point` (a mount stacked on
+    /// the parent's own mount point covers the parent's root, which the clone cannot tell
+    /// apart from the stack's top: `EINVAL`). The clone must be of the parent's device
+    /// (`parent_dev`, mountinfo's `major:minor`), else something hides the parent's path:
+    /// `EXDEV`.
+    pub fn covered(
+        parent_mount_point: &Path,
+        parent_dev: (u32, u32),
+        mount_point: &Path,
+    ) -> Result<DirIdentity, Errno> {
+        let rel = mount_point
+            .strip_prefix(parent_mount_point)
+            .map_err(|_| Errno::EINVAL)?;
+        if rel.as_os_str().is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        let clone = DirFd::clone_mount(parent_mount_point)?;
+        let root = clone.placement()?;
+        if (root.dev_major, root.dev_minor) != parent_dev {
+            return Err(Errno::EXDEV);
+        }
+        let dir = DirFd::open(Some(&clone), rel)?;
+        let p = dir.placement()?;
+        Ok(DirIdentity {
+            dev_major: p.dev_major,
+            dev_minor: p.dev_minor,
+            ino: p.ino,
+        })
+    }
+
+    /// Device and inode of the directory.
+    pub fn identity(&self) -> DirIdentity {
+        DirIdentity {
+            dev_major: self.placement.dev_major,
+            dev_minor: self.placement.dev_minor,
+            ino: self.placement.ino,
+        }
+    }
+
+    /// The root of the mount now on this directory, reached by name from the held parent (a
+    /// mount point cannot be renamed or removed while mounted on).
+    fn mounted_root(&self) -> anyhow::Result<DirFd> {
+        let name = self.path.file_name().unwrap_or_default();
+        let root = DirFd::open(Some(&self.parent), Path::new(name)).with_context(|| {
+            format!(
+                "cannot open {} after mounting on it",
+                crate::shell::quote_path(&self.path)
+            )
+        })?;
+        let placement = root.placement()?;
+        if placement.mount_id == self.placement.mount_id {
+            anyhow::bail!(
+                "nothing is mounted on {} after mount(2)",
+                crate::shell::quote_path(&self.path)
+            );
+        }
+        Ok(root)
+    }
+
+    /// [`apply_propagation`] on the mount just made on this directory.
+    pub fn apply_propagation(&self, optional_fields: &[String]) -> anyhow::Result<()> {
+        let root = self.mounted_root()?;
+        set_propagation(&root.proc_path(), &self.path, optional_fields)
+    }
 }
 
 /// The propagation type of a mount, without the peer group numbers (which cannot be restored).
@@ -317,6 +529,12 @@ pub fn propagation_of(optional_fields: &[String]) -> Propagation {
 /// in now, and a private mount stays private), both → slave then shared, `unbindable` →
 /// `MS_UNBINDABLE`, none → `MS_PRIVATE`.
 pub fn apply_propagation(mount_point: &Path, optional_fields: &[String]) -> anyhow::Result<()> {
+    set_propagation(mount_point, mount_point, optional_fields)
+}
+
+/// [`apply_propagation`] on `target` (a path or a `/proc/self/fd/N` name); messages name
+/// `shown`.
+fn set_propagation(target: &Path, shown: &Path, optional_fields: &[String]) -> anyhow::Result<()> {
     let steps: &[MsFlags] = match propagation_of(optional_fields) {
         Propagation::Private => &[MsFlags::MS_PRIVATE],
         Propagation::Shared => &[MsFlags::MS_SHARED],
@@ -325,13 +543,14 @@ pub fn apply_propagation(mount_point: &Path, optional_fields: &[String]) -> anyh
         Propagation::Unbindable => &[MsFlags::MS_UNBINDABLE],
     };
     for &step in steps {
-        nix::mount::mount(None::<&str>, mount_point, None::<&str>, step, None::<&str>)
-            .with_context(|| {
+        nix::mount::mount(None::<&str>, target, None::<&str>, step, None::<&str>).with_context(
+            || {
                 format!(
                     "cannot set the propagation of {} ({step:?})",
-                    crate::shell::quote_path(mount_point)
+                    crate::shell::quote_path(shown)
                 )
-            })?;
+            },
+        )?;
     }
     Ok(())
 }
@@ -576,6 +795,45 @@ mod tests {
             None,
             "components, not text prefixes"
         );
+    }
+
+    #[test]
+    fn a_mount_point_must_be_the_directory_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let was = match MountPoint::open(&mnt, None) {
+            Ok(mp) => mp.identity(),
+            Err(MountPointError::Open { why, .. }) if why.contains("not implemented") => return,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(MountPoint::open(&mnt, Some(&was)).unwrap().identity(), was);
+        // Another directory under the same name (made before the old one goes: a new inode).
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::remove_dir(&mnt).unwrap();
+        std::fs::rename(&other, &mnt).unwrap();
+        let e = MountPoint::open(&mnt, Some(&was)).unwrap_err();
+        assert!(matches!(e, MountPointError::Replaced { .. }), "{e}");
+        assert!(MountPoint::open(&mnt, None).is_ok(), "no identity recorded");
+        // A symlink to a directory, as the last component or on the way.
+        std::fs::remove_dir(&mnt).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(elsewhere.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &mnt).unwrap();
+        let e = MountPoint::open(&mnt, None).unwrap_err();
+        assert!(matches!(e, MountPointError::Symlink { .. }), "{e}");
+        let e = MountPoint::open(&mnt.join("sub"), None).unwrap_err();
+        assert!(matches!(e, MountPointError::Symlink { .. }), "{e}");
+        // A file.
+        std::fs::remove_file(&mnt).unwrap();
+        std::fs::write(&mnt, b"").unwrap();
+        let e = MountPoint::open(&mnt, None).unwrap_err();
+        assert!(matches!(e, MountPointError::NotADirectory { .. }), "{e}");
+        assert!(matches!(
+            MountPoint::open(Path::new("/"), None).unwrap_err(),
+            MountPointError::Open { .. }
+        ));
     }
 
     #[test]

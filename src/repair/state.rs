@@ -3,6 +3,7 @@
 //! repairs (or a repair and systemd-fsck) off the same device (repair.md §2.2, §7).
 
 use super::FsKind;
+use super::mountops::DirIdentity;
 use crate::freeze::path_json;
 use crate::mount::mountinfo::MountInfo;
 use crate::report::RepairStep;
@@ -48,6 +49,23 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The phase as the record spells it (`repair-started`, `rolled-back`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Discovered => "discovered",
+            Phase::Quiesced => "quiesced",
+            Phase::Unmounting => "unmounting",
+            Phase::Fenced => "fenced",
+            Phase::RepairStarted => "repair-started",
+            Phase::Repaired => "repaired",
+            Phase::Verified => "verified",
+            Phase::Restoring => "restoring",
+            Phase::Done => "done",
+            Phase::RolledBack => "rolled-back",
+            Phase::Held => "held",
+        }
+    }
+
     /// Whether the record describes a run that ended (a new run may start over).
     pub fn is_final(self) -> bool {
         matches!(self, Phase::Done | Phase::RolledBack)
@@ -71,6 +89,12 @@ pub struct RecordedMount {
     #[serde(with = "path_json::option")]
     pub source: Option<PathBuf>,
     pub super_options: String,
+    /// The directory under the mount point (device and inode on the parent filesystem), taken
+    /// at plan time through a private clone of the parent mount (else right after the unmount
+    /// uncovered it): the restore mounts on that directory only, never on a symlink or another
+    /// directory put in its place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirIdentity>,
 }
 
 impl From<&MountInfo> for RecordedMount {
@@ -87,6 +111,7 @@ impl From<&MountInfo> for RecordedMount {
             fs_type: m.fs_type.clone(),
             source: m.source.clone().map(PathBuf::from),
             super_options: m.super_options.clone(),
+            directory: None,
         }
     }
 }
@@ -125,11 +150,25 @@ pub struct Record {
     pub minor: u32,
     pub kind: FsKind,
     pub fstype: String,
+    /// The filesystem's UUID (FAT: volume id) as the scan read it before anything changed: a
+    /// record is only ever resumed on the filesystem it was written for, never on another one
+    /// that took the same device number (a reused loop device, a replaced disk, a new mkfs).
+    #[serde(default)]
+    pub uuid: Option<String>,
     /// Every mount of the superblock, as mountinfo listed it before anything changed.
     pub mounts: Vec<RecordedMount>,
     /// systemd units this run stopped (restarted at the end).
     pub stopped_units: Vec<String>,
     pub phase: Phase,
+    /// The private directory a log replay mounts the filesystem on, named here before the
+    /// mount is made and cleared after its unmount: a run that finds it set (a crash while
+    /// it was mounted) unmounts it first.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "path_json::option"
+    )]
+    pub replay_mount: Option<PathBuf>,
     pub steps: Vec<RepairStep>,
     /// Unix time of the last write.
     pub updated: u64,
@@ -296,9 +335,11 @@ mod tests {
             minor: 3,
             kind: FsKind::Btrfs,
             fstype: "btrfs".into(),
+            uuid: Some("0f4c-test".into()),
             mounts: vec![RecordedMount::from(&m)],
             stopped_units: vec![],
             phase: Phase::Fenced,
+            replay_mount: None,
             steps: vec![],
             updated: 0,
         };
@@ -314,6 +355,13 @@ mod tests {
         let loaded = Record::load(&root, 7, 3).unwrap().unwrap();
         assert_eq!(loaded.mounts, saved.mounts);
         assert_eq!(loaded.phase, Phase::Fenced);
+        assert_eq!(loaded.uuid, saved.uuid);
+        for phase in [Phase::RepairStarted, Phase::RolledBack, Phase::Held] {
+            assert_eq!(
+                serde_json::to_value(phase).unwrap(),
+                serde_json::Value::from(phase.name())
+            );
+        }
         let back = MountInfo::from(&loaded.mounts[0]);
         assert_eq!(back.mount_point, Path::new("/mnt/a b"));
         assert_eq!(back.root, Path::new("/sub"));

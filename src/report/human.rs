@@ -820,6 +820,9 @@ pub fn write_repair_status(report: &RepairStatusReport, out: &mut dyn Write) -> 
         if let Some(step) = &r.last_step {
             writeln!(out, "  last step: {}", sanitize(step))?;
         }
+        if let Some(hint) = &r.hint {
+            writeln!(out, "  {}", sanitize(hint))?;
+        }
         writeln!(out, "  record: {}", sanitize(&r.record))?;
     }
     out.flush()

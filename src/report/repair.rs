@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairStep {
     /// `discover`, `assess`, `plan`, `confirm`, `quiesce`, `unmount`, `fence`, `check`,
-    /// `replay`, `backup`, `repair`, `verify`, `restore`, `freeze-test`, `rollback`, ...
+    /// `replay`, `backup`, `repair`, `verify`, `restore`, `freeze-test`, `rollback`, `resume`,
+    /// `discard-record`, ...
     pub step: String,
     /// `ok`, `failed`, `refused`, `skipped`, `planned`, `started`.
     pub result: String,
@@ -244,6 +245,11 @@ pub struct RepairStatusEntry {
     /// Unix time of the last transition.
     pub updated: u64,
     pub last_step: Option<String>,
+    /// Recorded mount points where the filesystem is mounted now (a record that is not final
+    /// and lists every one was mounted again by hand: `--resume` releases it).
+    pub mounted_now: Vec<String>,
+    /// What to do about a record that is not final, one line (null for a final one).
+    pub hint: Option<String>,
 }
 
 /// The `repair --status` document.

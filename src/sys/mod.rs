@@ -8,6 +8,7 @@ pub mod freeze;
 pub mod interrupt;
 mod ioctl;
 pub mod loopdev;
+pub mod pathfd;
 pub mod procdir;
 pub mod process;
 pub mod spawn;

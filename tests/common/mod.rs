@@ -1545,6 +1545,15 @@ pub mod repair {
         }
     }
 
+    /// Remove the state record of `lo`'s device number: one left by an earlier user of this
+    /// loop number (another test, interrupted) is not this test's filesystem, and a run
+    /// refuses it.
+    pub fn forget_record(lo: &LoopDevice) {
+        let devt = lo.dev_t();
+        let (major, minor) = devt.split_once(':').expect("M:m");
+        let _ = fs::remove_file(format!("/run/snapguard/repair-{major}-{minor}.json"));
+    }
+
     pub const EXT4_OPTS: &str = "noatime,nodev,nosuid,errors=remount-ro,commit=30";
 
     pub fn unclean_ext4(dir: &TestDir, name: &str) -> UncleanExt4 {
@@ -1574,9 +1583,9 @@ pub mod repair {
             dir_path: mnt,
             files,
         };
-        // A record left by an earlier user of this loop number would be resumed on this new
-        // filesystem: it is stale (the device is ours now).
-        let _ = fs::remove_file(fx.record_path());
+        // A record left by an earlier user of this loop number is not this filesystem's: a run
+        // would refuse it (the device is ours now).
+        forget_record(&fx.lo);
         fx
     }
 }
