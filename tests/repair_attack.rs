@@ -1,6 +1,6 @@
 //! Attacks on `snapguard repair` (a hostile review of repair.md §7 and §8): interrupted runs
 //! and the next run, state changed between check and use, odd target spellings. Each test that
-//! fails on the current code is `#[ignore]`d with the finding number it demonstrates.
+//! failed before its fix names the finding it demonstrates.
 //!
 //! Every run passes `--trust-fence` (this sandbox cannot read `/proc/1/ns/mnt`), and every test
 //! takes the exclusive mount-namespace turn (`common::mount_namespace_turn(true)`).
