@@ -182,7 +182,9 @@ pub fn run(args: &RepairArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outc
     }
     let yes = args.yes;
     let mut ask = |plans: &[RepairTarget]| confirm(plans, yes);
-    match machine::run(&root, &options, &args.targets, &mut ask) {
+    // The machine works from `/` (it must hold no filesystem): relative names are the caller's.
+    let targets: Vec<PathBuf> = args.targets.iter().map(|t| absolute(t)).collect();
+    match machine::run(&root, &options, &targets, &mut ask) {
         Ok(report) => {
             let problems = report
                 .targets
@@ -244,19 +246,26 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
             .grace
             .or(policy.grace.map(Duration::from_secs))
             .unwrap_or(Duration::from_secs(10)),
-        zero_log: args.zero_log.clone(),
+        zero_log: args.zero_log.as_deref().map(absolute),
         trust_fence: args.trust_fence,
-        backup_dir: args
-            .backup_dir
-            .clone()
-            .or(policy.backup_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("/var/lib/snapguard/repair")),
+        backup_dir: absolute(
+            &args
+                .backup_dir
+                .clone()
+                .or(policy.backup_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("/var/lib/snapguard/repair")),
+        ),
         check_timeout: args.check_timeout.unwrap_or(Duration::from_secs(30 * 60)),
         repair_timeout: args.repair_timeout.unwrap_or(Duration::from_secs(2 * 3600)),
         freeze_test: !args.no_freeze_test,
         never: policy.never.clone(),
         resume: args.resume,
     })
+}
+
+/// `path` made absolute against the working directory (the run itself works from `/`).
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Print the plan on stderr and ask on the terminal (default No).

@@ -56,6 +56,9 @@ struct Job {
     unmounted: Vec<RecordedMount>,
     /// Whether the journal/log must be replayed before a check can be trusted.
     needs_replay: bool,
+    /// The name every backup file of this run starts with (chosen once, never an earlier
+    /// run's: see [`Machine::backup_path`]).
+    backup_stem: Option<PathBuf>,
     /// The planned work is a boot-time check (root and friends).
     boot_check: bool,
     /// Prepared work remains (no outcome decided yet).
@@ -226,11 +229,21 @@ impl Machine<'_> {
             if handled.contains(&target) {
                 continue;
             }
-            let subject = subject::resolve(&target, &self.table)
-                .map_err(|e| anyhow::anyhow!(UsageError(e.to_string())))?;
-            if handled.contains(&subject.device) {
-                continue;
+            let subject = subject::resolve(&target, &self.table);
+            if let Ok(subject) = &subject {
+                if handled.contains(&subject.device) {
+                    continue;
+                }
             }
+            if self.options.resume {
+                // `--resume` verifies and remounts a held filesystem; it never starts a repair.
+                return Err(anyhow::anyhow!(UsageError(format!(
+                    "--resume: no held repair of '{}' (no unfinished state record names it; \
+                     `snapguard repair --status` lists them): nothing was changed",
+                    target.display()
+                ))));
+            }
+            let subject = subject.map_err(|e| anyhow::anyhow!(UsageError(e.to_string())))?;
             jobs.push(self.prepare_job(subject));
         }
         Ok(jobs)
@@ -288,6 +301,7 @@ impl Machine<'_> {
             fence: None,
             unmounted: Vec::new(),
             needs_replay: false,
+            backup_stem: None,
             boot_check: false,
             pending: false,
         };
@@ -434,6 +448,7 @@ impl Machine<'_> {
     }
 
     fn plan_steps(&self, job: &mut Job) {
+        let base = self.backup_path(job, "");
         let dev = &job.subject.device;
         let kind = job.kind;
         let mut planned = Vec::new();
@@ -478,7 +493,7 @@ impl Machine<'_> {
             ));
         }
         if self.options.tier > Tier::Check {
-            if let Some(backup) = checker::metadata_backup(kind, dev, &self.backup_path(job, "")) {
+            if let Some(backup) = checker::metadata_backup(kind, dev, &base) {
                 planned.push((
                     "backup",
                     format!(
@@ -678,14 +693,42 @@ impl Machine<'_> {
             .context("the scan returned nothing")
     }
 
-    fn backup_path(&self, job: &Job, suffix: &str) -> PathBuf {
-        let name = job
-            .subject
-            .kernel_name(self.root)
-            .unwrap_or_else(|| format!("{}-{}", job.subject.dev.0, job.subject.dev.1));
-        self.options
-            .backup_dir
-            .join(format!("{name}-{}-{}{suffix}", job.record.fstype, now()))
+    /// `DIR/NAME-FSTYPE-SECONDS[-N]` + `suffix`. The stem is chosen once per run and is one no
+    /// file in the backup directory starts with: two runs in the same second (a rerun right
+    /// after a rollback, a loop number reused) must neither overwrite the earlier metadata image
+    /// nor hand `e2fsck -z` an earlier run's undo file (it refuses one of another filesystem).
+    fn backup_path(&self, job: &mut Job, suffix: &str) -> PathBuf {
+        if job.backup_stem.is_none() {
+            let name = job
+                .subject
+                .kernel_name(self.root)
+                .unwrap_or_else(|| format!("{}-{}", job.subject.dev.0, job.subject.dev.1));
+            let first = format!("{name}-{}-{}", job.record.fstype, now());
+            let taken = |stem: &str| {
+                std::fs::read_dir(&self.options.backup_dir).is_ok_and(|entries| {
+                    entries.filter_map(Result::ok).any(|e| {
+                        let n = e.file_name();
+                        let n = n.to_string_lossy();
+                        n == stem || n.starts_with(&format!("{stem}."))
+                    })
+                })
+            };
+            let stem = (0u32..)
+                .map(|n| {
+                    if n == 0 {
+                        first.clone()
+                    } else {
+                        format!("{first}-{n}")
+                    }
+                })
+                .find(|stem| !taken(stem))
+                .unwrap_or(first);
+            job.backup_stem = Some(self.options.backup_dir.join(stem));
+        }
+        let stem = job.backup_stem.clone().unwrap_or_default();
+        let mut path = stem.into_os_string();
+        path.push(suffix);
+        PathBuf::from(path)
     }
 
     // ---- resume ---------------------------------------------------------------------------
@@ -717,6 +760,7 @@ impl Machine<'_> {
             fence: None,
             unmounted: Vec::new(),
             needs_replay: false,
+            backup_stem: None,
             boot_check: false,
             pending: false,
         };
@@ -1013,8 +1057,8 @@ impl Machine<'_> {
         let mounts: Vec<RecordedMount> = job.record.mounts.iter().rev().cloned().collect();
         for m in mounts {
             self.step(job, "unmount", |this, job| {
-                mountops::unmount(&m.mount_point).map_err(|errno| {
-                    anyhow::anyhow!(
+                mountops::unmount_recorded(&m.mount_point, m.mount_id).map_err(|e| match e {
+                    mountops::UnmountError::Sys(errno) => anyhow::anyhow!(
                         "umount {}: {}{}",
                         m.mount_point.display(),
                         errno.desc(),
@@ -1023,7 +1067,8 @@ impl Machine<'_> {
                         } else {
                             ""
                         }
-                    )
+                    ),
+                    replaced => anyhow::anyhow!(replaced),
                 })?;
                 job.unmounted.push(m.clone());
                 this.table = load_table(this.root)?;
@@ -1033,8 +1078,11 @@ impl Machine<'_> {
                     .iter()
                     .any(|e| e.mount_id == m.mount_id)
                 {
+                    // Something else was on top at that path: the recorded mount was never
+                    // taken away, so there is nothing of ours to mount back there.
+                    job.unmounted.retain(|u| u != &m);
                     anyhow::bail!(
-                        "{} is still in mountinfo after umount",
+                        "{} is still in mountinfo after umount (the path led to another mount)",
                         m.mount_point.display()
                     );
                 }
@@ -1433,11 +1481,7 @@ impl Machine<'_> {
                 .map(|m| m.mount_point.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            checker::repair(job.kind, &job.subject.device, Tier::Full, false, None)
-                .map(|c| c.display())
-                .unwrap_or_else(
-                    || checker::read_only_check(job.kind, &job.subject.device).display()
-                ),
+            checker::manual_repair(job.kind, &job.subject.device).display(),
             quote_path(&job.subject.device)
         );
         tracing::error!("{}", job.report.message);
@@ -2049,7 +2093,11 @@ fn newest_with_prefix(base: &Path) -> Option<PathBuf> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n == prefix || n.starts_with(&format!("{prefix}."))
+        })
         .filter(|e| !e.file_name().to_string_lossy().ends_with(".e2undo"))
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
         .map(|e| e.path())
