@@ -396,7 +396,6 @@ fn resume_without_a_held_record_changes_nothing() {
 /// `repair --status` exits 3 — which in repair's fsck bitmask reads "repaired (1) + reboot
 /// needed (2)".
 #[test]
-#[ignore = "finding 6: one unreadable record fails every repair; --status exits 3"]
 fn an_unreadable_record_is_shown_and_blocks_only_its_own_device() {
     let dir = TestDir::new("rattack2-garbage");
     let run_dir = dir.join("run/snapguard");
@@ -449,7 +448,6 @@ fn an_unreadable_record_is_shown_and_blocks_only_its_own_device() {
 /// resumed and says nothing useful: an empty message, exit 8, and a fence error that blames
 /// "still in use". Every later run without TARGET trips over it the same way.
 #[test]
-#[ignore = "finding 7: a held record of a vanished device: empty message, blames 'still in use'"]
 fn a_record_of_a_vanished_device_says_so() {
     if !require_root("a_record_of_a_vanished_device_says_so") {
         return;
@@ -487,7 +485,6 @@ fn a_record_of_a_vanished_device_says_so() {
 /// Finding 8: a `[repair] never` pattern that is not a valid glob (`{` left open) is silently
 /// dropped: the filesystem it was written to protect is planned (and with --yes repaired).
 #[test]
-#[ignore = "finding 8: an invalid [repair] never glob is silently dropped"]
 fn an_invalid_never_glob_is_a_usage_error() {
     if !require_root("an_invalid_never_glob_is_a_usage_error") {
         return;

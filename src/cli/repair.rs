@@ -232,6 +232,11 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
     if args.resume && args.targets.is_empty() {
         anyhow::bail!("--resume needs the TARGET (device or mount point) of the held repair");
     }
+    // A protecting pattern that does not compile must not silently protect nothing.
+    for pattern in &policy.never {
+        globset::Glob::new(pattern)
+            .map_err(|e| anyhow::anyhow!("[repair] never: {pattern:?} is not a glob: {e}"))?;
+    }
     if let Some(device) = &args.zero_log {
         std::fs::canonicalize(device)
             .map_err(|e| anyhow::anyhow!("--zero-log '{}': {e}", device.display()))?;
@@ -296,8 +301,12 @@ fn confirm(plans: &[RepairTarget], yes: bool) -> Consent {
 
 /// `--status`: every state record.
 fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome> {
-    let records = state::all_records(root)?;
-    let entries: Vec<report::RepairStatusEntry> = records
+    let found = match state::records(root) {
+        Ok(found) => found,
+        Err(e) => return Ok(cannot_run(e, exit::OPERATIONAL)),
+    };
+    let records = found.readable;
+    let mut entries: Vec<report::RepairStatusEntry> = records
         .iter()
         .map(|(path, r)| report::RepairStatusEntry {
             record: path.display().to_string(),
@@ -321,15 +330,37 @@ fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome
                 .map(|s| format!("{} {}: {}", s.step, s.result, s.detail)),
         })
         .collect();
+    // A record that cannot be read may be all that is left of a held repair: shown, exit 8.
+    let mut problems = Vec::new();
+    for (path, e) in &found.unreadable {
+        let device = state::record_device(path)
+            .map(|(major, minor)| format!("{major}:{minor}"))
+            .unwrap_or_default();
+        problems.push(format!("repair: unreadable state record: {e}"));
+        entries.push(report::RepairStatusEntry {
+            record: path.display().to_string(),
+            device,
+            fstype: String::new(),
+            phase: "unreadable".into(),
+            pid: 0,
+            mountpoints: Vec::new(),
+            updated: 0,
+            last_step: Some(e.clone()),
+        });
+    }
     let held = records.iter().any(|(_, r)| !r.phase.is_final());
+    let mut exit_code = if held {
+        exit::ERRORS_LEFT
+    } else {
+        exit::NOTHING
+    };
+    if !found.unreadable.is_empty() {
+        exit_code |= exit::OPERATIONAL;
+    }
     let report = report::RepairStatusReport::new(entries);
     Ok(Outcome {
         render: Box::new(move |out| report::write_repair_status(&report, format, out)),
-        problems: Vec::new(),
-        exit_code: if held {
-            exit::ERRORS_LEFT
-        } else {
-            exit::NOTHING
-        },
+        problems,
+        exit_code,
     })
 }

@@ -198,7 +198,15 @@ impl Machine<'_> {
 
     fn prepare(&mut self, targets: &[PathBuf]) -> anyhow::Result<Vec<Job>> {
         let mut jobs = Vec::new();
-        let records = state::all_records(self.root)?;
+        let found = state::records(self.root)?;
+        for (path, e) in &found.unreadable {
+            self.messages.push(format!(
+                "unreadable state record '{}' ({e}): its device is refused until it is \
+                 inspected and removed; the others go on",
+                path.display()
+            ));
+        }
+        let records = found.readable;
         let named: Vec<PathBuf> = if targets.is_empty() {
             self.unclean_filesystems()?
         } else {
@@ -244,6 +252,22 @@ impl Machine<'_> {
                 ))));
             }
             let subject = subject.map_err(|e| anyhow::anyhow!(UsageError(e.to_string())))?;
+            let unreadable = found
+                .unreadable
+                .iter()
+                .find(|(path, _)| state::record_device(path) == Some(subject.dev));
+            if let Some((path, e)) = unreadable {
+                // It may be the only memory of a held or interrupted repair of this device.
+                let mut job = self.new_job(subject);
+                job.report.message = format!(
+                    "its state record is unreadable ({e}): it may be all that is left of an \
+                     interrupted repair; inspect it, remove it once the filesystem is known to \
+                     be as it should (`rm {}`), then run again; nothing was changed",
+                    quote_path(path)
+                );
+                jobs.push(job);
+                continue;
+            }
             jobs.push(self.prepare_job(subject));
         }
         Ok(jobs)
@@ -268,6 +292,17 @@ impl Machine<'_> {
     }
 
     fn prepare_job(&mut self, subject: Subject) -> Job {
+        let mut job = self.new_job(subject);
+        if let Err(e) = self.plan(&mut job) {
+            job.report.outcome = RepairOutcome::Failed;
+            job.report.message = format!("{e:#}");
+            job.pending = false;
+        }
+        job
+    }
+
+    /// A job for `subject`, nothing assessed yet (outcome: failed, nothing pending).
+    fn new_job(&self, subject: Subject) -> Job {
         let mut report = RepairTarget::new(&subject.name);
         report.device = Some(subject.device.display().to_string());
         report.mountpoints = subject
@@ -292,7 +327,7 @@ impl Machine<'_> {
             steps: Vec::new(),
             updated: 0,
         };
-        let mut job = Job {
+        Job {
             kind: FsKind::Ext,
             subject,
             report,
@@ -304,13 +339,7 @@ impl Machine<'_> {
             backup_stem: None,
             boot_check: false,
             pending: false,
-        };
-        if let Err(e) = self.plan(&mut job) {
-            job.report.outcome = RepairOutcome::Failed;
-            job.report.message = format!("{e:#}");
-            job.pending = false;
         }
-        job
     }
 
     /// Assess and plan one job; sets `pending` when there is work to confirm.
@@ -781,6 +810,34 @@ impl Machine<'_> {
             "an earlier repair (pid {}) stopped at phase {:?}",
             record.pid, record.phase
         );
+        if block_device_number(&record.device) != Some((record.major, record.minor)) {
+            // The disk was pulled, the loop device detached, or the node names another device
+            // now: nothing of the record can be acted on, and a fence error would blame "in use".
+            push(
+                &mut job,
+                "resume",
+                "refused",
+                format!(
+                    "{previous}: {} is not the block device {}:{} any more",
+                    record.device.display(),
+                    record.major,
+                    record.minor
+                ),
+                None,
+                started,
+            );
+            job.report.message = format!(
+                "{previous}, and its device {} ({}:{}) no longer exists: nothing can be verified \
+                 or mounted again; find where the filesystem went, then remove the record {} \
+                 (`rm {}`)",
+                record.device.display(),
+                record.major,
+                record.minor,
+                path.display(),
+                quote_path(path)
+            );
+            return job;
+        }
         if self.options.dry_run {
             // A dry run describes what a real run would do with the record; it changes nothing.
             push(
