@@ -515,3 +515,65 @@ fn an_invalid_never_glob_is_a_usage_error() {
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains("never"), "{stderr}");
 }
+
+/// Finding 9: a rollback whose remount fails (here injected; for real: the mount point renamed
+/// or busy, an orphaned checker still holding the device) records the filesystem as `held`.
+/// Nothing was ever written, yet the next run holds it "for a human", and `--resume` verifies
+/// it — it is still as unclean as before the run — and holds it again "after the repair", for
+/// ever. §7: a run that stopped before the repair resumes at RESTORE.
+#[test]
+fn a_failed_rollback_is_mounted_back_by_the_next_run() {
+    if !require_root("a_failed_rollback_is_mounted_back_by_the_next_run") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("rattack2-rollback");
+    let fx = unclean_ext4(&dir, "rb");
+    let before = mount_line(&fx.dir_path).unwrap();
+    let (code, doc, stderr) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.dir_path.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "backup,restore")],
+    );
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert!(mount_line(&fx.dir_path).is_none(), "the remount failed");
+    // What the message says to run (this sandbox's runs add --trust-fence and --json).
+    let message = doc["targets"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let remedy = quoted_after(&message, "could not mount everything again").map(str::to_string);
+    // Its last word, when it names the device (else the device: a plain rerun).
+    let target: PathBuf = remedy
+        .as_deref()
+        .and_then(|r| r.rsplit(' ').next())
+        .filter(|w| w.starts_with('/'))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fx.lo.dev().to_path_buf());
+    let (code2, doc2, stderr2) = repair(&dir, &[target.as_os_str()]);
+    let after = mount_line(&fx.dir_path);
+    let phase = fs::read(fx.record_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["phase"].as_str().map(str::to_string));
+    if after.is_none() {
+        run(
+            "mount",
+            &[
+                OsStr::new("-o"),
+                OsStr::new(EXT4_OPTS),
+                fx.lo.dev().as_os_str(),
+                fx.dir_path.as_os_str(),
+            ],
+        );
+    }
+    forget_record(&fx);
+    assert!(remedy.is_some(), "the message names a command: {message}");
+    assert_eq!(
+        after.as_ref(),
+        Some(&before),
+        "the next run (`{}`) mounts it back as it was\n{doc2:#}\n{stderr2}",
+        remedy.unwrap_or_default()
+    );
+    assert_eq!(phase.as_deref(), Some("rolled-back"), "code {code2}");
+}

@@ -870,6 +870,11 @@ impl Machine<'_> {
                     job.report.message = format!(
                         "{previous} before any write; its mounts are back, unchanged: run repair again"
                     );
+                } else {
+                    job.report.message = format!(
+                        "{previous} before any write, and its mounts could not be put back yet \
+                         (see the restore steps; nothing was written): run repair again"
+                    );
                 }
             }
             Phase::RepairStarted => {
@@ -1594,8 +1599,13 @@ impl Machine<'_> {
         if job.unmounted.is_empty() {
             return;
         }
-        job.record.phase = Phase::Restoring;
-        self.save(job);
+        // Before the first write a restore keeps the record's phase (Unmounting, Fenced): if it
+        // fails or is killed, the next run knows nothing was written and mounts them back
+        // (§7), instead of verifying a filesystem that was never repaired and holding it.
+        if job.record.phase >= Phase::RepairStarted {
+            job.record.phase = Phase::Restoring;
+            self.save(job);
+        }
         let device = job.subject.device.clone();
         let mut order: Vec<RecordedMount> = job.unmounted.clone();
         // Parents before children: recorded order is mountinfo order; unmounted is reversed.
@@ -1661,6 +1671,11 @@ impl Machine<'_> {
 
     /// Failure before any write: put everything back as it was.
     fn rollback(&mut self, job: &mut Job) {
+        // Every rollback happens before the first write (an injected repair failure stops
+        // before its command runs): the record must say so whatever happens next.
+        if job.record.phase > Phase::Fenced {
+            job.record.phase = Phase::Fenced;
+        }
         self.restore(job);
         let restored = job.unmounted.is_empty();
         push(
@@ -1676,15 +1691,17 @@ impl Machine<'_> {
             None,
             Instant::now(),
         );
-        job.record.phase = if restored {
-            Phase::RolledBack
-        } else {
-            Phase::Held
-        };
+        if restored {
+            job.record.phase = Phase::RolledBack;
+        }
         self.save(job);
         job.report.outcome = RepairOutcome::Failed;
         if !restored {
-            job.report.message.push_str("; and the rollback could not mount everything again: see `snapguard repair --status`");
+            job.report.message.push_str(&format!(
+                "; and the rollback could not mount everything again (nothing was written): \
+                 `snapguard repair {}` mounts them back as recorded",
+                quote_path(&job.subject.device)
+            ));
         }
     }
 
