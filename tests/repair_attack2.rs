@@ -577,3 +577,49 @@ fn a_failed_rollback_is_mounted_back_by_the_next_run() {
     );
     assert_eq!(phase.as_deref(), Some("rolled-back"), "code {code2}");
 }
+
+/// Finding 10: a checker stopped by snapguard's own time limit is reported with the checker's
+/// last words: `--check-timeout 1ms` says "e2fsck could not check: operational error:
+/// Warning! /dev/loopN is in use." (it is not: it was SIGTERMed), and a metadata image stopped
+/// at `--repair-timeout` says "e2image exited with None". `--check-timeout 0` is accepted.
+#[test]
+fn a_checker_stopped_at_the_timeout_is_reported_as_such() {
+    if !require_root("a_checker_stopped_at_the_timeout_is_reported_as_such") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("rattack2-timeout");
+    let fx = unclean_ext4(&dir, "to");
+    let before = mount_line(&fx.dir_path).unwrap();
+    let (code, doc, stderr) = repair(
+        &dir,
+        &[
+            OsStr::new("--yes"),
+            OsStr::new("--check-timeout"),
+            OsStr::new("1ms"),
+            fx.dir_path.as_os_str(),
+        ],
+    );
+    let message = doc["targets"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let after = mount_line(&fx.dir_path);
+    let (zero, _, zero_err) = repair(
+        &dir,
+        &[
+            OsStr::new("--yes"),
+            OsStr::new("--check-timeout"),
+            OsStr::new("0"),
+            fx.dir_path.as_os_str(),
+        ],
+    );
+    forget_record(&fx);
+    assert_eq!(after.as_ref(), Some(&before), "rolled back");
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert!(
+        message.contains("--check-timeout") && !message.contains("in use"),
+        "the message says the time limit stopped it: {message}"
+    );
+    assert_eq!(zero, 16, "--check-timeout 0 is a usage error: {zero_err}");
+}

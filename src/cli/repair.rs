@@ -232,6 +232,14 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
     if args.resume && args.targets.is_empty() {
         anyhow::bail!("--resume needs the TARGET (device or mount point) of the held repair");
     }
+    for (flag, value) in [
+        ("--check-timeout", args.check_timeout),
+        ("--repair-timeout", args.repair_timeout),
+    ] {
+        if value.is_some_and(|d| d.is_zero()) {
+            anyhow::bail!("{flag} 0: a checker given no time at all is stopped before it looks");
+        }
+    }
     // A protecting pattern that does not compile must not silently protect nothing.
     for pattern in &policy.never {
         globset::Glob::new(pattern)

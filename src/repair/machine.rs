@@ -1243,6 +1243,13 @@ impl Machine<'_> {
                 job.fence = Some(Fence::take(&device)?);
             }
             let run = run?;
+            if run.timed_out {
+                anyhow::bail!(
+                    "{} did not finish within --check-timeout ({}) and was stopped",
+                    command.program,
+                    seconds(timeout)
+                );
+            }
             verdict = checker::interpret(kind, CheckPhase::ReadOnly, run.status, &run.output);
             let detail = format!("{}: {}", verdict_name(verdict), last_line(&run.output));
             if verdict == Verdict::OperationalError {
@@ -1270,6 +1277,13 @@ impl Machine<'_> {
         self.step(job, "replay", |_, job| match replay {
             checker::Replay::Command(command) => {
                 let run = checker::run(&command, timeout, None)?;
+                if run.timed_out {
+                    anyhow::bail!(
+                        "{} did not finish within --repair-timeout ({}) and was stopped",
+                        command.program,
+                        seconds(timeout)
+                    );
+                }
                 let v = checker::interpret(kind, CheckPhase::Replay, run.status, &run.output);
                 if matches!(v, Verdict::OperationalError | Verdict::Cancelled) {
                     anyhow::bail!("{}: {}", verdict_name(v), last_line(&run.output));
@@ -1356,6 +1370,13 @@ impl Machine<'_> {
                 }
             }
             let run = checker::run(&command, timeout, None)?;
+            if run.timed_out {
+                anyhow::bail!(
+                    "{} did not finish within --repair-timeout ({}) and was stopped",
+                    command.program,
+                    seconds(timeout)
+                );
+            }
             if !run.status.success() {
                 anyhow::bail!(
                     "{} exited with {:?}: {}",
@@ -1469,11 +1490,23 @@ impl Machine<'_> {
             verdict,
             Verdict::Clean | Verdict::Repaired | Verdict::RepairedRebootNeeded
         );
+        let stopped = if run.timed_out {
+            format!(
+                "stopped at --repair-timeout ({}): ",
+                seconds(self.options.repair_timeout)
+            )
+        } else {
+            String::new()
+        };
         push_full(
             job,
             "repair",
             if ok { "ok" } else { "failed" },
-            format!("{}: {}", verdict_name(verdict), last_line(&run.output)),
+            format!(
+                "{stopped}{}: {}",
+                verdict_name(verdict),
+                last_line(&run.output)
+            ),
             Some(command.display()),
             run.status.code(),
             started,
@@ -2100,6 +2133,11 @@ fn tier_name(t: Tier) -> &'static str {
         Tier::Preen => "preen",
         Tier::Full => "full",
     }
+}
+
+/// A duration as the options spell it (`1.5 s`).
+fn seconds(d: std::time::Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 fn last_line(output: &str) -> &str {
