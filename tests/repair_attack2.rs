@@ -623,3 +623,42 @@ fn a_checker_stopped_at_the_timeout_is_reported_as_such() {
     );
     assert_eq!(zero, 16, "--check-timeout 0 is a usage error: {zero_err}");
 }
+
+/// Finding 11: `[repair] never` is matched against the kernel's device name and the mount
+/// points only. A policy written with the stable names admins use (`/dev/mapper/vg-db`, a
+/// `/dev/disk/by-uuid/...` link — here a symlink standing for them) protects nothing: the
+/// device is `/dev/dm-3` (`/dev/loopN`) to repair, which plans it (and with --yes repairs it).
+#[test]
+fn a_never_rule_naming_the_device_by_a_link_protects_it() {
+    if !require_root("a_never_rule_naming_the_device_by_a_link_protects_it") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("rattack2-never-link");
+    let fx = unclean_ext4(&dir, "nl");
+    let alias = dir.join("by-uuid-standin");
+    std::os::unix::fs::symlink(fx.lo.dev(), &alias).unwrap();
+    let config = dir.join("snapguard.toml");
+    fs::write(
+        &config,
+        format!("[repair]\nnever = [\"{}\"]\n", alias.display()),
+    )
+    .unwrap();
+    let out = common::snapguard()
+        .arg("--config")
+        .arg(&config)
+        .args(["repair", "--json", "--trust-fence", "--dry-run"])
+        .arg(&fx.dir_path)
+        .timeout(RUN_LIMIT)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    forget_record(&fx);
+    let t = &doc["targets"][0];
+    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    assert!(
+        t["message"].as_str().unwrap_or("").contains("never"),
+        "{doc:#}"
+    );
+    assert_eq!(out.status.code(), Some(8));
+}

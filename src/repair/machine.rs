@@ -689,20 +689,34 @@ impl Machine<'_> {
     }
 
     fn never_touched(&self, subject: &Subject) -> Option<String> {
-        let names: Vec<String> = std::iter::once(subject.device.display().to_string())
+        // The device by every name it is known by: admins write stable names
+        // (`/dev/mapper/vg-db`, `/dev/disk/by-uuid/...`), the kernel name is `/dev/dm-3`.
+        let mut names: Vec<String> = std::iter::once(subject.device.display().to_string())
             .chain(
                 subject
                     .mounts
                     .iter()
                     .map(|m| m.mount_point.display().to_string()),
             )
+            .chain(
+                subject
+                    .mounts
+                    .iter()
+                    .filter_map(|m| m.source.as_ref())
+                    .map(|s| s.to_string_lossy().into_owned()),
+            )
             .collect();
+        names.extend(device_aliases(&subject.device));
         self.options.never.iter().find_map(|pattern| {
             let glob = globset::Glob::new(pattern).ok()?.compile_matcher();
-            names
-                .iter()
-                .find(|n| glob.is_match(n.as_str()))
-                .map(|n| format!("[repair] never = {pattern:?} matches {n}"))
+            if let Some(n) = names.iter().find(|n| glob.is_match(n.as_str())) {
+                return Some(format!("[repair] never = {pattern:?} matches {n}"));
+            }
+            // A pattern that names a path (any symlink to the device or to a mount point)
+            // matches what it leads to.
+            let target = std::fs::canonicalize(pattern).ok()?;
+            (target == subject.device || subject.mounts.iter().any(|m| m.mount_point == target))
+                .then(|| format!("[repair] never = {pattern:?} leads to {}", target.display()))
         })
     }
 
@@ -2154,6 +2168,21 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The udev and device-mapper names (`/dev/disk/by-*/...`, `/dev/mapper/...`) that lead to
+/// `device`.
+fn device_aliases(device: &Path) -> Vec<String> {
+    let mut dirs = vec![PathBuf::from("/dev/mapper")];
+    if let Ok(entries) = std::fs::read_dir("/dev/disk") {
+        dirs.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+    }
+    dirs.iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.filter_map(Result::ok).map(|e| e.path()))
+        .filter(|p| std::fs::canonicalize(p).ok().as_deref() == Some(device))
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 /// The device number of a block device node (following symlinks), if `path` is one.
