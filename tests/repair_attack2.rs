@@ -662,3 +662,43 @@ fn a_never_rule_naming_the_device_by_a_link_protects_it() {
     );
     assert_eq!(out.status.code(), Some(8));
 }
+
+/// Finding 12: the XFS/btrfs log replay mounts the device on `/run/snapguard/replay-PID` and
+/// unmounts it. A run killed in between (the kernel's log recovery is the slow part of that
+/// mount) leaves that private mount behind; the next run "rolls back" around it, so the
+/// filesystem ends up mounted twice — once where nobody looks, keeping its superblock alive —
+/// and the record says rolled back. Here the killed run's leftovers are made by hand (a crash
+/// at the check, then the replay mount), on ext4 for speed: the path is the same for any type.
+#[test]
+fn a_replay_mount_left_by_a_killed_run_is_taken_away() {
+    if !require_root("a_replay_mount_left_by_a_killed_run_is_taken_away") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("rattack2-replay");
+    let fx = unclean_ext4(&dir, "rp");
+    let before = mount_line(&fx.dir_path).unwrap();
+    let (code, _, _) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.dir_path.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "check:crash")],
+    );
+    assert_eq!(code, 8);
+    assert!(mount_line(&fx.dir_path).is_none());
+    // pid_max is at most 2^22: no live run has this pid.
+    let leftover = PathBuf::from("/run/snapguard/replay-4194305");
+    fs::create_dir_all(&leftover).unwrap();
+    let _cleanup = Unmounter(vec![leftover.clone()]);
+    run("mount", &[fx.lo.dev().as_os_str(), leftover.as_os_str()]);
+    let (_, doc, stderr) = repair(&dir, &[fx.lo.dev().as_os_str()]);
+    let left = mount_line(&leftover).is_some();
+    let after = mount_line(&fx.dir_path);
+    drop(_cleanup);
+    let _ = fs::remove_dir(&leftover);
+    forget_record(&fx);
+    assert!(
+        !left,
+        "the replay mount is still there: the filesystem is mounted twice\n{doc:#}\n{stderr}"
+    );
+    assert_eq!(after.as_ref(), Some(&before), "mounted back as before");
+}

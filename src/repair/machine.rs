@@ -876,6 +876,7 @@ impl Machine<'_> {
                     None,
                     started,
                 );
+                self.remove_replay_leftovers(&mut job);
                 self.restore(&mut job);
                 if job.unmounted.is_empty() {
                     job.record.phase = Phase::RolledBack;
@@ -933,6 +934,65 @@ impl Machine<'_> {
             }
         }
         job
+    }
+
+    /// A run killed inside the XFS/btrfs log replay (mount + umount on
+    /// `/run/snapguard/replay-PID`) left that private mount behind: a mount of the filesystem
+    /// nobody knows about, which keeps its superblock alive. Take it away (exactly that mount).
+    fn remove_replay_leftovers(&mut self, job: &mut Job) {
+        let run_dir = self.root.path(crate::root::RUN_DIR);
+        let sb = job.subject.sb.unwrap_or(job.subject.dev);
+        let device = job.subject.device.clone();
+        let leftovers: Vec<MountInfo> = self
+            .table
+            .entries()
+            .iter()
+            .filter(|m| {
+                m.mount_point.parent() == Some(run_dir.as_path())
+                    && m.mount_point
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("replay-"))
+                    && ((m.major, m.minor) == sb
+                        || m.source
+                            .as_ref()
+                            .and_then(|s| std::fs::canonicalize(s).ok())
+                            .is_some_and(|s| s == device))
+            })
+            .cloned()
+            .collect();
+        for m in leftovers {
+            let started = Instant::now();
+            match mountops::unmount_recorded(&m.mount_point, m.mount_id) {
+                Ok(()) => {
+                    let _ = std::fs::remove_dir(&m.mount_point);
+                    push(
+                        job,
+                        "unmount",
+                        "ok",
+                        format!(
+                            "{} unmounted (left by the interrupted run's log replay)",
+                            m.mount_point.display()
+                        ),
+                        None,
+                        started,
+                    );
+                }
+                Err(e) => push(
+                    job,
+                    "unmount",
+                    "failed",
+                    format!(
+                        "{} (left by the interrupted run's log replay): {e}",
+                        m.mount_point.display()
+                    ),
+                    None,
+                    started,
+                ),
+            }
+        }
+        if let Ok(table) = load_table(self.root) {
+            self.table = table;
+        }
     }
 
     /// §7: a REPAIR that started and never reported: fence, read-only check, stop for a human.
