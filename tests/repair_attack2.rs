@@ -702,3 +702,47 @@ fn a_replay_mount_left_by_a_killed_run_is_taken_away() {
     );
     assert_eq!(after.as_ref(), Some(&before), "mounted back as before");
 }
+
+/// Finding 13: one filesystem named twice (`repair MNT DEV`; without TARGET, two mount points
+/// of it) makes two jobs in one plan. The first repairs it and mounts it back; the second then
+/// unmounts it again, writes its metadata image over the first one's (same name: same device,
+/// same second) and hands e2fsck the first run's undo file, which it refuses — the freshly
+/// repaired filesystem is held UNMOUNTED, exit 5.
+#[test]
+fn one_filesystem_named_twice_is_repaired_once() {
+    if !require_root("one_filesystem_named_twice_is_repaired_once") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("rattack2-twice");
+    let fx = unclean_ext4(&dir, "tw");
+    let before = mount_line(&fx.dir_path).unwrap();
+    let (code, doc, stderr) = repair(
+        &dir,
+        &[
+            OsStr::new("--yes"),
+            fx.dir_path.as_os_str(),
+            fx.lo.dev().as_os_str(),
+        ],
+    );
+    let after = mount_line(&fx.dir_path);
+    if after.is_none() {
+        run(
+            "mount",
+            &[
+                OsStr::new("-o"),
+                OsStr::new(EXT4_OPTS),
+                fx.lo.dev().as_os_str(),
+                fx.dir_path.as_os_str(),
+            ],
+        );
+    }
+    forget_record(&fx);
+    assert_eq!(
+        after.as_ref().map(|l| &l.0),
+        Some(&before.0),
+        "mounted\n{doc:#}"
+    );
+    assert_eq!(code, 1, "repaired once\n{doc:#}\n{stderr}");
+    assert_eq!(doc["targets"].as_array().map(Vec::len), Some(1), "{doc:#}");
+}

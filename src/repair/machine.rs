@@ -252,6 +252,12 @@ impl Machine<'_> {
                 ))));
             }
             let subject = subject.map_err(|e| anyhow::anyhow!(UsageError(e.to_string())))?;
+            // One filesystem named twice (its mount point and its device; two mount points of
+            // it without TARGET) is one job: a second would unmount, back up and repair it
+            // again after the first put it back, with the same backup names.
+            if jobs.iter().any(|j| j.subject.dev == subject.dev) {
+                continue;
+            }
             let unreadable = found
                 .unreadable
                 .iter()
