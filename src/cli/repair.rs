@@ -221,7 +221,9 @@ pub fn run(args: &RepairArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outc
     }
     let yes = args.yes;
     let mut ask = |plans: &[RepairTarget]| confirm(plans, yes);
-    match machine::run(&root, &options, &args.targets, &mut ask) {
+    // The machine works from `/` (it must hold no filesystem): relative names are the caller's.
+    let targets: Vec<PathBuf> = args.targets.iter().map(|t| absolute(t)).collect();
+    match machine::run(&root, &options, &targets, &mut ask) {
         Ok(report) => {
             let problems = report
                 .targets
@@ -272,6 +274,19 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
     if args.discard_record && args.targets.is_empty() {
         anyhow::bail!("--discard-record needs the TARGET (device or mount point) of the record");
     }
+    for (flag, value) in [
+        ("--check-timeout", args.check_timeout),
+        ("--repair-timeout", args.repair_timeout),
+    ] {
+        if value.is_some_and(|d| d.is_zero()) {
+            anyhow::bail!("{flag} 0: a checker given no time at all is stopped before it looks");
+        }
+    }
+    // A protecting pattern that does not compile must not silently protect nothing.
+    for pattern in &policy.never {
+        globset::Glob::new(pattern)
+            .map_err(|e| anyhow::anyhow!("[repair] never: {pattern:?} is not a glob: {e}"))?;
+    }
     if let Some(device) = &args.zero_log {
         std::fs::canonicalize(device)
             .map_err(|e| anyhow::anyhow!("--zero-log '{}': {e}", device.display()))?;
@@ -286,13 +301,15 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
             .grace
             .or(policy.grace.map(Duration::from_secs))
             .unwrap_or(Duration::from_secs(10)),
-        zero_log: args.zero_log.clone(),
+        zero_log: args.zero_log.as_deref().map(absolute),
         trust_fence: args.trust_fence,
-        backup_dir: args
-            .backup_dir
-            .clone()
-            .or(policy.backup_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("/var/lib/snapguard/repair")),
+        backup_dir: absolute(
+            &args
+                .backup_dir
+                .clone()
+                .or(policy.backup_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("/var/lib/snapguard/repair")),
+        ),
         check_timeout: args.check_timeout.unwrap_or(Duration::from_secs(30 * 60)),
         repair_timeout: args.repair_timeout.unwrap_or(Duration::from_secs(2 * 3600)),
         freeze_test: !args.no_freeze_test,
@@ -300,6 +317,11 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
         resume: args.resume,
         discard_record: args.discard_record,
     })
+}
+
+/// `path` made absolute against the working directory (the run itself works from `/`).
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Print the plan on stderr and ask on the terminal (default No).
@@ -371,13 +393,17 @@ fn ask(question: String) -> Option<bool> {
 
 /// `--status`: every state record.
 fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome> {
-    let records = state::all_records(root)?;
+    let found = match state::records(root) {
+        Ok(found) => found,
+        Err(e) => return Ok(cannot_run(e, exit::OPERATIONAL)),
+    };
+    let records = found.readable;
     // Where the recorded filesystems are mounted now (no mountinfo, as in a fixture tree:
     // nowhere).
     let table = std::fs::read(root.path(crate::root::MOUNTINFO))
         .ok()
         .and_then(|b| crate::mount::table::MountTable::from_mountinfo(&b).ok());
-    let entries: Vec<report::RepairStatusEntry> = records
+    let mut entries: Vec<report::RepairStatusEntry> = records
         .iter()
         .map(|(path, r)| {
             let mounted_now = table
@@ -411,15 +437,39 @@ fn status(root: &crate::root::SysRoot, format: Format) -> anyhow::Result<Outcome
             hint,
         })
         .collect();
+    // A record that cannot be read may be all that is left of a held repair: shown, exit 8.
+    let mut problems = Vec::new();
+    for (path, e) in &found.unreadable {
+        let device = state::record_device(path)
+            .map(|(major, minor)| format!("{major}:{minor}"))
+            .unwrap_or_default();
+        problems.push(format!("repair: unreadable state record: {e}"));
+        entries.push(report::RepairStatusEntry {
+            record: path.display().to_string(),
+            device,
+            fstype: String::new(),
+            phase: "unreadable".into(),
+            pid: 0,
+            mountpoints: Vec::new(),
+            updated: 0,
+            last_step: Some(e.clone()),
+            mounted_now: Vec::new(),
+            hint: None,
+        });
+    }
     let held = records.iter().any(|(_, r)| !r.phase.is_final());
+    let mut exit_code = if held {
+        exit::ERRORS_LEFT
+    } else {
+        exit::NOTHING
+    };
+    if !found.unreadable.is_empty() {
+        exit_code |= exit::OPERATIONAL;
+    }
     let report = report::RepairStatusReport::new(entries);
     Ok(Outcome {
         render: Box::new(move |out| report::write_repair_status(&report, format, out)),
-        problems: Vec::new(),
-        exit_code: if held {
-            exit::ERRORS_LEFT
-        } else {
-            exit::NOTHING
-        },
+        problems,
+        exit_code,
     })
 }

@@ -232,6 +232,20 @@ pub fn repair(
     }
 }
 
+/// The command a human runs to repair by hand, on a terminal, answering its questions: the
+/// remedy printed when a filesystem is held unmounted. ext: `e2fsck -f` (interactive; not
+/// `-fn`, which never writes); XFS: `xfs_repair`; FAT: `fsck.fat -r` (interactive); btrfs: its
+/// read-only check (what to do next is a developer's advice, never a pasted command).
+pub fn manual_repair(kind: FsKind, device: &Path) -> Command {
+    let dev = device.as_os_str();
+    match kind {
+        FsKind::Ext => Command::new("e2fsck", &["-f".as_ref(), dev]),
+        FsKind::Xfs => Command::new("xfs_repair", &[dev]),
+        FsKind::Fat => Command::new("fsck.fat", &["-r".as_ref(), dev]),
+        FsKind::Btrfs => read_only_check(kind, device),
+    }
+}
+
 /// What a checker run says about the filesystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -58,6 +58,9 @@ struct Job {
     unmounted: Vec<RecordedMount>,
     /// Whether the journal/log must be replayed before a check can be trusted.
     needs_replay: bool,
+    /// The name every backup file of this run starts with (chosen once, never an earlier
+    /// run's: see [`Machine::backup_path`]).
+    backup_stem: Option<PathBuf>,
     /// The planned work is a boot-time check (root and friends).
     boot_check: bool,
     /// Prepared work remains (no outcome decided yet).
@@ -236,7 +239,15 @@ impl Machine<'_> {
 
     fn prepare(&mut self, targets: &[PathBuf]) -> anyhow::Result<Vec<Job>> {
         let mut jobs = Vec::new();
-        let records = state::all_records(self.root)?;
+        let found = state::records(self.root)?;
+        for (path, e) in &found.unreadable {
+            self.messages.push(format!(
+                "unreadable state record '{}' ({e}): its device is refused until it is \
+                 inspected and removed; the others go on",
+                path.display()
+            ));
+        }
+        let records = found.readable;
         let named: Vec<PathBuf> = if targets.is_empty() {
             self.unclean_filesystems()?
         } else {
@@ -275,9 +286,41 @@ impl Machine<'_> {
                 jobs.push(report_only(&target, report));
                 continue;
             }
-            let subject = subject::resolve(&target, &self.table)
-                .map_err(|e| anyhow::anyhow!(UsageError(e.to_string())))?;
-            if handled.contains(&subject.device) {
+            let subject = subject::resolve(&target, &self.table);
+            if let Ok(subject) = &subject {
+                if handled.contains(&subject.device) {
+                    continue;
+                }
+            }
+            if self.options.resume {
+                // `--resume` verifies and remounts a held filesystem; it never starts a repair.
+                return Err(anyhow::anyhow!(UsageError(format!(
+                    "--resume: no held repair of '{}' (no unfinished state record names it; \
+                     `snapguard repair --status` lists them): nothing was changed",
+                    target.display()
+                ))));
+            }
+            let subject = subject.map_err(|e| anyhow::anyhow!(UsageError(e.to_string())))?;
+            // One filesystem named twice (its mount point and its device; two mount points of
+            // it without TARGET) is one job: a second would unmount, back up and repair it
+            // again after the first put it back, with the same backup names.
+            if jobs.iter().any(|j| j.subject.dev == subject.dev) {
+                continue;
+            }
+            let unreadable = found
+                .unreadable
+                .iter()
+                .find(|(path, _)| state::record_device(path) == Some(subject.dev));
+            if let Some((path, e)) = unreadable {
+                // It may be the only memory of a held or interrupted repair of this device.
+                let mut job = self.new_job(subject);
+                job.report.message = format!(
+                    "its state record is unreadable ({e}): it may be all that is left of an \
+                     interrupted repair; inspect it, remove it once the filesystem is known to \
+                     be as it should (`rm {}`), then run again; nothing was changed",
+                    quote_path(path)
+                );
+                jobs.push(job);
                 continue;
             }
             jobs.push(self.prepare_job(subject));
@@ -304,6 +347,17 @@ impl Machine<'_> {
     }
 
     fn prepare_job(&mut self, subject: Subject) -> Job {
+        let mut job = self.new_job(subject);
+        if let Err(e) = self.plan(&mut job) {
+            job.report.outcome = RepairOutcome::Failed;
+            job.report.message = format!("{e:#}");
+            job.pending = false;
+        }
+        job
+    }
+
+    /// A job for `subject`, nothing assessed yet (outcome: failed, nothing pending).
+    fn new_job(&self, subject: Subject) -> Job {
         let mut report = RepairTarget::new(&subject.name);
         report.device = Some(subject.device.display().to_string());
         report.mountpoints = subject
@@ -330,7 +384,7 @@ impl Machine<'_> {
             steps: Vec::new(),
             updated: 0,
         };
-        let mut job = Job {
+        Job {
             kind: FsKind::Ext,
             subject,
             report,
@@ -339,17 +393,12 @@ impl Machine<'_> {
             fence: None,
             unmounted: Vec::new(),
             needs_replay: false,
+            backup_stem: None,
             boot_check: false,
             pending: false,
             units_to_stop: Vec::new(),
             mount_point_replaced: false,
-        };
-        if let Err(e) = self.plan(&mut job) {
-            job.report.outcome = RepairOutcome::Failed;
-            job.report.message = format!("{e:#}");
-            job.pending = false;
         }
-        job
     }
 
     /// Assess and plan one job; sets `pending` when there is work to confirm.
@@ -545,6 +594,7 @@ impl Machine<'_> {
     }
 
     fn plan_steps(&self, job: &mut Job) {
+        let base = self.backup_path(job, "");
         let dev = &job.subject.device;
         let kind = job.kind;
         let mut planned = Vec::new();
@@ -620,7 +670,7 @@ impl Machine<'_> {
             ));
         }
         if self.options.tier > Tier::Check {
-            if let Some(backup) = checker::metadata_backup(kind, dev, &self.backup_path(job, "")) {
+            if let Some(backup) = checker::metadata_backup(kind, dev, &base) {
                 planned.push((
                     "backup",
                     format!(
@@ -800,20 +850,34 @@ impl Machine<'_> {
     }
 
     fn never_touched(&self, subject: &Subject) -> Option<String> {
-        let names: Vec<String> = std::iter::once(subject.device.display().to_string())
+        // The device by every name it is known by: admins write stable names
+        // (`/dev/mapper/vg-db`, `/dev/disk/by-uuid/...`), the kernel name is `/dev/dm-3`.
+        let mut names: Vec<String> = std::iter::once(subject.device.display().to_string())
             .chain(
                 subject
                     .mounts
                     .iter()
                     .map(|m| m.mount_point.display().to_string()),
             )
+            .chain(
+                subject
+                    .mounts
+                    .iter()
+                    .filter_map(|m| m.source.as_ref())
+                    .map(|s| s.to_string_lossy().into_owned()),
+            )
             .collect();
+        names.extend(device_aliases(&subject.device));
         self.options.never.iter().find_map(|pattern| {
             let glob = globset::Glob::new(pattern).ok()?.compile_matcher();
-            names
-                .iter()
-                .find(|n| glob.is_match(n.as_str()))
-                .map(|n| format!("[repair] never = {pattern:?} matches {n}"))
+            if let Some(n) = names.iter().find(|n| glob.is_match(n.as_str())) {
+                return Some(format!("[repair] never = {pattern:?} matches {n}"));
+            }
+            // A pattern that names a path (any symlink to the device or to a mount point)
+            // matches what it leads to.
+            let target = std::fs::canonicalize(pattern).ok()?;
+            (target == subject.device || subject.mounts.iter().any(|m| m.mount_point == target))
+                .then(|| format!("[repair] never = {pattern:?} leads to {}", target.display()))
         })
     }
 
@@ -833,14 +897,42 @@ impl Machine<'_> {
             .context("the scan returned nothing")
     }
 
-    fn backup_path(&self, job: &Job, suffix: &str) -> PathBuf {
-        let name = job
-            .subject
-            .kernel_name(self.root)
-            .unwrap_or_else(|| format!("{}-{}", job.subject.dev.0, job.subject.dev.1));
-        self.options
-            .backup_dir
-            .join(format!("{name}-{}-{}{suffix}", job.record.fstype, now()))
+    /// `DIR/NAME-FSTYPE-SECONDS[-N]` + `suffix`. The stem is chosen once per run and is one no
+    /// file in the backup directory starts with: two runs in the same second (a rerun right
+    /// after a rollback, a loop number reused) must neither overwrite the earlier metadata image
+    /// nor hand `e2fsck -z` an earlier run's undo file (it refuses one of another filesystem).
+    fn backup_path(&self, job: &mut Job, suffix: &str) -> PathBuf {
+        if job.backup_stem.is_none() {
+            let name = job
+                .subject
+                .kernel_name(self.root)
+                .unwrap_or_else(|| format!("{}-{}", job.subject.dev.0, job.subject.dev.1));
+            let first = format!("{name}-{}-{}", job.record.fstype, now());
+            let taken = |stem: &str| {
+                std::fs::read_dir(&self.options.backup_dir).is_ok_and(|entries| {
+                    entries.filter_map(Result::ok).any(|e| {
+                        let n = e.file_name();
+                        let n = n.to_string_lossy();
+                        n == stem || n.starts_with(&format!("{stem}."))
+                    })
+                })
+            };
+            let stem = (0u32..)
+                .map(|n| {
+                    if n == 0 {
+                        first.clone()
+                    } else {
+                        format!("{first}-{n}")
+                    }
+                })
+                .find(|stem| !taken(stem))
+                .unwrap_or(first);
+            job.backup_stem = Some(self.options.backup_dir.join(stem));
+        }
+        let stem = job.backup_stem.clone().unwrap_or_default();
+        let mut path = stem.into_os_string();
+        path.push(suffix);
+        PathBuf::from(path)
     }
 
     // ---- resume ---------------------------------------------------------------------------
@@ -872,6 +964,7 @@ impl Machine<'_> {
             fence: None,
             unmounted: Vec::new(),
             needs_replay: false,
+            backup_stem: None,
             boot_check: false,
             pending: false,
             units_to_stop: Vec::new(),
@@ -893,6 +986,33 @@ impl Machine<'_> {
         let device = quote_path(&job.subject.device);
         if self.options.discard_record {
             self.discard(&mut job, path, &previous);
+            return job;
+        }
+        if block_device_number(&record.device) != Some((record.major, record.minor)) {
+            // The disk was pulled, the loop device detached, or the node names another device
+            // now: nothing of the record can be acted on, and a fence error would blame "in use".
+            push(
+                &mut job,
+                "resume",
+                "refused",
+                format!(
+                    "{previous}: {} is not the block device {}:{} any more",
+                    record.device.display(),
+                    record.major,
+                    record.minor
+                ),
+                None,
+                started,
+            );
+            job.report.message = format!(
+                "{previous}, and its device {} ({}:{}) no longer exists: nothing can be verified \
+                 or mounted again; find where the filesystem went, then forget the record {} \
+                 (`snapguard repair --discard-record {device}`)",
+                record.device.display(),
+                record.major,
+                record.minor,
+                path.display(),
+            );
             return job;
         }
         // The record is only ever acted on for the filesystem it was written for.
@@ -940,6 +1060,7 @@ impl Machine<'_> {
                     None,
                     started,
                 );
+                self.remove_replay_leftovers(&mut job);
                 self.restore(&mut job);
                 if job.unmounted.is_empty() {
                     job.record.phase = Phase::RolledBack;
@@ -1285,6 +1406,66 @@ impl Machine<'_> {
         job.report.message = format!("{previous}; {}", not_mounted_message(job));
     }
 
+    /// Any replay mount (`/run/snapguard/replay-PID`) of this filesystem the record does not
+    /// name (a run of an older snapguard, a record written before the mount was named): a
+    /// mount nobody knows about, which keeps its superblock alive. Take it away (exactly that
+    /// mount, by its mount id).
+    fn remove_replay_leftovers(&mut self, job: &mut Job) {
+        let run_dir = self.root.path(crate::root::RUN_DIR);
+        let sb = job.subject.sb.unwrap_or(job.subject.dev);
+        let device = job.subject.device.clone();
+        let leftovers: Vec<MountInfo> = self
+            .table
+            .entries()
+            .iter()
+            .filter(|m| {
+                m.mount_point.parent() == Some(run_dir.as_path())
+                    && m.mount_point
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("replay-"))
+                    && ((m.major, m.minor) == sb
+                        || m.source
+                            .as_ref()
+                            .and_then(|s| std::fs::canonicalize(s).ok())
+                            .is_some_and(|s| s == device))
+            })
+            .cloned()
+            .collect();
+        for m in leftovers {
+            let started = Instant::now();
+            match mountops::unmount_recorded(&m.mount_point, m.mount_id) {
+                Ok(()) => {
+                    let _ = std::fs::remove_dir(&m.mount_point);
+                    push(
+                        job,
+                        "unmount",
+                        "ok",
+                        format!(
+                            "{} unmounted (left by the interrupted run's log replay)",
+                            m.mount_point.display()
+                        ),
+                        None,
+                        started,
+                    );
+                }
+                Err(e) => push(
+                    job,
+                    "unmount",
+                    "failed",
+                    format!(
+                        "{} (left by the interrupted run's log replay): {e}",
+                        m.mount_point.display()
+                    ),
+                    None,
+                    started,
+                ),
+            }
+        }
+        if let Ok(table) = load_table(self.root) {
+            self.table = table;
+        }
+    }
+
     /// §7: a REPAIR that started and never reported: fence, read-only check, stop for a human.
     fn hold_after_interruption(&mut self, job: &mut Job, previous: &str) {
         if self.fence(job).is_ok() {
@@ -1510,22 +1691,29 @@ impl Machine<'_> {
             self.step(job, "unmount", |this, job| {
                 let command = match &unit {
                     // systemd is PID 1: it unmounts through its `.mount` unit (and so knows
-                    // the mount is gone on purpose); never lazy, never forced either.
-                    Some(u) => Some(units::systemctl("stop", u)?),
+                    // the mount is gone on purpose); never lazy, never forced either. Only
+                    // while the path still leads to the planned mount.
+                    Some(u) => {
+                        mountops::still_the_recorded_mount(&m.mount_point, m.mount_id)?;
+                        Some(units::systemctl("stop", u)?)
+                    }
                     None => {
-                        mountops::unmount(&m.mount_point).map_err(|errno| {
-                            anyhow::anyhow!(
-                                "umount {}: {}{}",
-                                m.mount_point.display(),
-                                errno.desc(),
-                                if errno == nix::errno::Errno::EBUSY {
-                                    " (something started using it after the scan; nothing is \
-                                     forced)"
-                                } else {
-                                    ""
-                                }
-                            )
-                        })?;
+                        mountops::unmount_recorded(&m.mount_point, m.mount_id).map_err(
+                            |e| match e {
+                                mountops::UnmountError::Sys(errno) => anyhow::anyhow!(
+                                    "umount {}: {}{}",
+                                    m.mount_point.display(),
+                                    errno.desc(),
+                                    if errno == nix::errno::Errno::EBUSY {
+                                        " (something started using it after the scan; nothing \
+                                         is forced)"
+                                    } else {
+                                        ""
+                                    }
+                                ),
+                                replaced => anyhow::anyhow!(replaced),
+                            },
+                        )?;
                         None
                     }
                 };
@@ -1554,8 +1742,11 @@ impl Machine<'_> {
                     .iter()
                     .any(|e| e.mount_id == m.mount_id)
                 {
+                    // Something else was on top at that path: the recorded mount was never
+                    // taken away, so there is nothing of ours to mount back there.
+                    job.unmounted.retain(|u| u != &m);
                     anyhow::bail!(
-                        "{} is still in mountinfo after umount",
+                        "{} is still in mountinfo after umount (the path led to another mount)",
                         m.mount_point.display()
                     );
                 }
@@ -1776,6 +1967,13 @@ impl Machine<'_> {
                     );
                 }
             }
+            if run.timed_out {
+                anyhow::bail!(
+                    "{} did not finish within --check-timeout ({}) and was stopped",
+                    command.program,
+                    seconds(timeout)
+                );
+            }
             verdict = checker::interpret(kind, CheckPhase::ReadOnly, run.status, &run.output);
             let detail = format!("{}: {}", verdict_name(verdict), last_line(&run.output));
             if verdict == Verdict::OperationalError {
@@ -1803,6 +2001,13 @@ impl Machine<'_> {
         self.step(job, "replay", |this, job| match replay {
             checker::Replay::Command(command) => {
                 let run = checker::run(&command, timeout, None)?;
+                if run.timed_out {
+                    anyhow::bail!(
+                        "{} did not finish within --repair-timeout ({}) and was stopped",
+                        command.program,
+                        seconds(timeout)
+                    );
+                }
                 let v = checker::interpret(kind, CheckPhase::Replay, run.status, &run.output);
                 if matches!(v, Verdict::OperationalError | Verdict::Cancelled) {
                     anyhow::bail!("{}: {}", verdict_name(v), last_line(&run.output));
@@ -1905,6 +2110,13 @@ impl Machine<'_> {
                 }
             }
             let run = checker::run(&command, timeout, None)?;
+            if run.timed_out {
+                anyhow::bail!(
+                    "{} did not finish within --repair-timeout ({}) and was stopped",
+                    command.program,
+                    seconds(timeout)
+                );
+            }
             if !run.status.success() {
                 anyhow::bail!(
                     "{} exited with {:?}: {}",
@@ -2033,11 +2245,23 @@ impl Machine<'_> {
             verdict,
             Verdict::Clean | Verdict::Repaired | Verdict::RepairedRebootNeeded
         );
+        let stopped = if run.timed_out {
+            format!(
+                "stopped at --repair-timeout ({}): ",
+                seconds(self.options.repair_timeout)
+            )
+        } else {
+            String::new()
+        };
         push_full(
             job,
             "repair",
             if ok { "ok" } else { "failed" },
-            format!("{}: {}", verdict_name(verdict), last_line(&run.output)),
+            format!(
+                "{stopped}{}: {}",
+                verdict_name(verdict),
+                last_line(&run.output)
+            ),
             Some(command.display()),
             run.status.code(),
             started,
@@ -2122,11 +2346,7 @@ impl Machine<'_> {
                 .map(|m| m.mount_point.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            checker::repair(job.kind, &job.subject.device, Tier::Full, false, None)
-                .map(|c| c.display())
-                .unwrap_or_else(
-                    || checker::read_only_check(job.kind, &job.subject.device).display()
-                ),
+            checker::manual_repair(job.kind, &job.subject.device).display(),
             quote_path(&job.subject.device)
         );
         if !job.record.stopped_units.is_empty() {
@@ -2198,8 +2418,13 @@ impl Machine<'_> {
         if job.unmounted.is_empty() {
             return;
         }
-        job.record.phase = Phase::Restoring;
-        self.save(job);
+        // Before the first write a restore keeps the record's phase (Unmounting, Fenced): if it
+        // fails or is killed, the next run knows nothing was written and mounts them back
+        // (§7), instead of verifying a filesystem that was never repaired and holding it.
+        if job.record.phase >= Phase::RepairStarted {
+            job.record.phase = Phase::Restoring;
+            self.save(job);
+        }
         let device = job.subject.device.clone();
         let mut order: Vec<RecordedMount> = job.unmounted.clone();
         // Parents before children: recorded order is mountinfo order; unmounted is reversed.
@@ -2304,6 +2529,11 @@ impl Machine<'_> {
                 job.report.message
             );
         }
+        // Every rollback happens before the first write (an injected repair failure stops
+        // before its command runs): the record must say so whatever happens next.
+        if job.record.phase > Phase::Fenced {
+            job.record.phase = Phase::Fenced;
+        }
         self.restore(job);
         let restored = job.unmounted.is_empty();
         push(
@@ -2319,18 +2549,25 @@ impl Machine<'_> {
             None,
             Instant::now(),
         );
-        job.record.phase = if restored {
-            Phase::RolledBack
-        } else {
-            Phase::Held
-        };
+        if restored {
+            job.record.phase = Phase::RolledBack;
+        }
         self.save(job);
         job.report.outcome = RepairOutcome::Failed;
         if !restored {
-            let why = not_mounted_message(job);
-            job.report
-                .message
-                .push_str(&format!("; and the rollback {why}"));
+            if job.mount_point_replaced {
+                // A plain rerun would be refused the same way: say what to look at.
+                let why = not_mounted_message(job);
+                job.report
+                    .message
+                    .push_str(&format!("; and the rollback {why}"));
+            } else {
+                job.report.message.push_str(&format!(
+                    "; and the rollback could not mount everything again (nothing was written): \
+                     `snapguard repair {}` mounts them back as recorded",
+                    quote_path(&job.subject.device)
+                ));
+            }
         }
     }
 
@@ -2561,6 +2798,7 @@ fn report_only(target: &Path, report: RepairTarget) -> Job {
         fence: None,
         unmounted: Vec::new(),
         needs_replay: false,
+        backup_stem: None,
         boot_check: false,
         pending: false,
         mount_point_replaced: false,
@@ -2838,6 +3076,11 @@ fn tier_name(t: Tier) -> &'static str {
     }
 }
 
+/// A duration as the options spell it (`1.5 s`).
+fn seconds(d: std::time::Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
 fn last_line(output: &str) -> &str {
     output
         .lines()
@@ -2935,6 +3178,21 @@ fn is_mount_of(e: &MountInfo, record: &Record) -> bool {
         })
 }
 
+/// The udev and device-mapper names (`/dev/disk/by-*/...`, `/dev/mapper/...`) that lead to
+/// `device`.
+fn device_aliases(device: &Path) -> Vec<String> {
+    let mut dirs = vec![PathBuf::from("/dev/mapper")];
+    if let Ok(entries) = std::fs::read_dir("/dev/disk") {
+        dirs.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+    }
+    dirs.iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.filter_map(Result::ok).map(|e| e.path()))
+        .filter(|p| std::fs::canonicalize(p).ok().as_deref() == Some(device))
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
 /// The device number of a block device node (following symlinks), if `path` is one.
 fn block_device_number(path: &Path) -> Option<(u32, u32)> {
     use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
@@ -2984,7 +3242,11 @@ fn newest_with_prefix(base: &Path) -> Option<PathBuf> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n == prefix || n.starts_with(&format!("{prefix}."))
+        })
         .filter(|e| !e.file_name().to_string_lossy().ends_with(".e2undo"))
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
         .map(|e| e.path())

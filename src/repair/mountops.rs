@@ -25,6 +25,52 @@ pub fn unmount(mount_point: &Path) -> Result<(), nix::errno::Errno> {
     nix::mount::umount2(mount_point, MntFlags::UMOUNT_NOFOLLOW)
 }
 
+/// Why [`unmount_recorded`] did not unmount.
+#[derive(Debug, thiserror::Error)]
+pub enum UnmountError {
+    /// The path no longer leads to the recorded mount (a parent directory renamed and another
+    /// filesystem mounted at the old path, a symlink put there): nothing was unmounted.
+    #[error(
+        "{path} is no longer the mount that was planned (mount id {recorded}; {found}): the \
+         path was replaced in between, so nothing was unmounted there"
+    )]
+    Replaced {
+        path: String,
+        recorded: u32,
+        found: String,
+    },
+    /// umount2 failed.
+    #[error("{0}")]
+    Sys(nix::errno::Errno),
+}
+
+/// [`unmount`] of exactly the recorded mount `mount_id`: the mount id `mount_point` leads to
+/// (statx, final symlink not followed) is compared first, so that a path replaced between the
+/// plan and the unmount never takes away someone else's mount. (An `O_PATH` fd plus
+/// `umount2("/proc/self/fd/N")` would close the remaining window, but the fd itself holds the
+/// mount busy.)
+pub fn unmount_recorded(mount_point: &Path, mount_id: u32) -> Result<(), UnmountError> {
+    still_the_recorded_mount(mount_point, mount_id)?;
+    unmount(mount_point).map_err(UnmountError::Sys)
+}
+
+/// Whether `mount_point` still leads to the recorded mount `mount_id` (statx, final symlink
+/// not followed); checked before anything unmounts it, `umount2` or `systemctl stop`.
+pub fn still_the_recorded_mount(mount_point: &Path, mount_id: u32) -> Result<(), UnmountError> {
+    let found = crate::sys::statx::mount_id_of_path(mount_point);
+    if found == Ok(u64::from(mount_id)) {
+        return Ok(());
+    }
+    Err(UnmountError::Replaced {
+        path: mount_point.display().to_string(),
+        recorded: mount_id,
+        found: match found {
+            Ok(id) => format!("mount id {id} there now"),
+            Err(e) => format!("cannot stat it: {}", e.desc()),
+        },
+    })
+}
+
 /// An `O_RDONLY|O_EXCL` open of the block device, held while the filesystem is checked: the
 /// device cannot be mounted meanwhile (mount(2) fails with `EBUSY`), and `O_EXCL` openers
 /// (e2fsck and xfs_repair in repair mode) are refused. It does not stop writers that open

@@ -231,31 +231,46 @@ pub fn load_path(path: &Path) -> anyhow::Result<Option<Record>> {
     }
 }
 
-/// Every repair record under the run directory, oldest path order.
-pub fn all_records(root: &SysRoot) -> anyhow::Result<Vec<(PathBuf, Record)>> {
+/// The record files under the run directory: those that read as a record, and those that do
+/// not (a torn write, another tool's garbage) with the reason, each in path order.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub readable: Vec<(PathBuf, Record)>,
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Every record file under the run directory. Only listing the directory can fail: one bad
+/// file must not stop the repair (or the status) of every other device.
+pub fn records(root: &SysRoot) -> anyhow::Result<Records> {
     let dir = root.path(RUN_DIR);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Records::default()),
         Err(e) => return Err(e).with_context(|| format!("cannot list '{}'", dir.display())),
     };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("repair-") && n.ends_with(".json"))
-        })
+        .filter(|p| record_device(p).is_some())
         .collect();
     paths.sort();
-    let mut out = Vec::new();
+    let mut out = Records::default();
     for path in paths {
-        if let Some(record) = load_path(&path)? {
-            out.push((path, record));
+        match load_path(&path) {
+            Ok(Some(record)) => out.readable.push((path, record)),
+            Ok(None) => {}
+            Err(e) => out.unreadable.push((path, format!("{e:#}"))),
         }
     }
     Ok(out)
+}
+
+/// The device number a record file is named after (`repair-MAJ-MIN.json`).
+pub fn record_device(path: &Path) -> Option<(u32, u32)> {
+    let name = path.file_name()?.to_str()?;
+    let numbers = name.strip_prefix("repair-")?.strip_suffix(".json")?;
+    let (major, minor) = numbers.split_once('-')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
 /// snapguard's own lock: one repair at a time on this machine.
@@ -365,7 +380,7 @@ mod tests {
         let back = MountInfo::from(&loaded.mounts[0]);
         assert_eq!(back.mount_point, Path::new("/mnt/a b"));
         assert_eq!(back.root, Path::new("/sub"));
-        assert_eq!(all_records(&root).unwrap().len(), 1);
+        assert_eq!(records(&root).unwrap().readable.len(), 1);
         loaded.remove(&root).unwrap();
         assert!(Record::load(&root, 7, 3).unwrap().is_none());
     }
