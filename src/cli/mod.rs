@@ -49,8 +49,8 @@ pub struct Cli {
     /// Less log output on stderr (errors only).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Configuration file [default: /etc/snapguard/snapguard.toml under --root; a missing
-    /// default file means defaults].
+    /// Configuration file [default: the host's /etc/snapguard/snapguard.toml, never one under
+    /// --root; a missing default file means defaults].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -108,7 +108,9 @@ impl Cli {
     pub fn load_config(&self) -> anyhow::Result<Config> {
         match &self.config {
             Some(path) => Config::load(path, true),
-            None => Config::load(&self.sys_root().path(DEFAULT_CONFIG), false),
+            // The host's, never one under --root: a fixture tree or an offline disk does not
+            // configure the snapguard that reads it.
+            None => Config::load(std::path::Path::new(DEFAULT_CONFIG), false),
         }
     }
 }

@@ -345,6 +345,7 @@ pub fn write_selinux(report: &SelinuxReport, out: &mut dyn Write) -> io::Result<
         SelinuxMode::Permissive => "permissive",
         SelinuxMode::Enforcing => "enforcing",
         SelinuxMode::Container => "container (host decides)",
+        SelinuxMode::Unknown => "unknown (not readable)",
     };
     let mut context = format!("mode {mode}");
     if let Some(p) = &report.policy_type {
@@ -399,6 +400,13 @@ pub fn write_selinux(report: &SelinuxReport, out: &mut dyn Write) -> io::Result<
             c.status.label(),
             c.title,
             sanitize(&c.message)
+        )?;
+    }
+    if !report.unreadable.is_empty() {
+        writeln!(
+            out,
+            "  not read (needs root, skipped, not passed): {}",
+            report.unreadable.join(", ")
         )?;
     }
     let s = &report.summary;
