@@ -717,9 +717,15 @@ fn s4_mls_and_missing_policy_directory() {
     let (doc, exit) = fx.run();
     expect(&doc, "S4", "warn", "policy mls");
     expect(&doc, "S5", "warn", "as always under mls");
-    assert_eq!(remedy(&doc, "S5"), on_root(&doc, "semanage permissive -a init_t"));
+    assert_eq!(
+        remedy(&doc, "S5"),
+        on_root(&doc, "semanage permissive -a init_t")
+    );
     expect(&doc, "S6", "warn", "the agent runs confined as init_t");
-    assert_eq!(remedy(&doc, "S6"), on_root(&doc, "semanage permissive -a init_t"));
+    assert_eq!(
+        remedy(&doc, "S6"),
+        on_root(&doc, "semanage permissive -a init_t")
+    );
     assert_eq!(doc["excluded"], false);
     assert!(
         doc["verdict"]
@@ -904,7 +910,10 @@ fn s6_confined_agent_with_blocking_denials_fails() {
         "fail",
         "the agent runs confined as waagent_t, and 1 of its denials were enforced",
     );
-    assert_eq!(remedy(&doc, "S6"), on_root(&doc, "semanage permissive -a waagent_t"));
+    assert_eq!(
+        remedy(&doc, "S6"),
+        on_root(&doc, "semanage permissive -a waagent_t")
+    );
     expect(
         &doc,
         "S9",
@@ -981,8 +990,13 @@ fn confined_agent_with_a_denial() -> Fx {
 fn readme_json_example() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let readme = std::fs::read_to_string(path).expect("README.md");
-    let section = &readme[readme.find("## `snapguard selinux`").expect("selinux section")..];
-    let start = section.find("```json\n").expect("a json block in the selinux section") + 8;
+    let section = &readme[readme
+        .find("## `snapguard selinux`")
+        .expect("selinux section")..];
+    let start = section
+        .find("```json\n")
+        .expect("a json block in the selinux section")
+        + 8;
     let end = start + section[start..].find("```").expect("end of the json block");
     serde_json::from_str(&section[start..end])
         .unwrap_or_else(|e| panic!("the README's selinux JSON example is not JSON: {e}"))
@@ -1020,8 +1034,19 @@ fn the_readme_json_example_is_real_output() {
     let (mut want, mut got) = (Default::default(), Default::default());
     key_paths(&real, "", &mut want);
     key_paths(&example, "", &mut got);
-    assert_eq!(got, want, "key paths of the README example vs a real run\n{real:#}");
-    for key in ["mode", "policy_type", "status", "summary", "excluded", "verdict", "unreadable"] {
+    assert_eq!(
+        got, want,
+        "key paths of the README example vs a real run\n{real:#}"
+    );
+    for key in [
+        "mode",
+        "policy_type",
+        "status",
+        "summary",
+        "excluded",
+        "verdict",
+        "unreadable",
+    ] {
         assert_eq!(example[key], real[key], "{key}\n{real:#}");
     }
     let checks = |d: &Value| d["checks"].as_array().expect("checks").clone();
@@ -1029,7 +1054,12 @@ fn the_readme_json_example_is_real_output() {
     let masked = |v: &Value| v.to_string().replace(|c: char| c.is_ascii_digit(), "0");
     for (e, r) in checks(&example).iter().zip(checks(&real).iter()) {
         for key in ["id", "title", "status", "message"] {
-            assert_eq!(masked(&e[key]), masked(&r[key]), "{key} of {}\n{r:#}", r["id"]);
+            assert_eq!(
+                masked(&e[key]),
+                masked(&r[key]),
+                "{key} of {}\n{r:#}",
+                r["id"]
+            );
         }
         assert_eq!(
             e["details"].as_array().map(Vec::len),
@@ -1038,7 +1068,12 @@ fn the_readme_json_example_is_real_output() {
             r["id"]
         );
         let host = e["remedy"].as_str().map(|h| on_root(&real, h));
-        assert_eq!(host.as_deref(), r["remedy"].as_str(), "remedy of {}", r["id"]);
+        assert_eq!(
+            host.as_deref(),
+            r["remedy"].as_str(),
+            "remedy of {}",
+            r["id"]
+        );
     }
 }
 
@@ -1097,7 +1132,10 @@ fn s6_agent_not_running_warns_and_offline_skips() {
         .remove(&format!("proc/{HANDLER_PID}"));
     let (doc, exit) = fx.run();
     expect(&doc, "S6", "warn", "not running");
-    assert_eq!(remedy(&doc, "S6"), on_root(&doc, "systemctl enable --now waagent.service"));
+    assert_eq!(
+        remedy(&doc, "S6"),
+        on_root(&doc, "systemctl enable --now waagent.service")
+    );
     assert_eq!(doc["excluded"], false);
     assert_eq!(exit, 1);
     fx.write("usr/lib/systemd/system/walinuxagent.service", "[Unit]\n");
@@ -1203,7 +1241,10 @@ fn without_rights_the_verdict_is_cannot_tell_not_excluded() {
     assert_eq!(doc["status"], "unknown");
     assert_eq!(doc["excluded"], Value::Null, "{doc:#}");
     let verdict = doc["verdict"].as_str().expect("verdict");
-    assert!(verdict.starts_with("cannot tell: SELinux is enforcing and "), "{verdict}");
+    assert!(
+        verdict.starts_with("cannot tell: SELinux is enforcing and "),
+        "{verdict}"
+    );
     for id in ["S5", "S6", "S8", "S9"] {
         assert!(verdict.contains(&format!("({id})")), "{id} in {verdict}");
         expect(&doc, id, "skip", "needs root");
@@ -1235,14 +1276,18 @@ fn without_rights_the_verdict_is_cannot_tell_not_excluded() {
             chmod(&rel, 0o755);
         }
     }
-    fx.label(&format!("{SNAPSHOT_EXT}/main/handle.sh"), "unconfined_u:object_r:user_tmp_t:s0");
+    fx.label(
+        &format!("{SNAPSHOT_EXT}/main/handle.sh"),
+        "unconfined_u:object_r:user_tmp_t:s0",
+    );
     let out = run_as_nobody(fx.root(), "json");
     let doc = out.json();
     assert_eq!(out.exit, 2, "{doc:#}");
     assert_eq!(doc["excluded"], false);
     let verdict = doc["verdict"].as_str().expect("verdict");
     assert!(
-        verdict.starts_with("not excluded: ") && verdict.contains("not read (needs root): S5, S6, S9"),
+        verdict.starts_with("not excluded: ")
+            && verdict.contains("not read (needs root): S5, S6, S9"),
         "{verdict}"
     );
 }
@@ -1395,7 +1440,10 @@ fn s8_unlabeled_and_tmp_labelled_files_fail() {
         "fail",
         "3 of 13 entries have broken labels (1 without a label, 1 unlabeled_t, 1 user_tmp_t)",
     );
-    assert_eq!(remedy(&doc, "S8"), on_root(&doc, "restorecon -Rv /var/lib/waagent"));
+    assert_eq!(
+        remedy(&doc, "S8"),
+        on_root(&doc, "restorecon -Rv /var/lib/waagent")
+    );
     let details = check(&doc, "S8")["details"].to_string();
     assert!(
         details.contains("main/handle.sh: no label, expected system_u:object_r:var_lib_t:s0"),
@@ -1569,7 +1617,10 @@ fn s10_deny_execmem() {
     fx.write("sys/fs/selinux/booleans/deny_execmem", "1 1");
     let (doc, _) = fx.run();
     expect(&doc, "S10", "warn", "deny_execmem is on");
-    assert_eq!(remedy(&doc, "S10"), on_root(&doc, "setsebool -P deny_execmem 0"));
+    assert_eq!(
+        remedy(&doc, "S10"),
+        on_root(&doc, "setsebool -P deny_execmem 0")
+    );
 
     fx.write("sys/fs/selinux/booleans/deny_execmem", "0 1");
     let (doc, _) = fx.run();
@@ -1646,7 +1697,10 @@ fn l1_noexec_var_fails_even_without_selinux() {
         "fail",
         "/var, which holds /var/lib/waagent, is mounted noexec",
     );
-    assert_eq!(remedy(&doc, "L1"), on_root(&doc, "mount -o remount,exec /var"));
+    assert_eq!(
+        remedy(&doc, "L1"),
+        on_root(&doc, "mount -o remount,exec /var")
+    );
     assert_eq!(doc["excluded"], true);
     assert!(
         doc["verdict"]
@@ -1699,7 +1753,10 @@ fn l2_fapolicyd() {
     );
     assert_eq!(
         remedy(&doc, "L2"),
-        on_root(&doc, "echo 'allow perm=any all : dir=/var/lib/waagent/' > /etc/fapolicyd/rules.d/35-waagent.rules && fagenrules --load")
+        on_root(
+            &doc,
+            "echo 'allow perm=any all : dir=/var/lib/waagent/' > /etc/fapolicyd/rules.d/35-waagent.rules && fagenrules --load"
+        )
     );
     assert_eq!(exit, 2);
 
@@ -1762,7 +1819,10 @@ fn l3_apparmor() {
     );
     let (doc, exit) = fx.run();
     expect(&doc, "L3", "warn", "(complain)");
-    assert_eq!(remedy(&doc, "L3"), on_root(&doc, "aa-complain /usr/sbin/waagent"));
+    assert_eq!(
+        remedy(&doc, "L3"),
+        on_root(&doc, "aa-complain /usr/sbin/waagent")
+    );
     assert_eq!(exit, 1);
 
     // Enforce mode, with a denial in the kernel log (no auditd).
@@ -1784,7 +1844,10 @@ fn l3_apparmor() {
         "agent pid 1234 is confined by profile /usr/sbin/waagent (enforce)",
     );
     expect(&doc, "L3", "fail", "1 AppArmor denial(s) of the agent");
-    assert_eq!(remedy(&doc, "L3"), on_root(&doc, "aa-complain /usr/sbin/waagent"));
+    assert_eq!(
+        remedy(&doc, "L3"),
+        on_root(&doc, "aa-complain /usr/sbin/waagent")
+    );
     assert!(
         doc["verdict"]
             .as_str()

@@ -253,7 +253,11 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
         .map(Tier::from)
         .unwrap_or(policy.tier.unwrap_or(Tier::Preen));
     if policy.tier.is_some() && tier > ceiling {
-        anyhow::bail!("--tier {tier:?} is above the configuration's [repair] tier = {ceiling:?}",);
+        anyhow::bail!(
+            "--tier {} is above the configuration's [repair] tier = \"{}\"",
+            tier.word(),
+            ceiling.word()
+        );
     }
     if args.stop_units && policy.stop_units == Some(false) {
         anyhow::bail!("--stop-units: the configuration says [repair] stop_units = false");

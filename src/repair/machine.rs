@@ -813,7 +813,7 @@ impl Machine<'_> {
             names
                 .iter()
                 .find(|n| glob.is_match(n.as_str()))
-                .map(|n| format!("[repair] never = {pattern:?} matches {n}"))
+                .map(|n| format!("[repair] never pattern '{pattern}' matches {n}"))
         })
     }
 
@@ -1907,9 +1907,12 @@ impl Machine<'_> {
             let run = checker::run(&command, timeout, None)?;
             if !run.status.success() {
                 anyhow::bail!(
-                    "{} exited with {:?}: {}",
+                    "{} {}: {}",
                     command.program,
-                    run.status.code(),
+                    match run.status.code() {
+                        Some(code) => format!("exited with status {code}"),
+                        None => "was killed by a signal".to_string(),
+                    },
                     last_line(&run.output)
                 );
             }

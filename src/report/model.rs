@@ -154,6 +154,18 @@ pub enum Context {
     Frozen,
 }
 
+impl Context {
+    /// The word users read (as in the JSON).
+    pub fn word(self) -> &'static str {
+        match self {
+            Context::Live => "live",
+            Context::Offline => "offline",
+            Context::Crash => "crash",
+            Context::Frozen => "frozen",
+        }
+    }
+}
+
 /// Where a partition sits inside a whole-disk target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionRef {

@@ -132,7 +132,7 @@ pub fn check(root: &SysRoot, policy_type: &str) -> Check {
         }
         Err(_) => {
             return c(
-            CheckStatus::Skip,
+                CheckStatus::Skip,
                 format!("{WAAGENT_LIB_DIR} does not exist (the agent is not installed here)"),
             );
         }

@@ -299,10 +299,7 @@ fn verdict(mode: SelinuxMode, live: bool, checks: &[Check]) -> (Option<bool>, St
         ),
         SelinuxMode::Disabled => (Some(true), format!("excluded: {}", msg("S2"))),
         SelinuxMode::Container => (Some(true), format!("excluded here: {}", msg("S2"))),
-        SelinuxMode::Unknown => (
-            None,
-            format!("cannot tell: {}; run as root", reason("S2")),
-        ),
+        SelinuxMode::Unknown => (None, format!("cannot tell: {}; run as root", reason("S2"))),
         SelinuxMode::Permissive => {
             let would: Vec<&str> = checks
                 .iter()
@@ -315,10 +312,7 @@ fn verdict(mode: SelinuxMode, live: bool, checks: &[Check]) -> (Option<bool>, St
                 format!("; to review before enforcing: {}", would.join(", "))
             };
             if !not_read.is_empty() {
-                tail.push_str(&format!(
-                    "; not read (needs root): {}",
-                    not_read.join(", ")
-                ));
+                tail.push_str(&format!("; not read (needs root): {}", not_read.join(", ")));
             }
             (
                 Some(true),
@@ -349,10 +343,7 @@ fn verdict(mode: SelinuxMode, live: bool, checks: &[Check]) -> (Option<bool>, St
             if !reasons.is_empty() {
                 let mut line = format!("not excluded: {}", reasons.join("; "));
                 if !not_read.is_empty() {
-                    line.push_str(&format!(
-                        "; not read (needs root): {}",
-                        not_read.join(", ")
-                    ));
+                    line.push_str(&format!("; not read (needs root): {}", not_read.join(", ")));
                 }
                 (Some(false), line)
             } else if !unknown.is_empty() {
@@ -369,7 +360,10 @@ fn verdict(mode: SelinuxMode, live: bool, checks: &[Check]) -> (Option<bool>, St
                 } else {
                     "offline root: the module store, labels and logs allow the agent".to_string()
                 };
-                (Some(true), format!("excluded: SELinux is enforcing and {how}"))
+                (
+                    Some(true),
+                    format!("excluded: SELinux is enforcing and {how}"),
+                )
             }
         }
     };

@@ -51,7 +51,11 @@ pub fn for_root(root: &SysRoot, policy_type: &str, remedy: &str) -> String {
 fn chroot(dir: &str, command: &str) -> String {
     let shell = command.contains(['|', '&', ';', '>', '<', '\'']);
     if shell {
-        format!("chroot {} sh -c {}", shell_quote(dir), quote_always(command))
+        format!(
+            "chroot {} sh -c {}",
+            shell_quote(dir),
+            quote_always(command)
+        )
     } else {
         format!("chroot {} {command}", shell_quote(dir))
     }

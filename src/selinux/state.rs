@@ -434,7 +434,7 @@ pub fn policy_type_check(root: &SysRoot, config: &ConfigFile) -> Check {
     if ty.contains('/') || ty == ".." || ty == "." {
         return check(
             CheckStatus::Warn,
-            format!("SELINUXTYPE={ty:?} is not a policy name"),
+            format!("SELINUXTYPE='{}' is not a policy name", ty.escape_debug()),
         );
     }
     if !root.path(ETC_SELINUX).join(&ty).is_dir() {
@@ -473,12 +473,20 @@ mod tests {
     /// A character cut in two by the key's length used to panic (issue 10).
     #[test]
     fn a_multibyte_character_where_the_key_ends_does_not_panic() {
-        for line in ["SELINUXTYPEé", "SELINUXTYPé=x", "SELINUXTYP\u{1F600}", "é", "SELINUXTYPE=é"] {
+        for line in [
+            "SELINUXTYPEé",
+            "SELINUXTYPé=x",
+            "SELINUXTYP\u{1F600}",
+            "é",
+            "SELINUXTYPE=é",
+        ] {
             let parsed = parse_config(line);
             assert_eq!(parsed.mode, None, "{line}");
         }
         assert_eq!(
-            parse_config("SELINUXTYPEé\nselinuxtype=mls \n").policy_type.as_deref(),
+            parse_config("SELINUXTYPEé\nselinuxtype=mls \n")
+                .policy_type
+                .as_deref(),
             Some("mls")
         );
         assert_eq!(
