@@ -47,6 +47,17 @@ pub fn for_root(root: &SysRoot, policy_type: &str, remedy: &str) -> String {
     }
 }
 
+/// A detail line that ends in an alternative command (`…: semanage permissive -a T`), with
+/// that command made to act on `root` too; other lines unchanged.
+pub fn detail_for_root(root: &SysRoot, policy_type: &str, detail: &str) -> String {
+    match detail.rsplit_once(": ") {
+        Some((head, command)) if !root.is_host() && command.starts_with("semanage ") => {
+            format!("{head}: {}", for_root(root, policy_type, command))
+        }
+        _ => detail.to_string(),
+    }
+}
+
 /// `chroot DIR CMD`, through `sh -c` when CMD is a pipeline or a list.
 fn chroot(dir: &str, command: &str) -> String {
     let shell = command.contains(['|', '&', ';', '>', '<', '\'']);
@@ -113,6 +124,22 @@ mod tests {
         assert_eq!(
             for_root(&root, "targeted", "mount -o remount,exec /var"),
             "mount -o remount,exec /mnt/rescue/var"
+        );
+        assert_eq!(
+            detail_for_root(
+                &root,
+                "targeted",
+                "alternative for the whole domain: semanage permissive -a waagent_t"
+            ),
+            "alternative for the whole domain: chroot /mnt/rescue semanage permissive -N -a waagent_t"
+        );
+        assert_eq!(
+            detail_for_root(
+                &SysRoot::new("/"),
+                "targeted",
+                "x: semanage permissive -a t"
+            ),
+            "x: semanage permissive -a t"
         );
         let odd = SysRoot::new("/tmp/a b/");
         assert_eq!(
