@@ -118,7 +118,7 @@ impl Config {
                 .to_string();
             match e.span() {
                 Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    let line = text.get(..span.start).unwrap_or(text).matches('\n').count() + 1;
                     anyhow::anyhow!("line {line}: {message}")
                 }
                 None => anyhow::anyhow!(message),

@@ -27,6 +27,14 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::usage_exit_code(cli::subcommand_of(&args).as_deref()));
         }
     };
+    if let Some(conflict) = cli.usage_conflict() {
+        use clap::CommandFactory;
+        let _ = Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, conflict)
+            .print();
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        return ExitCode::from(cli::usage_exit_code(cli::subcommand_of(&args).as_deref()));
+    }
     init_logging(&cli);
     match cli::run(&cli) {
         Ok(outcome) => {
@@ -76,25 +84,40 @@ fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SNAPGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     // Opened now, before anything is frozen; the sink holds output while frozen.
+    let mut to_file = false;
     if let Some(path) = &cli.log_file {
         match std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(path)
         {
-            Ok(file) => snapguard::freeze::logbuf::set_file(file),
+            Ok(file) => {
+                snapguard::freeze::logbuf::set_file(file);
+                to_file = true;
+            }
             Err(e) => eprintln!(
                 "snapguard: cannot open the log file '{}': {e}",
                 path.display()
             ),
         }
     }
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(snapguard::freeze::logbuf::writer)
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_target(false);
+    if to_file {
+        // A file is read later and elsewhere: when (UTC, RFC 3339), and never colour codes.
+        builder
+            .with_ansi(false)
+            .with_timer(tracing_subscriber::fmt::time::SystemTime)
+            .init();
+    } else {
+        // Colour only for a person at a terminal (and not with NO_COLOR): never in a pipe,
+        // a journal or a file stderr was redirected to.
+        use std::io::IsTerminal;
+        let colour = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        builder.with_ansi(colour).without_time().init();
+    }
 }
 
 /// Drop Rust's " (os error N)" suffixes: the errno's text is already in the message.

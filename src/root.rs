@@ -15,8 +15,8 @@ pub const SYS_DEV_BLOCK: &str = "sys/dev/block";
 /// Device nodes (`/dev/loop0`): real paths, never re-rooted (see the module doc); only opened
 /// when the root is the host.
 pub const DEV_DIR: &str = "/dev";
-/// Default configuration file.
-pub const DEFAULT_CONFIG: &str = "etc/snapguard/snapguard.toml";
+/// Default configuration file: the host's, never re-rooted under `--root`.
+pub const DEFAULT_CONFIG: &str = "/etc/snapguard/snapguard.toml";
 /// While 1, RCU grace periods are expedited (FIFREEZE waits for three of them).
 pub const SYS_RCU_EXPEDITED: &str = "sys/kernel/rcu_expedited";
 /// Block devices by kernel name (`loopN/loop/backing_file`, `dm-0/slaves/`); whole disks only.

@@ -160,6 +160,13 @@ impl Fx {
         fx
     }
 
+    /// The same machine's disk mounted elsewhere: no /proc, no /sys.
+    fn offline_enforcing() -> Self {
+        let fx = Fx::enforcing();
+        fx.remove("proc").remove("sys");
+        fx
+    }
+
     fn agent(&self, pid: u32, argv: &[&str], context: &str) -> &Self {
         let mut cmdline = argv.join("\0");
         cmdline.push('\0');
@@ -327,6 +334,8 @@ fn run_root(root: &Path) -> (Value, i32) {
         .collect();
     let expected = if statuses.contains(&"fail") {
         2
+    } else if doc["excluded"].is_null() {
+        3
     } else if statuses.contains(&"warn") {
         1
     } else {
@@ -373,6 +382,14 @@ fn expect(doc: &Value, id: &str, status: &str, needle: &str) {
         msg.contains(needle),
         "{id} message {msg:?} lacks {needle:?}\n{doc:#}"
     );
+}
+
+/// `host_command` as snapguard prints it for the document's root: the same on `/`, made to
+/// act on the root otherwise (`remedy_for_another_root_acts_on_it` checks the forms).
+fn on_root(doc: &Value, host_command: &str) -> String {
+    let root = snapguard::root::SysRoot::new(doc["root"].as_str().expect("root"));
+    let policy = doc["policy_type"].as_str().unwrap_or("targeted");
+    snapguard::selinux::remedy::for_root(&root, policy, host_command)
 }
 
 fn remedy(doc: &Value, id: &str) -> String {
@@ -636,7 +653,10 @@ fn human_output_leads_with_the_verdict_then_the_fixes() {
     let table = out.stdout.find("Checks:").expect("a Checks section");
     assert!(fix < table);
     assert!(
-        out.stdout.contains("fix: setsebool -P deny_execmem 0"),
+        out.stdout.contains(&format!(
+            "fix: chroot {} semanage boolean -N -m --off deny_execmem",
+            fx.root().display()
+        )),
         "{}",
         out.stdout
     );
@@ -697,9 +717,15 @@ fn s4_mls_and_missing_policy_directory() {
     let (doc, exit) = fx.run();
     expect(&doc, "S4", "warn", "policy mls");
     expect(&doc, "S5", "warn", "as always under mls");
-    assert_eq!(remedy(&doc, "S5"), "semanage permissive -a init_t");
+    assert_eq!(
+        remedy(&doc, "S5"),
+        on_root(&doc, "semanage permissive -a init_t")
+    );
     expect(&doc, "S6", "warn", "the agent runs confined as init_t");
-    assert_eq!(remedy(&doc, "S6"), "semanage permissive -a init_t");
+    assert_eq!(
+        remedy(&doc, "S6"),
+        on_root(&doc, "semanage permissive -a init_t")
+    );
     assert_eq!(doc["excluded"], false);
     assert!(
         doc["verdict"]
@@ -736,11 +762,11 @@ fn s5_unconfined_module_disabled_fails() {
     );
     let (doc, exit) = fx.run();
     expect(&doc, "S5", "fail", "the unconfined module is disabled");
-    assert_eq!(remedy(&doc, "S5"), "semodule -e unconfined");
+    assert_eq!(remedy(&doc, "S5"), on_root(&doc, "semodule -e unconfined"));
     assert!(
         check(&doc, "S5")["details"]
             .to_string()
-            .contains("semanage permissive -a init_t")
+            .contains(&on_root(&doc, "semanage permissive -a init_t"))
     );
     expect(&doc, "S6", "warn", "confined as init_t");
     assert_eq!(doc["excluded"], false);
@@ -884,7 +910,10 @@ fn s6_confined_agent_with_blocking_denials_fails() {
         "fail",
         "the agent runs confined as waagent_t, and 1 of its denials were enforced",
     );
-    assert_eq!(remedy(&doc, "S6"), "semanage permissive -a waagent_t");
+    assert_eq!(
+        remedy(&doc, "S6"),
+        on_root(&doc, "semanage permissive -a waagent_t")
+    );
     expect(
         &doc,
         "S9",
@@ -898,14 +927,15 @@ fn s6_confined_agent_with_blocking_denials_fails() {
         "{ execute } comm=sh /var/lib/waagent/Microsoft.Azure.RecoveryServices.VMSnapshotLinux-1.0.9220.0/main/handle.sh waagent_t -> var_lib_t tclass=file permissive=0",
     );
     let r = remedy(&doc, "S9");
+    assert!(r.starts_with("chroot "), "{r}");
     assert!(
-        r.starts_with(
+        r.contains(
             "ausearch -m AVC,USER_AVC -ts week-ago -c sh --raw | audit2allow -M waagent_local"
         ),
         "{r}"
     );
     assert!(
-        r.contains("less waagent_local.te") && r.ends_with("semodule -i waagent_local.pp"),
+        r.contains("less waagent_local.te") && r.ends_with("semodule -n -i waagent_local.pp'"),
         "{r}"
     );
     assert_eq!(doc["excluded"], false);
@@ -923,11 +953,128 @@ fn s6_confined_agent_with_blocking_denials_fails() {
     );
     assert_eq!(out.exit, 2);
     assert!(
-        out.stdout.contains("fix: semanage permissive -a waagent_t"),
+        out.stdout.contains(&format!(
+            "fix: {}",
+            on_root(&doc, "semanage permissive -a waagent_t")
+        )),
         "{}",
         out.stdout
     );
     assert!(out.stdout.contains("CRITICAL: 2 fail"), "{}", out.stdout);
+}
+
+/// The machine of the README's example: the agent confined as waagent_t, and one of its
+/// denials enforced.
+fn confined_agent_with_a_denial() -> Fx {
+    let fx = Fx::enforcing();
+    fx.agent(
+        AGENT_PID,
+        &["/usr/bin/python3", "-u", "/usr/sbin/waagent", "-daemon"],
+        "system_u:system_r:waagent_t:s0",
+    )
+    .agent(
+        HANDLER_PID,
+        &[
+            "python3",
+            "-u",
+            "bin/WALinuxAgent-2.9.1.1-py3.8.egg",
+            "-run-exthandlers",
+        ],
+        "system_u:system_r:waagent_t:s0",
+    );
+    fx.audit(&[handle_sh_denial(now() - 3600, 4521, "waagent_t", 0)]);
+    fx
+}
+
+/// The JSON example in the README's `snapguard selinux` section.
+fn readme_json_example() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    let section = &readme[readme
+        .find("## `snapguard selinux`")
+        .expect("selinux section")..];
+    let start = section
+        .find("```json\n")
+        .expect("a json block in the selinux section")
+        + 8;
+    let end = start + section[start..].find("```").expect("end of the json block");
+    serde_json::from_str(&section[start..end])
+        .unwrap_or_else(|e| panic!("the README's selinux JSON example is not JSON: {e}"))
+}
+
+/// Every key path of a document (`checks[].remedy`), array items merged.
+fn key_paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let path = format!("{prefix}{k}");
+                out.insert(path.clone());
+                key_paths(child, &format!("{path}."), out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                key_paths(item, &format!("{}[].", prefix.trim_end_matches('.')), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The README's example is valid against the schema and is what a run on that machine
+/// prints: the same keys, checks, statuses, verdict and messages (root, details and the
+/// remedies' root aside: the example is of `/`).
+#[test]
+fn the_readme_json_example_is_real_output() {
+    let example = readme_json_example();
+    assert_valid(&example);
+    let fx = confined_agent_with_a_denial();
+    let (real, exit) = fx.run();
+    assert_eq!(exit, 2);
+    let (mut want, mut got) = (Default::default(), Default::default());
+    key_paths(&real, "", &mut want);
+    key_paths(&example, "", &mut got);
+    assert_eq!(
+        got, want,
+        "key paths of the README example vs a real run\n{real:#}"
+    );
+    for key in [
+        "mode",
+        "policy_type",
+        "status",
+        "summary",
+        "excluded",
+        "verdict",
+        "unreadable",
+    ] {
+        assert_eq!(example[key], real[key], "{key}\n{real:#}");
+    }
+    let checks = |d: &Value| d["checks"].as_array().expect("checks").clone();
+    // The denial's time is the fixture's (an hour ago): digits are not compared.
+    let masked = |v: &Value| v.to_string().replace(|c: char| c.is_ascii_digit(), "0");
+    for (e, r) in checks(&example).iter().zip(checks(&real).iter()) {
+        for key in ["id", "title", "status", "message"] {
+            assert_eq!(
+                masked(&e[key]),
+                masked(&r[key]),
+                "{key} of {}\n{r:#}",
+                r["id"]
+            );
+        }
+        assert_eq!(
+            e["details"].as_array().map(Vec::len),
+            r["details"].as_array().map(Vec::len),
+            "details of {}",
+            r["id"]
+        );
+        let host = e["remedy"].as_str().map(|h| on_root(&real, h));
+        assert_eq!(
+            host.as_deref(),
+            r["remedy"].as_str(),
+            "remedy of {}",
+            r["id"]
+        );
+    }
 }
 
 #[test]
@@ -985,14 +1132,17 @@ fn s6_agent_not_running_warns_and_offline_skips() {
         .remove(&format!("proc/{HANDLER_PID}"));
     let (doc, exit) = fx.run();
     expect(&doc, "S6", "warn", "not running");
-    assert_eq!(remedy(&doc, "S6"), "systemctl enable --now waagent.service");
+    assert_eq!(
+        remedy(&doc, "S6"),
+        on_root(&doc, "systemctl enable --now waagent.service")
+    );
     assert_eq!(doc["excluded"], false);
     assert_eq!(exit, 1);
     fx.write("usr/lib/systemd/system/walinuxagent.service", "[Unit]\n");
     let (doc, _) = fx.run();
     assert_eq!(
         remedy(&doc, "S6"),
-        "systemctl enable --now walinuxagent.service"
+        on_root(&doc, "systemctl enable --now walinuxagent.service")
     );
 }
 
@@ -1003,6 +1153,188 @@ fn s6_unreadable_context_skips() {
         .write(&format!("proc/{HANDLER_PID}/attr/current"), "unconfined\n");
     let (doc, _) = fx.run();
     expect(&doc, "S6", "skip", "no SELinux context could be read");
+}
+
+// --- without the rights to look (a monitoring agent's user) -------------------------------
+
+/// `snapguard selinux --json --root ROOT` as nobody (uid and gid 65534, no groups), as a
+/// monitoring agent's user runs it. Schema-checked.
+fn run_as_nobody(root: &Path, format: &str) -> common::Outcome {
+    let bin = assert_cmd::cargo::cargo_bin("snapguard");
+    let start = std::time::Instant::now();
+    let out = assert_cmd::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["selinux", "--format", format, "--root"])
+        .arg(root)
+        .env_remove("RUST_LOG")
+        .env_remove("SNAPGUARD_LOG")
+        .timeout(common::SCAN_TIMEOUT)
+        .output()
+        .expect("spawn setpriv");
+    let outcome = common::Outcome {
+        exit: out.status.code().expect("exited"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    };
+    assert!(
+        !outcome.stderr.contains("panicked"),
+        "panicked: {}",
+        outcome.stderr
+    );
+    if format == "json" {
+        assert_valid(&outcome.json());
+    }
+    outcome
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
+/// Every file 0600 and every directory 0700 under `dir` (not `dir` itself).
+fn root_only(dir: &Path) {
+    for p in walk(dir) {
+        if p == dir {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&p).expect("stat");
+        if meta.is_dir() {
+            chmod(&p, 0o700);
+        } else if meta.is_file() {
+            chmod(&p, 0o600);
+        }
+    }
+}
+
+/// A real system's rights: the kernel's files and the configuration are world-readable,
+/// the module store, /proc/<pid>/attr, the audit log and /var/lib/waagent are root's. As
+/// nobody, S5, S6, S8 and S9 cannot be read: "cannot tell" and exit 3, never "excluded"
+/// and 0. As root the same tree is excluded with exit 0.
+#[test]
+fn without_rights_the_verdict_is_cannot_tell_not_excluded() {
+    let test = "without_rights_the_verdict_is_cannot_tell_not_excluded";
+    if !common::require_root(test) {
+        return;
+    }
+    let fx = Fx::enforcing();
+    if !need_labels(&fx, test) {
+        return;
+    }
+    let (doc, code) = fx.run();
+    assert_eq!((code, &doc["excluded"]), (0, &Value::Bool(true)), "{doc:#}");
+    assert_eq!(doc["unreadable"], serde_json::json!([]));
+
+    chmod(fx.root(), 0o755);
+    for rel in ["var/lib/selinux", "var/log/audit", "var/lib/waagent"] {
+        chmod(&fx.p(rel), 0o700);
+    }
+    for pid in [AGENT_PID, HANDLER_PID, 77] {
+        chmod(&fx.p(&format!("proc/{pid}/attr")), 0o700);
+    }
+    let out = run_as_nobody(fx.root(), "json");
+    let doc = out.json();
+    assert_eq!(out.exit, 3, "{doc:#}\n{}", out.stderr);
+    assert_eq!(doc["status"], "unknown");
+    assert_eq!(doc["excluded"], Value::Null, "{doc:#}");
+    let verdict = doc["verdict"].as_str().expect("verdict");
+    assert!(
+        verdict.starts_with("cannot tell: SELinux is enforcing and "),
+        "{verdict}"
+    );
+    for id in ["S5", "S6", "S8", "S9"] {
+        assert!(verdict.contains(&format!("({id})")), "{id} in {verdict}");
+        expect(&doc, id, "skip", "needs root");
+    }
+    let unreadable: Vec<&str> = doc["unreadable"]
+        .as_array()
+        .expect("unreadable")
+        .iter()
+        .map(|v| v.as_str().expect("id"))
+        .collect();
+    assert_eq!(unreadable, ["S5", "S6", "S7", "S8", "S9", "S11"], "{doc:#}");
+
+    // The human report says so too.
+    let human = run_as_nobody(fx.root(), "human");
+    assert_eq!(human.exit, 3);
+    assert!(
+        human.stdout.starts_with("snapguard selinux: cannot tell:")
+            && human
+                .stdout
+                .contains("not read (needs root, skipped, not passed): S5, S6, S7, S8, S9, S11"),
+        "{}",
+        human.stdout
+    );
+
+    // A failure still settles it: "not excluded" and 2, with what was not read named.
+    chmod(&fx.p("var/lib/waagent"), 0o755);
+    for rel in walk(&fx.p("var/lib/waagent")) {
+        if rel.is_dir() {
+            chmod(&rel, 0o755);
+        }
+    }
+    fx.label(
+        &format!("{SNAPSHOT_EXT}/main/handle.sh"),
+        "unconfined_u:object_r:user_tmp_t:s0",
+    );
+    let out = run_as_nobody(fx.root(), "json");
+    let doc = out.json();
+    assert_eq!(out.exit, 2, "{doc:#}");
+    assert_eq!(doc["excluded"], false);
+    let verdict = doc["verdict"].as_str().expect("verdict");
+    assert!(
+        verdict.starts_with("not excluded: ")
+            && verdict.contains("not read (needs root): S5, S6, S9"),
+        "{verdict}"
+    );
+}
+
+/// Everything under the root is root-only (0600 files, 0700 directories): as nobody,
+/// not even /proc or /etc/selinux/config can be read. The mode is unknown, not "absent".
+#[test]
+fn a_root_only_fixture_as_nobody_does_not_exit_0() {
+    let test = "a_root_only_fixture_as_nobody_does_not_exit_0";
+    if !common::require_root(test) {
+        return;
+    }
+    for fx in [Fx::enforcing(), Fx::offline_enforcing()] {
+        chmod(fx.root(), 0o755);
+        root_only(fx.root());
+        let out = run_as_nobody(fx.root(), "json");
+        let doc = out.json();
+        assert_eq!(out.exit, 3, "{doc:#}\n{}", out.stderr);
+        assert_eq!(doc["mode"], "unknown", "{doc:#}");
+        assert_eq!(doc["excluded"], Value::Null);
+        assert!(
+            doc["verdict"]
+                .as_str()
+                .expect("verdict")
+                .starts_with("cannot tell: cannot read "),
+            "{doc:#}"
+        );
+        assert!(
+            doc["unreadable"]
+                .as_array()
+                .expect("unreadable")
+                .contains(&Value::from("S2"))
+        );
+    }
+}
+
+/// libselinux's key match is case-insensitive on bytes: a multi-byte character right after
+/// `SELINUXTYPE` used to panic (a `&str` sliced inside a character).
+#[test]
+fn a_multibyte_character_in_the_config_key_does_not_panic() {
+    let fx = Fx::enforcing();
+    fx.write(
+        "etc/selinux/config",
+        "SELINUX=enforcing\nSELINUXTYPé=x\nSELINUXTYPEé\nSELINUXTYPE=targeted\nSELINUXTYPE\u{e9}=\u{e9}\n",
+    );
+    let (doc, _) = fx.run();
+    assert_eq!(doc["policy_type"], "targeted", "{doc:#}");
 }
 
 #[test]
@@ -1080,7 +1412,7 @@ fn s9_reads_rotations_from_auditd_conf_and_skips_without_logs() {
     assert!(
         check(&doc, "S9")["details"]
             .to_string()
-            .contains("semanage permissive -a fsadm_t")
+            .contains(&on_root(&doc, "semanage permissive -a fsadm_t"))
     );
 }
 
@@ -1108,7 +1440,10 @@ fn s8_unlabeled_and_tmp_labelled_files_fail() {
         "fail",
         "3 of 13 entries have broken labels (1 without a label, 1 unlabeled_t, 1 user_tmp_t)",
     );
-    assert_eq!(remedy(&doc, "S8"), "restorecon -Rv /var/lib/waagent");
+    assert_eq!(
+        remedy(&doc, "S8"),
+        on_root(&doc, "restorecon -Rv /var/lib/waagent")
+    );
     let details = check(&doc, "S8")["details"].to_string();
     assert!(
         details.contains("main/handle.sh: no label, expected system_u:object_r:var_lib_t:s0"),
@@ -1116,6 +1451,77 @@ fn s8_unlabeled_and_tmp_labelled_files_fail() {
     );
     assert_eq!(doc["excluded"], false);
     assert_eq!(exit, 2);
+}
+
+/// `--root DIR`: every remedy acts on DIR, never on the host. The S8 remedy is run as
+/// printed (setfiles -r DIR with DIR's file_contexts) and fixes DIR's labels.
+#[test]
+fn remedies_for_another_root_act_on_it() {
+    let fx = Fx::enforcing();
+    if !need_labels(&fx, "remedies_for_another_root_act_on_it") {
+        return;
+    }
+    fx.label(
+        &format!("{SNAPSHOT_EXT}/main/safefreeze/bin/safefreeze"),
+        "unconfined_u:object_r:user_tmp_t:s0",
+    )
+    .write("sys/fs/selinux/booleans/deny_execmem", "1 1")
+    .write("proc/self/mountinfo", mountinfo(true, false))
+    .agent(
+        AGENT_PID,
+        &["/usr/bin/python3", "-u", "/usr/sbin/waagent", "-daemon"],
+        "system_u:system_r:init_t:s0",
+    );
+    let (doc, _) = fx.run();
+    let root = fx.root().to_str().expect("UTF-8 temp dir");
+    let remedies: Vec<(&str, &str)> = doc["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| Some((c["id"].as_str()?, c["remedy"].as_str()?)))
+        .collect();
+    assert!(remedies.len() >= 4, "{remedies:?}");
+    for (id, r) in &remedies {
+        let on_dir = r.starts_with(&format!("chroot {root} "))
+            || r.starts_with(&format!("setfiles -r {root} "))
+            || r.starts_with(&format!("systemctl --root={root} "))
+            || (r.starts_with("mount ") && r.ends_with(&format!(" {root}/var")));
+        assert!(on_dir, "{id}: {r} does not act on {root}");
+    }
+    assert_eq!(
+        remedy(&doc, "S8"),
+        format!(
+            "setfiles -r {root} -v {root}/etc/selinux/targeted/contexts/files/file_contexts {root}/var/lib/waagent"
+        )
+    );
+    assert_eq!(
+        remedy(&doc, "S10"),
+        format!("chroot {root} semanage boolean -N -m --off deny_execmem")
+    );
+    assert_eq!(
+        remedy(&doc, "S6"),
+        format!("chroot {root} semanage permissive -N -a init_t")
+    );
+    if which("setfiles") {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &remedy(&doc, "S8")])
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{out:?}");
+        let (doc, _) = fx.run();
+        expect(&doc, "S8", "pass", "");
+    } else if std::env::var("SNAPGUARD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("setfiles is not installed");
+    } else {
+        common::note("remedies_for_another_root_act_on_it: no setfiles, S8 remedy not run");
+    }
+}
+
+fn which(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -1144,7 +1550,7 @@ fn s8_differing_labels_warn_and_missing_tree_skips() {
     );
     assert_eq!(
         remedy(&doc, "S8"),
-        "restorecon -Rv /var/lib/waagent /usr/sbin/waagent"
+        on_root(&doc, "restorecon -Rv /var/lib/waagent /usr/sbin/waagent")
     );
     assert_eq!(doc["excluded"], true, "a warning is not a broken exclusion");
     assert_eq!(exit, 1);
@@ -1211,7 +1617,10 @@ fn s10_deny_execmem() {
     fx.write("sys/fs/selinux/booleans/deny_execmem", "1 1");
     let (doc, _) = fx.run();
     expect(&doc, "S10", "warn", "deny_execmem is on");
-    assert_eq!(remedy(&doc, "S10"), "setsebool -P deny_execmem 0");
+    assert_eq!(
+        remedy(&doc, "S10"),
+        on_root(&doc, "setsebool -P deny_execmem 0")
+    );
 
     fx.write("sys/fs/selinux/booleans/deny_execmem", "0 1");
     let (doc, _) = fx.run();
@@ -1288,7 +1697,10 @@ fn l1_noexec_var_fails_even_without_selinux() {
         "fail",
         "/var, which holds /var/lib/waagent, is mounted noexec",
     );
-    assert_eq!(remedy(&doc, "L1"), "mount -o remount,exec /var");
+    assert_eq!(
+        remedy(&doc, "L1"),
+        on_root(&doc, "mount -o remount,exec /var")
+    );
     assert_eq!(doc["excluded"], true);
     assert!(
         doc["verdict"]
@@ -1341,7 +1753,10 @@ fn l2_fapolicyd() {
     );
     assert_eq!(
         remedy(&doc, "L2"),
-        "echo 'allow perm=any all : dir=/var/lib/waagent/' > /etc/fapolicyd/rules.d/35-waagent.rules && fagenrules --load"
+        on_root(
+            &doc,
+            "echo 'allow perm=any all : dir=/var/lib/waagent/' > /etc/fapolicyd/rules.d/35-waagent.rules && fagenrules --load"
+        )
     );
     assert_eq!(exit, 2);
 
@@ -1404,7 +1819,10 @@ fn l3_apparmor() {
     );
     let (doc, exit) = fx.run();
     expect(&doc, "L3", "warn", "(complain)");
-    assert_eq!(remedy(&doc, "L3"), "aa-complain /usr/sbin/waagent");
+    assert_eq!(
+        remedy(&doc, "L3"),
+        on_root(&doc, "aa-complain /usr/sbin/waagent")
+    );
     assert_eq!(exit, 1);
 
     // Enforce mode, with a denial in the kernel log (no auditd).
@@ -1426,7 +1844,10 @@ fn l3_apparmor() {
         "agent pid 1234 is confined by profile /usr/sbin/waagent (enforce)",
     );
     expect(&doc, "L3", "fail", "1 AppArmor denial(s) of the agent");
-    assert_eq!(remedy(&doc, "L3"), "aa-complain /usr/sbin/waagent");
+    assert_eq!(
+        remedy(&doc, "L3"),
+        on_root(&doc, "aa-complain /usr/sbin/waagent")
+    );
     assert!(
         doc["verdict"]
             .as_str()

@@ -19,10 +19,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Exit codes of freeze-test and thaw (the Nagios convention).
+/// Exit codes of freeze-test (the Nagios convention).
 pub const FREEZE_TEST_EXIT_HELP: &str = "\
 Exit status:
-  0  every mount point is freezable (thaw: everything asked for is thawed, or was not frozen)
+  0  every mount point is freezable
   1  something was skipped, unsupported, read-only or already frozen by someone else
   2  a freeze or a thaw failed (errno in the report)
   3  could not run: bad usage, not a mount point, no privileges, unreadable configuration";

@@ -13,26 +13,33 @@ use crate::root::{DEFAULT_CONFIG, SysRoot};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Exit codes, shown at the end of `--help`.
+/// Exit codes of every command, shown at the end of the top-level `--help`; each command's
+/// own `--help` has its own.
 pub const EXIT_STATUS_HELP: &str = "\
-Exit status (read-only commands, the Nagios convention):
-  0  OK        every target is clean
-  1  WARNING   the worst finding is a warning
-  2  CRITICAL  at least one critical finding (recorded errors, corrupt superblock)
-  3  UNKNOWN   could not assess: bad input, unreadable target, unknown fs or features
-When targets differ, CRITICAL beats UNKNOWN beats WARNING beats OK.
-freeze passes CMD's status through (124, 125, 126, 127 are its own); repair uses fsck's
-bitmask (0, 1, 2, 4, 8, 16, 32): see each command's --help.
+Exit status (each command's --help has the details):
+  scan, freeze-test, thaw, selinux: the Nagios convention
+    0  OK        clean, freezable, thawed, excluded
+    1  WARNING   the worst finding or check is a warning (thaw: a mount skipped)
+    2  CRITICAL  a critical finding, a failed freeze or thaw, a failing check
+    3  UNKNOWN   could not assess or could not run: bad usage, unreadable target or
+                 configuration, unknown filesystem, no privileges (selinux: cannot tell)
+    CRITICAL beats UNKNOWN beats WARNING beats OK.
+  freeze -- CMD: CMD's status passed through, and timeout(1)'s for its own
+    124 deadline passed, 125 snapguard failed (also bad usage and configuration),
+    126 CMD not executable, 127 CMD not found, 128+N snapguard got signal N
+  repair: fsck's bitmask, OR-ed over the filesystems
+    0 clean, 1 repaired, 2 reboot needed, 4 errors left, 8 operational error,
+    16 usage, 32 declined at the prompt
 A broken pipe on standard output is not an error.";
 
 /// snapguard: will this machine give a consistent snapshot, and if not, why and how to fix it.
 #[derive(Debug, Parser)]
 #[command(name = "snapguard", version, about, long_about = None, after_long_help = EXIT_STATUS_HELP)]
 pub struct Cli {
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human, value_name = "FORMAT")]
-    pub format: Format,
-    /// Same as --format json.
+    /// Output format [default: human].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// Same as --format json (with --format human it is an error).
     #[arg(long, global = true)]
     pub json: bool,
     /// Write logs to FILE (appended) instead of stderr. Held in memory while anything is
@@ -49,8 +56,8 @@ pub struct Cli {
     /// Less log output on stderr (errors only).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Configuration file [default: /etc/snapguard/snapguard.toml under --root; a missing
-    /// default file means defaults].
+    /// Configuration file [default: the host's /etc/snapguard/snapguard.toml, never one under
+    /// --root; a missing default file means defaults].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -62,7 +69,7 @@ pub struct Cli {
 pub enum Command {
     /// Find unclean filesystems, with exactly the semantics of tune2fs -l and e2fsck.
     // A variant's doc comment replaces the Args struct's `long_about`: repeat it here.
-    #[command(long_about = scan::SCAN_HELP, after_long_help = EXIT_STATUS_HELP)]
+    #[command(long_about = scan::SCAN_HELP, after_long_help = scan::SCAN_EXIT_HELP)]
     Scan(scan::ScanArgs),
     // ---- freeze (issue #4) ----
     /// Can every mount point be frozen? Static verdicts, then a real freeze and thaw of each.
@@ -73,7 +80,7 @@ pub enum Command {
     #[command(long_about = freeze::HELP, after_long_help = freeze::FREEZE_EXIT_HELP)]
     Freeze(freeze::FreezeArgs),
     /// Rescue: thaw what a dead snapguard run froze (--force: any frozen mount named).
-    #[command(long_about = thaw::HELP, after_long_help = freeze::FREEZE_TEST_EXIT_HELP)]
+    #[command(long_about = thaw::HELP, after_long_help = thaw::THAW_EXIT_HELP)]
     Thaw(thaw::ThawArgs),
     /// Internal: the guardian process of a freeze.
     #[command(name = "__guardian", hide = true)]
@@ -96,7 +103,17 @@ pub enum Command {
 impl Cli {
     /// The output format after `--json`.
     pub fn output_format(&self) -> Format {
-        if self.json { Format::Json } else { self.format }
+        if self.json {
+            Format::Json
+        } else {
+            self.format.unwrap_or(Format::Human)
+        }
+    }
+
+    /// A combination of options clap cannot refuse by itself, as a usage error's text.
+    pub fn usage_conflict(&self) -> Option<&'static str> {
+        (self.json && self.format == Some(Format::Human))
+            .then_some("--json and --format human contradict each other: give one")
     }
 
     /// The root everything system-wide is read under.
@@ -108,7 +125,9 @@ impl Cli {
     pub fn load_config(&self) -> anyhow::Result<Config> {
         match &self.config {
             Some(path) => Config::load(path, true),
-            None => Config::load(&self.sys_root().path(DEFAULT_CONFIG), false),
+            // The host's, never one under --root: a fixture tree or an offline disk does not
+            // configure the snapguard that reads it.
+            None => Config::load(std::path::Path::new(DEFAULT_CONFIG), false),
         }
     }
 }

@@ -255,7 +255,11 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
         .map(Tier::from)
         .unwrap_or(policy.tier.unwrap_or(Tier::Preen));
     if policy.tier.is_some() && tier > ceiling {
-        anyhow::bail!("--tier {tier:?} is above the configuration's [repair] tier = {ceiling:?}",);
+        anyhow::bail!(
+            "--tier {} is above the configuration's [repair] tier = \"{}\"",
+            tier.word(),
+            ceiling.word()
+        );
     }
     if args.stop_units && policy.stop_units == Some(false) {
         anyhow::bail!("--stop-units: the configuration says [repair] stop_units = false");
@@ -285,7 +289,7 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
     // A protecting pattern that does not compile must not silently protect nothing.
     for pattern in &policy.never {
         globset::Glob::new(pattern)
-            .map_err(|e| anyhow::anyhow!("[repair] never: {pattern:?} is not a glob: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("[repair] never pattern '{pattern}' is not a glob: {e}"))?;
     }
     if let Some(device) = &args.zero_log {
         std::fs::canonicalize(device)

@@ -18,6 +18,8 @@ with the command that fixes each:
   btrfs     checksums (with the mirrors), ERROR and interrupted-operation flags, a pending
             fsync log, and the device error counters of a mounted btrfs
   FAT/exFAT the dirty and error bits
+  f2fs      both superblocks (CRC), the current checkpoint pack and its flags as
+            fsck.f2fs names them, the stop reasons and errors the kernel recorded
 
 TARGET may be a block device, an image file (a bare filesystem, an MBR or GPT whole-disk
 image whose partitions are scanned one by one as IMAGE#pN, or a fixed VHD), or a mount
@@ -39,9 +41,20 @@ Examples:
   snapguard scan --snapshot frozen vm.img a disk image copied while frozen
   snapguard scan --json | jq '.targets[] | select(.status != \"ok\")'";
 
+/// Exit codes of `snapguard scan`.
+pub const SCAN_EXIT_HELP: &str = "\
+Exit status (the Nagios convention; the worst target decides):
+  0  OK        every target is clean (ext2/3/4, XFS, btrfs, FAT, exFAT, f2fs)
+  1  WARNING   the worst finding is a warning
+  2  CRITICAL  at least one critical finding (recorded errors, corrupt superblock)
+  3  UNKNOWN   could not assess: bad usage or configuration, unreadable target, unknown
+               filesystem or features
+When targets differ, CRITICAL beats UNKNOWN beats WARNING beats OK.
+A broken pipe on standard output is not an error.";
+
 /// Arguments of `snapguard scan`.
 #[derive(Debug, Args)]
-#[command(long_about = SCAN_HELP, after_long_help = super::EXIT_STATUS_HELP)]
+#[command(long_about = SCAN_HELP, after_long_help = SCAN_EXIT_HELP)]
 pub struct ScanArgs {
     /// What the images or unmounted devices are copies of: a crash-consistent copy of a
     /// running system, or a copy taken while frozen. Without it they are assumed to have

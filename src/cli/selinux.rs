@@ -42,7 +42,9 @@ at an offline disk mounted elsewhere. A root without /proc is treated as offline
 is the one in /etc/selinux/config and the process checks (S6) are skipped.
 
 Needs root to read the module store, /proc/<pid>/attr and the audit log; without it those
-checks are skipped, not passed.
+checks are skipped, not passed, and listed in the JSON's \"unreadable\". When one that
+decides the verdict (S2, S5, S6, S8, S9) could not be read, the verdict is \"cannot tell\"
+and the exit 3, unless another check already fails (2) or shows the agent is not excluded.
 
 Examples:
   snapguard selinux                              this machine
@@ -52,10 +54,13 @@ Examples:
 /// Exit codes of `snapguard selinux`.
 pub const SELINUX_EXIT_HELP: &str = "\
 Exit status:
-  0  OK        excluded, nothing to fix (skipped checks do not count)
+  0  OK        excluded, nothing to fix (checks that do not apply do not count)
   1  WARNING   at least one check warns (permissive mode, a relabel pending, ...)
   2  CRITICAL  at least one check fails: the agent or its extensions are blocked
-  3  UNKNOWN   could not run (--root missing or not a directory, bad configuration)
+  3  UNKNOWN   cannot tell: the mode or a check that decides (S5, S6, S8, S9) could not
+               be read (run as root); or could not run (--root missing or not a
+               directory, bad configuration, bad usage)
+CRITICAL beats UNKNOWN beats WARNING beats OK.
 A broken pipe on standard output is not an error.";
 
 /// Arguments of `snapguard selinux`.

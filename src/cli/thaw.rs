@@ -1,6 +1,5 @@
 //! `snapguard thaw`: arguments and glue to [`crate::freeze::rescue`].
 
-use super::freeze::FREEZE_TEST_EXIT_HELP;
 use super::{Cli, Outcome};
 use crate::freeze::rescue;
 use crate::report::{self, ThawReport};
@@ -34,9 +33,20 @@ Examples:
   snapguard thaw /data           only /data, if a snapguard run froze it
   snapguard thaw --force /data   thaw /data whoever froze it";
 
+/// Exit codes of `snapguard thaw`.
+pub const THAW_EXIT_HELP: &str = "\
+Exit status:
+  0  everything asked for is thawed, or was not frozen (nothing to do is 0 too)
+  1  a mount was skipped: not frozen by snapguard, its run still alive, or maybe frozen
+     by someone else (the report says which; --force overrides)
+  2  a thaw failed: FITHAW returned an error, or the mount could not be opened
+  3  could not run: bad usage, not root, MOUNT not a mount point, unreadable
+     configuration
+A broken pipe on standard output is not an error.";
+
 /// Arguments of `snapguard thaw`.
 #[derive(Debug, Args)]
-#[command(long_about = HELP, after_long_help = FREEZE_TEST_EXIT_HELP)]
+#[command(long_about = HELP, after_long_help = THAW_EXIT_HELP)]
 pub struct ThawArgs {
     /// Thaw even without a record, or while the freezing run is alive.
     #[arg(long)]

@@ -403,7 +403,16 @@ impl<'r, 'a> Session<'r, 'a> {
             let path = self.control.mounts[gi].access.path.clone();
             tracing::info!("freezing '{}'", path.display());
             let result = self.control.freeze(gi);
-            tracing::info!("FIFREEZE '{}': {result:?}", path.display());
+            let outcome = match &result {
+                None => "no answer from the guardian".to_string(),
+                Some(FreezeResult::Frozen { .. }) => "frozen".to_string(),
+                Some(FreezeResult::Busy { .. }) => "busy (EBUSY)".to_string(),
+                Some(FreezeResult::Failed { errno, .. }) => {
+                    format!("failed: {}", Errno::from_raw(*errno).desc())
+                }
+                Some(FreezeResult::Refused) => "refused: the guardian's window has ended".into(),
+            };
+            tracing::info!("FIFREEZE '{}': {outcome}", path.display());
             if let Some(n) = self.control.signal {
                 return Err(Stop::Interrupted(n));
             }

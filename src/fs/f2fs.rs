@@ -359,8 +359,8 @@ impl Superblock {
         }
         if self.reserved_inos != [3, 1, 2] {
             out.push(format!(
-                "root/node/meta inodes {:?} (want 3, 1, 2)",
-                self.reserved_inos
+                "root/node/meta inodes {}, {}, {} (want 3, 1, 2)",
+                self.reserved_inos[0], self.reserved_inos[1], self.reserved_inos[2]
             ));
         }
         out

@@ -86,7 +86,7 @@ pub enum MountInfoErrorKind {
     #[error("missing field `{0}`")]
     MissingField(&'static str),
     /// A numeric field did not parse as a `u32`.
-    #[error("invalid {field} {value:?}")]
+    #[error("invalid {field} '{}'", .value.escape_debug())]
     InvalidNumber {
         /// Which field.
         field: &'static str,
@@ -94,7 +94,7 @@ pub enum MountInfoErrorKind {
         value: String,
     },
     /// The `major:minor` field is malformed.
-    #[error("invalid major:minor {0:?}")]
+    #[error("invalid major:minor '{}'", .0.escape_debug())]
     InvalidDevice(String),
     /// No `-` separator after the optional fields.
     #[error("missing `-` separator before the filesystem type")]
@@ -396,7 +396,7 @@ mod tests {
         let e = r[1].clone().unwrap_err();
         assert_eq!(e.line, 3);
         assert!(matches!(e.kind, MountInfoErrorKind::InvalidNumber { .. }));
-        assert_eq!(e.to_string(), "mountinfo line 3: invalid mount id \"x\"");
+        assert_eq!(e.to_string(), "mountinfo line 3: invalid mount id 'x'");
         assert_eq!(
             r[2].clone().unwrap_err().kind,
             MountInfoErrorKind::MissingSeparator

@@ -616,8 +616,8 @@ pub fn run_with(
         if elapsed >= limits.timeout && termed_at.is_none() {
             timed_out = true;
             tracing::warn!(
-                "{shown} still running after {:?}: sending SIGTERM",
-                limits.timeout
+                "{shown} still running after {}: sending SIGTERM",
+                seconds(limits.timeout)
             );
             let _ = signal_group(pid, Signal::SIGTERM);
             termed_at = Some(Instant::now());
@@ -627,10 +627,10 @@ pub fn run_with(
             if since >= limits.grace && !warned {
                 warned = true;
                 tracing::warn!(
-                    "{shown} (pid {pid}) timed out and is still running {:?} after SIGTERM: \
-                     waiting up to {:?} more{}",
-                    limits.grace,
-                    limits.extra,
+                    "{shown} (pid {pid}) timed out and is still running {} after SIGTERM: \
+                     waiting up to {} more{}",
+                    seconds(limits.grace),
+                    seconds(limits.extra),
                     if read_only {
                         ", then SIGKILL (it only reads)"
                     } else {
@@ -646,10 +646,10 @@ pub fn run_with(
             }
             if !read_only && since >= end {
                 anyhow::bail!(
-                    "{shown} (pid {pid}) is still running {:?} after SIGTERM; it writes to \
+                    "{shown} (pid {pid}) is still running {} after SIGTERM; it writes to \
                      the device and was left running: keep the filesystem unmounted until it \
                      ends",
-                    since
+                    seconds(since)
                 );
             }
         }
@@ -727,6 +727,15 @@ pub fn e2fsck_fraction(line: &[u8]) -> Option<f64> {
         0.0
     };
     Some(lo + (hi - lo) * within)
+}
+
+/// A duration as people write it: `30 s`, `1.5 s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 #[cfg(test)]

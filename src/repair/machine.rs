@@ -871,13 +871,13 @@ impl Machine<'_> {
         self.options.never.iter().find_map(|pattern| {
             let glob = globset::Glob::new(pattern).ok()?.compile_matcher();
             if let Some(n) = names.iter().find(|n| glob.is_match(n.as_str())) {
-                return Some(format!("[repair] never = {pattern:?} matches {n}"));
+                return Some(format!("[repair] never pattern '{pattern}' matches {n}"));
             }
             // A pattern that names a path (any symlink to the device or to a mount point)
             // matches what it leads to.
             let target = std::fs::canonicalize(pattern).ok()?;
             (target == subject.device || subject.mounts.iter().any(|m| m.mount_point == target))
-                .then(|| format!("[repair] never = {pattern:?} leads to {}", target.display()))
+                .then(|| format!("[repair] never pattern '{pattern}' leads to {}", target.display()))
         })
     }
 
@@ -2119,9 +2119,12 @@ impl Machine<'_> {
             }
             if !run.status.success() {
                 anyhow::bail!(
-                    "{} exited with {:?}: {}",
+                    "{} {}: {}",
                     command.program,
-                    run.status.code(),
+                    match run.status.code() {
+                        Some(code) => format!("exited with status {code}"),
+                        None => "was killed by a signal".to_string(),
+                    },
                     last_line(&run.output)
                 );
             }

@@ -116,3 +116,14 @@ pub enum Tier {
     /// Answer yes to everything (`e2fsck -fy`): may move files to lost+found.
     Full,
 }
+
+impl Tier {
+    /// The word of `--tier` and `[repair] tier`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Tier::Check => "check",
+            Tier::Preen => "preen",
+            Tier::Full => "full",
+        }
+    }
+}

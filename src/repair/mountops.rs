@@ -556,6 +556,37 @@ pub enum Propagation {
     Unbindable,
 }
 
+impl Propagation {
+    /// As findmnt's PROPAGATION column says it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Propagation::Private => "private",
+            Propagation::Shared => "shared",
+            Propagation::Slave => "slave",
+            Propagation::SharedSlave => "shared,slave",
+            Propagation::Unbindable => "unbindable",
+        }
+    }
+}
+
+/// One propagation change as mount(8) names it.
+fn step_word(step: MsFlags) -> &'static str {
+    if step == MsFlags::MS_SHARED {
+        "shared (mount --make-shared)"
+    } else if step == MsFlags::MS_SLAVE {
+        "a slave (mount --make-slave)"
+    } else if step == MsFlags::MS_UNBINDABLE {
+        "unbindable (mount --make-unbindable)"
+    } else {
+        "private (mount --make-private)"
+    }
+}
+
+/// A mount source for messages (`none` when mountinfo has none).
+fn source_text(source: Option<&std::ffi::OsStr>) -> String {
+    source.map_or_else(|| "none".to_string(), |s| s.to_string_lossy().into_owned())
+}
+
 /// The propagation type of mountinfo's optional fields (`propagate_from:N` is derived and does
 /// not count).
 pub fn propagation_of(optional_fields: &[String]) -> Propagation {
@@ -592,8 +623,9 @@ fn set_propagation(target: &Path, shown: &Path, optional_fields: &[String]) -> a
         nix::mount::mount(None::<&str>, target, None::<&str>, step, None::<&str>).with_context(
             || {
                 format!(
-                    "cannot set the propagation of {} ({step:?})",
-                    crate::shell::quote_path(shown)
+                    "cannot make {} {}",
+                    crate::shell::quote_path(shown),
+                    step_word(step)
                 )
             },
         )?;
@@ -609,13 +641,13 @@ pub fn differences(before: &MountInfo, after: &MountInfo) -> Vec<String> {
     let mut out = Vec::new();
     let mut field = |name: &str, b: String, a: String| {
         if b != a {
-            out.push(format!("{name}: was {b:?}, now {a:?}"));
+            out.push(format!("{name}: was '{b}', now '{a}'"));
         }
     };
     field(
         "source",
-        format!("{:?}", before.source),
-        format!("{:?}", after.source),
+        source_text(before.source.as_deref()),
+        source_text(after.source.as_deref()),
     );
     field("type", before.fs_type.clone(), after.fs_type.clone());
     field(
@@ -657,7 +689,7 @@ pub fn differences(before: &MountInfo, after: &MountInfo) -> Vec<String> {
         propagation_of(&after.optional_fields),
     );
     if b != a {
-        out.push(format!("propagation: was {b:?}, now {a:?}"));
+        out.push(format!("propagation: was {}, now {}", b.word(), a.word()));
     }
     out
 }
@@ -917,7 +949,7 @@ mod tests {
                 "mount options: lost noatime,nodev,nosuid".to_string(),
                 "mount options: gained relatime".to_string(),
                 "super options: lost commit=30,errors=remount-ro".to_string(),
-                "propagation: was Shared, now Private".to_string(),
+                "propagation: was shared, now private".to_string(),
             ]
         );
         let moved = mi(

@@ -57,7 +57,7 @@ fn write_target(t: &TargetReport, out: &mut dyn Write) -> io::Result<()> {
             p.scheme, p.index, p.offset
         ));
     }
-    heading.push(format!("{:?}", t.context).to_lowercase());
+    heading.push(t.context.word().to_string());
     writeln!(
         out,
         "{} ({}): {}",
@@ -345,6 +345,7 @@ pub fn write_selinux(report: &SelinuxReport, out: &mut dyn Write) -> io::Result<
         SelinuxMode::Permissive => "permissive",
         SelinuxMode::Enforcing => "enforcing",
         SelinuxMode::Container => "container (host decides)",
+        SelinuxMode::Unknown => "unknown (not readable)",
     };
     let mut context = format!("mode {mode}");
     if let Some(p) = &report.policy_type {
@@ -399,6 +400,13 @@ pub fn write_selinux(report: &SelinuxReport, out: &mut dyn Write) -> io::Result<
             c.status.label(),
             c.title,
             sanitize(&c.message)
+        )?;
+    }
+    if !report.unreadable.is_empty() {
+        writeln!(
+            out,
+            "  not read (needs root, skipped, not passed): {}",
+            report.unreadable.join(", ")
         )?;
     }
     let s = &report.summary;
@@ -485,15 +493,16 @@ fn write_mount_rows(mounts: &[MountVerdict], out: &mut dyn Write) -> io::Result<
         .max()
         .unwrap_or(10)
         .clamp(10, 40);
+    // Durations carry their unit in the header: a bare number is ambiguous in a ticket.
     writeln!(
         out,
-        "{:<width$}  {:<8}  {:<14}  {:>7}  {:>7}  {:>7}  {:>7}",
-        "MOUNTPOINT", "FSTYPE", "VERDICT", "SYNC", "FREEZE", "FROZEN", "THAW"
+        "{:<width$}  {:<8}  {:<14}  {:>9}  {:>9}  {:>9}  {:>9}",
+        "MOUNTPOINT", "FSTYPE", "VERDICT", "SYNC ms", "FREEZE ms", "FROZEN ms", "THAW ms"
     )?;
     for m in mounts {
         writeln!(
             out,
-            "{:<width$}  {:<8}  {:<14}  {:>7}  {:>7}  {:>7}  {:>7}",
+            "{:<width$}  {:<8}  {:<14}  {:>9}  {:>9}  {:>9}  {:>9}",
             sanitize(&m.mountpoint),
             sanitize(&m.fstype),
             m.verdict.label(),

@@ -154,6 +154,18 @@ pub enum Context {
     Frozen,
 }
 
+impl Context {
+    /// The word users read (as in the JSON).
+    pub fn word(self) -> &'static str {
+        match self {
+            Context::Live => "live",
+            Context::Offline => "offline",
+            Context::Crash => "crash",
+            Context::Frozen => "frozen",
+        }
+    }
+}
+
 /// Where a partition sits inside a whole-disk target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionRef {
@@ -928,6 +940,10 @@ pub struct Check {
     pub remedy: Option<String>,
     /// Evidence, one item a line (processes, files, denials); may be empty.
     pub details: Vec<String>,
+    /// Skipped because its inputs exist but could not be read (permissions): the report's
+    /// `unreadable` list, and "cannot tell" when the check decides the verdict.
+    #[serde(skip)]
+    pub unreadable: bool,
 }
 
 impl Check {
@@ -945,6 +961,15 @@ impl Check {
             message: message.into(),
             remedy: None,
             details: Vec::new(),
+            unreadable: false,
+        }
+    }
+
+    /// A check skipped because its inputs could not be read (not root, a root-only file).
+    pub fn cannot_read(id: &'static str, title: &'static str, message: impl Into<String>) -> Self {
+        Check {
+            unreadable: true,
+            ..Check::new(id, title, CheckStatus::Skip, message)
         }
     }
 
@@ -1018,6 +1043,9 @@ pub enum SelinuxMode {
     Enforcing,
     /// selinuxfs is mounted read-only: a container, whose host decides.
     Container,
+    /// The mode could not be read (`/sys/fs/selinux/enforce`, or an offline root's
+    /// `/etc/selinux/config`, not readable): the verdict is "cannot tell".
+    Unknown,
 }
 
 /// The `snapguard selinux` document.
@@ -1035,17 +1063,21 @@ pub struct SelinuxReport {
     pub mode: SelinuxMode,
     /// `SELINUXTYPE` (`targeted`, `mls`, `default`, ...), null when SELinux is absent.
     pub policy_type: Option<String>,
-    /// ok, warning or critical: the exit code's status (0, 1, 2).
+    /// The exit code's status: critical (2) when a check fails, else unknown (3) when the
+    /// verdict cannot be told, else warning (1) when a check warns, else ok (0).
     pub status: Status,
     /// Counts of checks by status.
     pub summary: CheckSummary,
     /// True when nothing SELinux does keeps the agent from working: SELinux is not
     /// enforcing, or the unconfined module is there (S5), the agent runs unconfined or
     /// permissive (S6), no label under /var/lib/waagent is broken (S8) and no agent denial
-    /// was enforced (S9). Look-alikes (L*) are not part of it.
-    pub excluded: bool,
-    /// One line: excluded or not, and why.
+    /// was enforced (S9). Look-alikes (L*) are not part of it. `None` ("cannot tell") when
+    /// a check that decides it could not read its inputs and nothing else settles it.
+    pub excluded: Option<bool>,
+    /// One line: excluded, not excluded, or cannot tell, and why.
     pub verdict: String,
+    /// Ids of the checks skipped because their inputs could not be read (needs root).
+    pub unreadable: Vec<&'static str>,
     /// S1…S11, then L1…L3, in that order.
     pub checks: Vec<Check>,
 }

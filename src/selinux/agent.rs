@@ -107,12 +107,18 @@ pub fn find(root: &SysRoot) -> Result<Vec<AgentProcess>, String> {
     pids.sort_unstable();
     let own = std::process::id();
     let mut found = Vec::new();
+    let mut denied = 0usize;
     for pid in pids {
         if root.is_host() && pid == own {
             continue;
         }
-        let Ok(raw) = std::fs::read(root.proc_entry(pid, "cmdline")) else {
-            continue; // exited meanwhile, or a kernel thread
+        let raw = match std::fs::read(root.proc_entry(pid, "cmdline")) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                denied += 1;
+                continue;
+            }
+            Err(_) => continue, // exited meanwhile
         };
         let argv: Vec<String> = raw
             .split(|&b| b == 0)
@@ -142,6 +148,12 @@ pub fn find(root: &SysRoot) -> Result<Vec<AgentProcess>, String> {
             _ => {}
         }
         found.push(p);
+    }
+    if found.is_empty() && denied > 0 {
+        // Not "the agent is not running": it may be one of the processes not looked at.
+        return Err(format!(
+            "cannot read the command line of {denied} process(es) in /proc: permission denied (needs root)"
+        ));
     }
     Ok(found)
 }
@@ -174,7 +186,7 @@ pub fn check(
 ) -> Check {
     let c = |status, msg: String| Check::new("S6", S6_TITLE, status, msg);
     let agents = match agents {
-        Err(e) => return c(CheckStatus::Skip, e.clone()),
+        Err(e) => return Check::cannot_read("S6", S6_TITLE, e.clone()),
         Ok(a) => a,
     };
     if agents.is_empty() {
@@ -247,11 +259,14 @@ pub fn check(
         );
     }
     if unconfined.is_empty() && perm.is_empty() {
-        return c(
-            CheckStatus::Skip,
-            format!("{unreadable} agent process(es) found, but no SELinux context could be read"),
-        )
-        .with_details(details);
+        let message =
+            format!("{unreadable} agent process(es) found, but no SELinux context could be read");
+        let check = if agents.iter().any(|a| a.error.is_some()) {
+            Check::cannot_read("S6", S6_TITLE, format!("{message} (needs root)"))
+        } else {
+            c(CheckStatus::Skip, message)
+        };
+        return check.with_details(details);
     }
     let mut parts = Vec::new();
     if !unconfined.is_empty() {

@@ -373,7 +373,7 @@ pub fn is_untrusted_field(key: &str) -> bool {
 }
 
 fn is_even_hex(s: &str) -> bool {
-    !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|c| c.is_ascii_hexdigit())
+    !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
 fn hex_nibble(c: u8) -> u8 {

@@ -55,14 +55,18 @@ pub fn check(root: &SysRoot, live: bool, store: &Store) -> Check {
             CheckStatus::Pass,
             "the loaded policy has no deny_execmem boolean".into(),
         ),
-        Input::Unreadable(e) => c(
-            CheckStatus::Skip,
+        Input::Unreadable(e) => Check::cannot_read(
+            "S10",
+            S10_TITLE,
             format!("cannot read /sys/fs/selinux/booleans/{BOOLEAN}: {e}"),
         ),
         Input::Text(t) => match parse_boolean(&t) {
             None => c(
                 CheckStatus::Skip,
-                format!("/sys/fs/selinux/booleans/{BOOLEAN} holds {:?}", t.trim()),
+                format!(
+                    "/sys/fs/selinux/booleans/{BOOLEAN} holds '{}'",
+                    t.trim().escape_debug()
+                ),
             ),
             Some((true, _)) => c(CheckStatus::Warn, warn_msg.to_string()).with_remedy(remedy),
             Some((false, Some(true))) => c(

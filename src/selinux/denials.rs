@@ -333,8 +333,9 @@ pub fn check(logs: &LogSet, outcome: &DenialOutcome, options: &Options) -> Check
                 ),
             )
         } else {
-            c(
-                CheckStatus::Skip,
+            Check::cannot_read(
+                "S9",
+                S9_TITLE,
                 format!(
                     "cannot read the logs (needs root): {}",
                     logs.unreadable.join("; ")

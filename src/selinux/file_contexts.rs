@@ -242,7 +242,7 @@ pub enum FcError {
         line: usize,
     },
     /// The middle field is not one of `-- -d -c -b -p -s -l` (`string_to_mode`).
-    #[error("{file}: line {line} has invalid file type {field:?}")]
+    #[error("{file}: line {line} has invalid file type '{}'", .field.escape_debug())]
     InvalidFileType {
         /// The file.
         file: Source,
@@ -260,7 +260,7 @@ pub enum FcError {
         line: usize,
     },
     /// The pattern does not compile (libselinux fails every lookup that reaches it).
-    #[error("{file}: line {line} has invalid regex {pattern:?}: {message}")]
+    #[error("{file}: line {line} has invalid regex '{}': {message}", .pattern.escape_debug())]
     InvalidRegex {
         /// The file.
         file: Source,

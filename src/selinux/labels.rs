@@ -74,8 +74,9 @@ impl Problem {
 }
 
 /// The paths to check: `/var/lib/waagent` and everything under it (no symlink followed, at
-/// most [`MAX_ENTRIES`]), then `/usr/sbin/waagent` when present.
-fn walk(root: &SysRoot) -> (Vec<(String, u32)>, bool) {
+/// most [`MAX_ENTRIES`]), then `/usr/sbin/waagent` when present. `Err` names a directory
+/// that could not be listed for lack of rights: a partial walk would pass unseen files.
+fn walk(root: &SysRoot) -> Result<(Vec<(String, u32)>, bool), String> {
     let mut out = Vec::new();
     let mut truncated = false;
     let mut stack = vec![WAAGENT_LIB_DIR.to_string()];
@@ -89,30 +90,52 @@ fn walk(root: &SysRoot) -> (Vec<(String, u32)>, bool) {
         };
         out.push((path.clone(), meta.mode()));
         if meta.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(root.host(&path)) {
-                let mut names: Vec<String> = rd
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                names.sort();
-                stack.extend(names.into_iter().rev().map(|n| format!("{path}/{n}")));
+            match std::fs::read_dir(root.host(&path)) {
+                Ok(rd) => {
+                    let mut names: Vec<String> = rd
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    names.sort();
+                    stack.extend(names.into_iter().rev().map(|n| format!("{path}/{n}")));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(format!(
+                        "cannot list {path}: {} (needs root)",
+                        crate::sys::describe_io(&e)
+                    ));
+                }
+                Err(_) => {}
             }
         }
     }
     if let Ok(meta) = std::fs::symlink_metadata(root.host(WAAGENT_BIN)) {
         out.push((WAAGENT_BIN.to_string(), meta.mode()));
     }
-    (out, truncated)
+    Ok((out, truncated))
 }
 
 /// S8.
 pub fn check(root: &SysRoot, policy_type: &str) -> Check {
     let c = |status, msg: String| Check::new("S8", S8_TITLE, status, msg);
-    if std::fs::symlink_metadata(root.host(WAAGENT_LIB_DIR)).is_err() {
-        return c(
-            CheckStatus::Skip,
-            format!("{WAAGENT_LIB_DIR} does not exist (the agent is not installed here)"),
-        );
+    match std::fs::symlink_metadata(root.host(WAAGENT_LIB_DIR)) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Check::cannot_read(
+                "S8",
+                S8_TITLE,
+                format!(
+                    "cannot look at {WAAGENT_LIB_DIR}: {} (needs root)",
+                    crate::sys::describe_io(&e)
+                ),
+            );
+        }
+        Err(_) => {
+            return c(
+                CheckStatus::Skip,
+                format!("{WAAGENT_LIB_DIR} does not exist (the agent is not installed here)"),
+            );
+        }
     }
     let fc = load_file_contexts(root, policy_type);
     let mut notes = Vec::new();
@@ -135,7 +158,10 @@ pub fn check(root: &SysRoot, policy_type: &str) -> Check {
             Vec::new()
         }
     };
-    let (paths, truncated) = walk(root);
+    let (paths, truncated) = match walk(root) {
+        Ok(w) => w,
+        Err(e) => return Check::cannot_read("S8", S8_TITLE, e),
+    };
     let mut bad = Vec::new();
     let mut differ = Vec::new();
     let mut ok = 0usize;
@@ -152,7 +178,7 @@ pub fn check(root: &SysRoot, policy_type: &str) -> Check {
                 );
             }
             Err(e) => {
-                return c(CheckStatus::Skip, format!("cannot read labels: {e}"));
+                return Check::cannot_read("S8", S8_TITLE, format!("cannot read labels: {e}"));
             }
         };
         let actual_type = label.as_deref().and_then(context_type).map(str::to_string);

@@ -6,6 +6,9 @@
 //! a fixture tree or an offline disk. A root without `/proc` is *offline*: the mode is the
 //! configured one and process checks are skipped.
 //!
+//! Remedies are commands for the checked system: under `--root DIR` they act on DIR
+//! ([`remedy`]).
+//!
 //! Check ids: `S1`…`S11` are selinux.md §8's SELinux checks, `L1`…`L3` the look-alikes.
 //! Order of evaluation differs from the order shown (S6 needs S7 and S9), but every check is
 //! always present in the report, `skip` when it does not apply.
@@ -17,11 +20,14 @@ pub mod denials;
 pub mod file_contexts;
 pub mod labels;
 pub mod lookalikes;
+pub mod remedy;
 pub mod state;
 pub mod store;
 
 use crate::mount::MountTable;
-use crate::report::{Check, CheckStatus, CheckSummary, SCHEMA_VERSION, SelinuxMode, SelinuxReport};
+use crate::report::{
+    Check, CheckStatus, CheckSummary, SCHEMA_VERSION, SelinuxMode, SelinuxReport, Status,
+};
 use crate::root::{MOUNTINFO, SysRoot};
 use anyhow::Context as _;
 use std::io::{self, Read};
@@ -127,12 +133,15 @@ pub fn run(root: &SysRoot, options: &Options) -> anyhow::Result<SelinuxReport> {
         SelinuxMode::Absent => "SELinux is not in use (S1)",
         SelinuxMode::Disabled => "SELinux is disabled (S2)",
         SelinuxMode::Container => "the host's SELinux applies, not this container's (S2)",
+        SelinuxMode::Unknown => "the SELinux mode could not be read (S2)",
         _ => "",
     };
     let skip = |id, title| Check::new(id, title, CheckStatus::Skip, inactive_reason);
 
     let s3 = match mode {
-        SelinuxMode::Absent | SelinuxMode::Container => skip("S3", state::S3_TITLE),
+        SelinuxMode::Absent | SelinuxMode::Container | SelinuxMode::Unknown => {
+            skip("S3", state::S3_TITLE)
+        }
         _ => state::config_consistency(root, live, mode, &config, &cmdline),
     };
 
@@ -196,9 +205,30 @@ pub fn run(root: &SysRoot, options: &Options) -> anyhow::Result<SelinuxReport> {
     let mut checks = vec![s1, s2, s3];
     checks.extend(selinux_checks);
     checks.extend([l1, l2, l3]);
+    // `--root DIR`: every remedy acts on DIR, never on the host running the check.
+    for c in &mut checks {
+        if let Some(r) = &c.remedy {
+            c.remedy = Some(remedy::for_root(root, &policy_type, r));
+        }
+        for d in &mut c.details {
+            *d = remedy::detail_for_root(root, &policy_type, d);
+        }
+    }
 
     let (excluded, verdict) = verdict(mode, live, &checks);
     let summary = CheckSummary::of(&checks);
+    // CRITICAL beats UNKNOWN beats WARNING beats OK: a failure settles "not excluded" even
+    // when something else could not be read; a warning does not hide a "cannot tell".
+    let status = match summary.status() {
+        Status::Critical => Status::Critical,
+        _ if excluded.is_none() => Status::Unknown,
+        other => other,
+    };
+    let unreadable = checks
+        .iter()
+        .filter(|c| c.unreadable)
+        .map(|c| c.id)
+        .collect();
     Ok(SelinuxReport {
         schema_version: SCHEMA_VERSION,
         command: "selinux",
@@ -206,10 +236,11 @@ pub fn run(root: &SysRoot, options: &Options) -> anyhow::Result<SelinuxReport> {
         offline: !live,
         mode,
         policy_type: (mode != SelinuxMode::Absent).then_some(policy_type),
-        status: summary.status(),
+        status,
         summary,
         excluded,
         verdict,
+        unreadable,
         checks,
     })
 }
@@ -250,40 +281,52 @@ fn short(message: &str) -> String {
     message[..end].to_string()
 }
 
+/// Checks whose answer decides the verdict in enforcing mode (selinux.md §8).
+const DECIDING: [&str; 4] = ["S5", "S6", "S8", "S9"];
+
 /// The one-line answer (selinux.md §8, "How to combine the results"): excluded when SELinux
 /// is not enforcing, or when S5 and S8 and S9 have no failure and S6 passes (or was skipped
-/// on an offline root).
-fn verdict(mode: SelinuxMode, live: bool, checks: &[Check]) -> (bool, String) {
+/// on an offline root). `None`, "cannot tell", when the mode (S2) or a deciding check could
+/// not be read and no other check already shows the agent is not excluded: a run without
+/// the rights to look never says "excluded".
+fn verdict(mode: SelinuxMode, live: bool, checks: &[Check]) -> (Option<bool>, String) {
     let st = |id: &str| status_of(checks, id).map_or(CheckStatus::Skip, |c| c.status);
+    let unread = |id: &str| status_of(checks, id).is_some_and(|c| c.unreadable);
     let msg = |id: &str| status_of(checks, id).map_or(String::new(), |c| short(&c.message));
     let reason = |id: &str| format!("{} ({id})", msg(id));
+    let not_read: Vec<&str> = DECIDING.iter().copied().filter(|id| unread(id)).collect();
     let (excluded, mut line) = match mode {
         SelinuxMode::Absent => (
-            true,
+            Some(true),
             format!("excluded: SELinux is not in use: {}", msg("S1")),
         ),
-        SelinuxMode::Disabled => (true, format!("excluded: {}", msg("S2"))),
-        SelinuxMode::Container => (true, format!("excluded here: {}", msg("S2"))),
+        SelinuxMode::Disabled => (Some(true), format!("excluded: {}", msg("S2"))),
+        SelinuxMode::Container => (Some(true), format!("excluded here: {}", msg("S2"))),
+        SelinuxMode::Unknown => (None, format!("cannot tell: {}; run as root", reason("S2"))),
         SelinuxMode::Permissive => {
             let would: Vec<&str> = checks
                 .iter()
                 .filter(|c| c.id.starts_with('S') && c.id != "S2" && c.status == CheckStatus::Warn)
                 .map(|c| c.id)
                 .collect();
-            let tail = if would.is_empty() {
+            let mut tail = if would.is_empty() {
                 String::new()
             } else {
                 format!("; to review before enforcing: {}", would.join(", "))
             };
+            if !not_read.is_empty() {
+                tail.push_str(&format!("; not read (needs root): {}", not_read.join(", ")));
+            }
             (
-                true,
+                Some(true),
                 format!("excluded: SELinux is permissive, denials are logged, not enforced{tail}"),
             )
         }
         SelinuxMode::Enforcing => {
             let s6_ok = match st("S6") {
                 CheckStatus::Pass => true,
-                CheckStatus::Skip => !live,
+                // Not read is not a reason either way: it is in `not_read`.
+                CheckStatus::Skip => !live || unread("S6"),
                 _ => false,
             };
             let mut reasons = Vec::new();
@@ -299,15 +342,31 @@ fn verdict(mode: SelinuxMode, live: bool, checks: &[Check]) -> (bool, String) {
             if st("S9") == CheckStatus::Fail {
                 reasons.push(reason("S9"));
             }
-            if reasons.is_empty() {
+            let unknown: Vec<String> = not_read.iter().map(|id| reason(id)).collect();
+            if !reasons.is_empty() {
+                let mut line = format!("not excluded: {}", reasons.join("; "));
+                if !not_read.is_empty() {
+                    line.push_str(&format!("; not read (needs root): {}", not_read.join(", ")));
+                }
+                (Some(false), line)
+            } else if !unknown.is_empty() {
+                (
+                    None,
+                    format!(
+                        "cannot tell: SELinux is enforcing and {}; run as root",
+                        unknown.join("; ")
+                    ),
+                )
+            } else {
                 let how = if live {
                     msg("S6")
                 } else {
                     "offline root: the module store, labels and logs allow the agent".to_string()
                 };
-                (true, format!("excluded: SELinux is enforcing and {how}"))
-            } else {
-                (false, format!("not excluded: {}", reasons.join("; ")))
+                (
+                    Some(true),
+                    format!("excluded: SELinux is enforcing and {how}"),
+                )
             }
         }
     };
@@ -317,7 +376,7 @@ fn verdict(mode: SelinuxMode, live: bool, checks: &[Check]) -> (bool, String) {
         .map(|c| format!("{} ({})", short(&c.message), c.id))
         .collect();
     if !lookalikes.is_empty() {
-        let joiner = if excluded {
+        let joiner = if excluded == Some(true) {
             "but the agent is still blocked"
         } else {
             "also"

@@ -18,11 +18,12 @@ pub const S4_TITLE: &str = "policy type";
 /// Policy types whose `unconfined` module lets the agent run unconfined.
 const STOCK_TYPES: [&str; 3] = ["targeted", "default", "minimum"];
 
-/// A root is live (a running system's `/proc` is there) unless it has no `/proc` at all.
+/// A root is live (a running system's `/proc` is there) unless it has no `/proc` at all. A
+/// `/proc` that cannot be looked into is there: not readable is not offline.
 pub fn is_live(root: &SysRoot) -> bool {
     ["self", "filesystems", "cmdline"]
         .iter()
-        .any(|e| root.path(PROC).join(e).exists())
+        .any(|e| !matches!(root.path(PROC).join(e).try_exists(), Ok(false)))
 }
 
 /// The kernel command line as whitespace-separated tokens.
@@ -113,9 +114,13 @@ pub fn parse_config(text: &str) -> SelinuxConfig {
             continue;
         }
         let key = "SELINUXTYPE=";
-        if trimmed.len() >= key.len() && trimmed[..key.len()].eq_ignore_ascii_case(key) {
-            let value = trimmed[key.len()..]
-                .trim_end_matches(|c: char| c.is_whitespace() || c.is_control());
+        // `get`, not `[..]`: the line is untrusted text and may cut a character in two.
+        if let Some(value) = trimmed
+            .get(..key.len())
+            .filter(|k| k.eq_ignore_ascii_case(key))
+            .and_then(|_| trimmed.get(key.len()..))
+        {
+            let value = value.trim_end_matches(|c: char| c.is_whitespace() || c.is_control());
             if !value.is_empty() {
                 config.policy_type = Some(value.to_string());
             }
@@ -243,11 +248,12 @@ pub fn runtime_mode(
                 SelinuxMode::Absent,
             ),
             (Input::Unreadable(e), _) => (
-                check(
-                    CheckStatus::Skip,
-                    &format!("cannot read /etc/selinux/config: {e}"),
+                Check::cannot_read(
+                    "S2",
+                    S2_TITLE,
+                    format!("cannot read /etc/selinux/config: {e} (needs root)"),
                 ),
-                SelinuxMode::Absent,
+                SelinuxMode::Unknown,
             ),
             (_, Some(ConfigMode::Enforcing)) => (
                 check(
@@ -305,11 +311,12 @@ pub fn runtime_mode(
             SelinuxMode::Container,
         ),
         Input::Unreadable(e) => (
-            check(
-                CheckStatus::Skip,
-                &format!("cannot read /sys/fs/selinux/enforce: {e}"),
+            Check::cannot_read(
+                "S2",
+                S2_TITLE,
+                format!("cannot read /sys/fs/selinux/enforce: {e}"),
             ),
-            SelinuxMode::Container,
+            SelinuxMode::Unknown,
         ),
         Input::Text(t) => match t.trim_matches(|c: char| c.is_whitespace() || c == '\0') {
             "1" => (
@@ -329,7 +336,10 @@ pub fn runtime_mode(
             other => (
                 check(
                     CheckStatus::Skip,
-                    &format!("/sys/fs/selinux/enforce holds {other:?}, not 0 or 1"),
+                    &format!(
+                        "/sys/fs/selinux/enforce holds '{}', not 0 or 1",
+                        other.escape_debug()
+                    ),
                 ),
                 SelinuxMode::Container,
             ),
@@ -424,7 +434,7 @@ pub fn policy_type_check(root: &SysRoot, config: &ConfigFile) -> Check {
     if ty.contains('/') || ty == ".." || ty == "." {
         return check(
             CheckStatus::Warn,
-            format!("SELINUXTYPE={ty:?} is not a policy name"),
+            format!("SELINUXTYPE='{}' is not a policy name", ty.escape_debug()),
         );
     }
     if !root.path(ETC_SELINUX).join(&ty).is_dir() {
@@ -459,6 +469,31 @@ pub fn policy_type_check(root: &SysRoot, config: &ConfigFile) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A character cut in two by the key's length used to panic (issue 10).
+    #[test]
+    fn a_multibyte_character_where_the_key_ends_does_not_panic() {
+        for line in [
+            "SELINUXTYPEé",
+            "SELINUXTYPé=x",
+            "SELINUXTYP\u{1F600}",
+            "é",
+            "SELINUXTYPE=é",
+        ] {
+            let parsed = parse_config(line);
+            assert_eq!(parsed.mode, None, "{line}");
+        }
+        assert_eq!(
+            parse_config("SELINUXTYPEé\nselinuxtype=mls \n")
+                .policy_type
+                .as_deref(),
+            Some("mls")
+        );
+        assert_eq!(
+            parse_config("SELINUXTYPE=é\n").policy_type.as_deref(),
+            Some("é")
+        );
+    }
 
     #[test]
     fn config_follows_libselinux_rules() {

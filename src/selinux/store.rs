@@ -127,15 +127,24 @@ impl Store {
             let shown = format!("{active}/{sub}");
             store.looked.push(shown.clone());
             let dir = root.host(&active).join(sub);
-            if !dir.is_dir() {
-                continue;
-            }
+            // Missing and unreadable differ: a store behind a root-only directory is there,
+            // and not having read it is not the same as not having one.
+            let unreadable = match std::fs::metadata(&dir) {
+                Ok(meta) if meta.is_dir() => None,
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    Some(crate::sys::describe_io(&e))
+                }
+                _ => continue,
+            };
             store.modules_dir = Some(dir.clone());
             store.active_dir = Some(root.host(&active));
             store.shown = shown;
             store.layout = layout;
-            if let Err(e) = store.list(&dir) {
-                store.error = Some(e);
+            store.error = unreadable;
+            if store.error.is_none() {
+                if let Err(e) = store.list(&dir) {
+                    store.error = Some(e);
+                }
             }
             break;
         }
@@ -198,10 +207,9 @@ impl Store {
             ));
         }
         self.error.as_ref().map(|e| {
-            Check::new(
+            Check::cannot_read(
                 id,
                 title,
-                CheckStatus::Skip,
                 format!(
                     "cannot read the module store {}: {e} (needs root)",
                     self.shown

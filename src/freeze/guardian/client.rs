@@ -122,7 +122,10 @@ impl GuardianClient {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 g.kill();
-                bail!("the guardian did not become ready within {READY_TIMEOUT:?}");
+                bail!(
+                    "the guardian did not become ready within {} ms",
+                    READY_TIMEOUT.as_millis()
+                );
             }
             g.wait_readable(left);
         }

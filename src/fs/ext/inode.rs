@@ -46,14 +46,14 @@ pub fn group_has_superblock(sb: &Superblock, group: u64) -> bool {
     if group <= 1 || sb.feature_ro_compat & EXT2_FEATURE_RO_COMPAT_SPARSE_SUPER == 0 {
         return true;
     }
-    if group % 2 == 0 {
+    if group.is_multiple_of(2) {
         return false;
     }
     [3u64, 5, 7].iter().any(|&base| is_power_of(group, base))
 }
 
 fn is_power_of(mut value: u64, base: u64) -> bool {
-    while value > 1 && value % base == 0 {
+    while value > 1 && value.is_multiple_of(base) {
         value /= base;
     }
     value == 1
