@@ -73,7 +73,7 @@ seeds() {
     btrfs) sparse "$img" 256M && mkfs.btrfs -q -f "$img" >/dev/null && head_of 131072 "$img" "$dir/btrfs" ;;
     fat)
       sparse "$img" 1M && mkfs.fat -F 12 "$img" >/dev/null && cp "$img" "$dir/fat12"
-      sparse "$img" 1M && mkfs.fat -F 16 "$img" >/dev/null && cp "$img" "$dir/fat16"
+      sparse "$img" 8M && mkfs.fat -F 16 "$img" >/dev/null && head_of 1048576 "$img" "$dir/fat16"
       ;;
     exfat) sparse "$img" 1M && mkfs.exfat "$img" >/dev/null && cp "$img" "$dir/exfat" ;;
     f2fs) sparse "$img" 64M && mkfs.f2fs -q -f "$img" >/dev/null && head_of 1048576 "$img" "$dir/f2fs" ;;
@@ -95,7 +95,12 @@ export AFL_QUIET=1 AFL_SKIP_CRASHES=1
 failed=0
 summary=()
 for t in "${targets[@]}"; do
-  seeds "$t"
+  seeds "$t" || echo "scripts/fuzz.sh: some $t seeds could not be made" >&2
+  if [[ -z $(ls -A "$out/seeds/$t") ]]; then
+    echo "scripts/fuzz.sh: no seeds for $t (mkfs tool missing?)" >&2
+    failed=1
+    continue
+  fi
   rm -rf "$out/out/$t"
   mkdir -p "$out/out"
   echo "==> fuzz $t for ${seconds}s ($(ls "$out/seeds/$t" | wc -l) seeds)"
