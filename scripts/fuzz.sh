@@ -73,13 +73,13 @@ seeds() {
     btrfs) sparse "$img" 256M && mkfs.btrfs -q -f "$img" >/dev/null && head_of 131072 "$img" "$dir/btrfs" ;;
     fat)
       sparse "$img" 1M && mkfs.fat -F 12 "$img" >/dev/null && cp "$img" "$dir/fat12"
-      sparse "$img" 8M && mkfs.fat -F 16 "$img" >/dev/null && head_of 1048576 "$img" "$dir/fat16"
+      sparse "$img" 32M && mkfs.fat -F 16 "$img" >/dev/null && head_of 1048576 "$img" "$dir/fat16"
       ;;
-    exfat) sparse "$img" 1M && mkfs.exfat "$img" >/dev/null && cp "$img" "$dir/exfat" ;;
+    exfat) sparse "$img" 8M && mkfs.exfat "$img" >/dev/null && head_of 1048576 "$img" "$dir/exfat" ;;
     f2fs) sparse "$img" 64M && mkfs.f2fs -q -f "$img" >/dev/null && head_of 1048576 "$img" "$dir/f2fs" ;;
     partition)
-      sparse "$img" 1M && printf 'label: dos\n2048,,L\n' | sfdisk -q "$img" >/dev/null && head_of 4096 "$img" "$dir/mbr"
-      sparse "$img" 1M && printf 'label: gpt\n,,L\n' | sfdisk -q "$img" >/dev/null && head_of 65536 "$img" "$dir/gpt"
+      sparse "$img" 4M && printf 'label: dos\n2048,,L\n' | sfdisk -q "$img" >/dev/null && head_of 4096 "$img" "$dir/mbr"
+      sparse "$img" 4M && printf 'label: gpt\n,,L\n' | sfdisk -q "$img" >/dev/null && head_of 65536 "$img" "$dir/gpt"
       ;;
     audit)
       printf '%s\n' 'type=AVC msg=audit(1700000000.123:42): avc:  denied  { read } for  pid=1 comm="waagent" name="x" scontext=system_u:system_r:waagent_t:s0 tcontext=system_u:object_r:etc_t:s0 tclass=file permissive=0' \
