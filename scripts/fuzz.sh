@@ -110,6 +110,8 @@ for t in "${targets[@]}"; do
     failed=1
     continue
   }
+  # afl-fuzz kills its targets, so their image directories (fuzz/src/lib.rs) stay behind.
+  rm -rf /dev/shm/snapguard-fuzz-"$t"-* "${TMPDIR:-/tmp}"/snapguard-fuzz-"$t"-*
   stats=$out/out/$t/default/fuzzer_stats
   execs=$(awk -F' *: *' '$1=="execs_done"{print $2}' "$stats")
   crashes=$(find "$out/out/$t/default/crashes" -type f -name 'id:*' 2>/dev/null | wc -l)
