@@ -163,6 +163,21 @@ run cargo fmt --check
 say "lint"
 run cargo clippy --all-targets -- -D warnings
 
+# Tests that cannot run here (a missing tool, corpus or privilege) append one line each to
+# this file (tests/common skip()); it is listed after the runner's summary, since nextest
+# hides a passing test's output.
+skip_log=${CARGO_TARGET_DIR:-$repo/target}/tmp/skipped-tests.log
+rm -f "$skip_log"
+report_skips() {
+  local n=0
+  [[ -f $skip_log ]] && n=$(sort -u "$skip_log" | wc -l)
+  if ((n)); then
+    printf '\n==> %d tests skipped (SNAPGUARD_REQUIRE_PRIVILEGED=1 makes each a failure):\n' "$n"
+    sort -u "$skip_log" | sed 's/^/  SKIP /'
+  fi
+}
+trap report_skips EXIT
+
 runner=${SNAPGUARD_TEST_RUNNER:-}
 if [[ -z $runner ]]; then
   if cargo nextest --version >/dev/null 2>&1; then runner=nextest; else runner=cargo; fi

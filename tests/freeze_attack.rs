@@ -768,7 +768,10 @@ fn the_rcu_knob_is_not_left_on_when_the_guardian_dies_inside_fifreeze() {
         return;
     }
     if rcu_knob().is_none() {
-        common::note("SKIP: no /sys/kernel/rcu_expedited");
+        common::skip(
+            "the_rcu_knob_is_not_left_on_when_the_guardian_dies_inside_fifreeze",
+            "no /sys/kernel/rcu_expedited",
+        );
         return;
     }
     let _restore = RcuRestore(true);
@@ -1045,7 +1048,10 @@ fn a_new_run_with_a_reused_pid_does_not_destroy_a_stale_record() {
         return;
     }
     if std::fs::metadata("/proc/sys/kernel/ns_last_pid").is_err() {
-        common::note("SKIP: no /proc/sys/kernel/ns_last_pid");
+        common::skip(
+            "a_new_run_with_a_reused_pid_does_not_destroy_a_stale_record",
+            "no /proc/sys/kernel/ns_last_pid",
+        );
         return;
     }
     let dir = TestDir::new("atk-pid-reuse");

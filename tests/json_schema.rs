@@ -188,9 +188,11 @@ fn scan_json_of_xfs_btrfs_fat_and_exfat_images_matches_schema() {
     .into_iter()
     .flatten()
     .collect();
-    assert!(
-        images.len() >= 4,
-        "mkfs.xfs, mkfs.btrfs and mkfs.fat are required"
+    // Every one of the six: a missing mkfs would silently drop a filesystem from the check.
+    assert_eq!(
+        images.len(),
+        6,
+        "mkfs.xfs, mkfs.btrfs, mkfs.fat, mkfs.exfat and mkfs.f2fs are all required (scripts/test.sh installs them)"
     );
     let args: Vec<&str> = images.iter().map(String::as_str).collect();
     let (code, doc) = scan_json(&args);

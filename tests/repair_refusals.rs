@@ -314,7 +314,10 @@ fn a_memory_mapped_file_is_refused_then_terminated() {
         .into_iter()
         .find(|p| Path::new(p).exists());
     let Some(python) = python else {
-        common::note("SKIP a_memory_mapped_file_is_refused_then_terminated: no python3");
+        common::skip(
+            "a_memory_mapped_file_is_refused_then_terminated",
+            "no python3",
+        );
         assert!(
             std::env::var("SNAPGUARD_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
             "python3 is needed to map a file"

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{LoopDevice, Mount, TestDir, fixtures, note, require_root};
+use common::{LoopDevice, Mount, TestDir, fixtures, require_root};
 use serde_json::Value;
 use snapguard::mount::table::MountTable;
 use std::fs;
@@ -106,10 +106,7 @@ fn premise(test: &str) -> Option<PathBuf> {
             None => "no cgroup2 mount to name a holder's unit",
         }
     };
-    if std::env::var("SNAPGUARD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: {why}");
-    }
-    note(&format!("SKIP {test}: {why}"));
+    common::skip(test, why);
     None
 }
 

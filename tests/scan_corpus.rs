@@ -27,15 +27,18 @@ const THREADS: usize = 2;
 
 fn corpus_dir() -> Option<PathBuf> {
     let Some(root) = std::env::var_os("SNAPGUARD_CORPUS") else {
-        note("SKIP scan_corpus: SNAPGUARD_CORPUS is not set (the directory holding e2fsprogs/)");
+        common::skip(
+            "scan_corpus",
+            "SNAPGUARD_CORPUS is not set (the directory holding e2fsprogs/)",
+        );
         return None;
     };
     let dir = PathBuf::from(root).join("e2fsprogs");
     if !dir.is_dir() {
-        note(&format!(
-            "SKIP scan_corpus: {} is not a directory",
-            dir.display()
-        ));
+        common::skip(
+            "scan_corpus",
+            &format!("{} is not a directory", dir.display()),
+        );
         return None;
     }
     Some(dir)

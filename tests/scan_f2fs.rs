@@ -25,7 +25,7 @@ fn tool(name: &str, test: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file());
     if found.is_none() {
-        note(&format!("SKIP {test}: {name} is not installed"));
+        common::skip(test, &format!("{name} is not installed"));
     }
     found
 }

@@ -283,12 +283,10 @@ fn need_labels(fx: &Fx, test: &str) -> bool {
     if labels_supported(fx.root()) {
         return true;
     }
-    let msg =
-        format!("{test}: cannot set security.selinux xattrs here (needs root and xattr support)");
-    if std::env::var("SNAPGUARD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{msg}");
-    }
-    common::note(&format!("SKIP {msg}"));
+    common::skip(
+        test,
+        "cannot set security.selinux xattrs here (needs root and xattr support)",
+    );
     false
 }
 

@@ -452,12 +452,24 @@ pub fn time_or_na(secs: u64) -> String {
     if secs == 0 {
         return "n/a".to_string();
     }
-    match UNIX_EPOCH.checked_add(Duration::from_secs(secs)) {
-        Some(t) => humantime::format_rfc3339_seconds(t)
+    utc_seconds(secs).unwrap_or_else(|| format!("@{secs}"))
+}
+
+/// Last second RFC 3339 can write (9999-12-31T23:59:59Z): humantime's formatter fails past
+/// it, and `to_string` then panics. On-disk and audit timestamps can be anything.
+const MAX_RFC3339_SECS: u64 = 253_402_300_799;
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SSZ` (UTC); `None` past year 9999.
+pub fn utc_seconds(secs: u64) -> Option<String> {
+    if secs > MAX_RFC3339_SECS {
+        return None;
+    }
+    let t = UNIX_EPOCH.checked_add(Duration::from_secs(secs))?;
+    Some(
+        humantime::format_rfc3339_seconds(t)
             .to_string()
             .replace('T', " "),
-        None => format!("@{secs}"),
-    }
+    )
 }
 
 /// Escape control characters (newlines in mount points, escape sequences in labels).
@@ -841,6 +853,17 @@ pub fn write_repair_status(report: &RepairStatusReport, out: &mut dyn Write) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (scripts/fuzz.sh ext): an ext superblock time past year 9999
+    /// panicked in `to_string` ("a Display implementation returned an error").
+    #[test]
+    fn times_past_year_9999_do_not_panic() {
+        assert_eq!(time_or_na(253_402_300_799), "9999-12-31 23:59:59Z");
+        assert_eq!(time_or_na(253_402_300_800), "@253402300800");
+        assert_eq!(time_or_na(u64::MAX), format!("@{}", u64::MAX));
+        assert_eq!(utc_seconds(1 << 40), None);
+        assert_eq!(utc_seconds(0).as_deref(), Some("1970-01-01 00:00:00Z"));
+    }
 
     #[test]
     fn sanitize_escapes_newlines_and_escape_sequences() {

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub const S9_TITLE: &str = "recent denials";
 
@@ -261,12 +261,7 @@ fn classify(
 pub fn describe(avc: &Avc) -> String {
     let when = avc
         .stamp
-        .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s.secs)))
-        .map(|t| {
-            humantime::format_rfc3339_seconds(t)
-                .to_string()
-                .replace('T', " ")
-        })
+        .and_then(|s| crate::report::human::utc_seconds(s.secs))
         .unwrap_or_else(|| "?".into());
     let mut parts = vec![
         when,

@@ -174,12 +174,38 @@ pub fn require_root(test_name: &str) -> bool {
     if fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
         return true;
     }
-    let msg = format!("{test_name}: needs root (loop devices, mount, fsfreeze)");
-    if std::env::var("SNAPGUARD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+    skip(test_name, "needs root (loop devices, mount, fsfreeze)");
+    false
+}
+
+/// Whether `SNAPGUARD_REQUIRE_PRIVILEGED=1` (as `.ci/run` sets it): then nothing may skip.
+pub fn skipping_forbidden() -> bool {
+    std::env::var("SNAPGUARD_REQUIRE_PRIVILEGED").as_deref() == Ok("1")
+}
+
+/// Where skipped tests are listed, one `test: why` line each: `scripts/test.sh` empties it
+/// before the run and prints the count and the lines after the runner's summary (nextest
+/// hides a passing test's output, so a note alone would go unseen).
+pub fn skip_log() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests.log")
+}
+
+/// `test` cannot run here because of `why` (a missing tool, corpus, or privilege): panics
+/// under `SNAPGUARD_REQUIRE_PRIVILEGED=1`; otherwise prints `SKIP test: why` and appends it
+/// to [`skip_log`]. The caller then returns.
+pub fn skip(test: &str, why: &str) {
+    let msg = format!("{test}: {why}");
+    if skipping_forbidden() {
         panic!("{msg}, and SNAPGUARD_REQUIRE_PRIVILEGED=1 forbids skipping");
     }
     note(&format!("SKIP {msg}"));
-    false
+    use std::io::Write as _;
+    let log = skip_log();
+    let _ = fs::create_dir_all(log.parent().expect("skip log has a parent"));
+    // One short write with O_APPEND: lines from parallel test processes do not interleave.
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(&log) {
+        let _ = f.write_all(format!("{msg}\n").as_bytes());
+    }
 }
 
 /// A private temporary directory, removed on drop.

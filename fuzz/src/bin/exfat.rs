@@ -1,0 +1,8 @@
+//! Fuzz target `exfat`: arbitrary bytes scanned as an image (at least 32 MiB, zero-filled).
+
+fn main() {
+    let image = snapguard_fuzz::Image::new("exfat");
+    afl::fuzz!(|data: &[u8]| {
+        image.scan(data, 32 << 20);
+    });
+}
