@@ -15,13 +15,14 @@ pub mod fsck_reason;
 pub mod journal;
 pub mod live;
 pub mod remedy;
+pub mod severity;
 pub mod target;
 pub mod volume;
 pub mod xfs;
 
 use crate::fs::signature::{self, Content};
 use crate::mount::table::{MountTable, SuperblockMounts};
-use crate::report::{Context, Finding, PartitionRef, ScanReport, Severity, Status, TargetReport};
+use crate::report::{Context, PartitionRef, ScanReport, Status, TargetReport};
 use crate::root::{MOUNTINFO, SysRoot};
 use crate::sys::SourceFile;
 use anyhow::Context as _;
@@ -396,17 +397,15 @@ fn assess_volume(
         ),
         Content::Lvm2Pv | Content::Luks { .. } | Content::Swap => {
             report.fstype = Some(fstype_of(&content).to_string());
-            report.findings.push(Finding::new(
-                "disk.not-scanned",
-                Severity::Info,
+            report.findings.push(severity::DISK_NOT_SCANNED.finding(
+                context,
                 format!("{}: not a filesystem, not scanned", content.describe()),
             ));
             report.finish();
         }
         Content::Unknown if is_partition => {
-            report.findings.push(Finding::new(
-                "disk.not-scanned",
-                Severity::Info,
+            report.findings.push(severity::DISK_NOT_SCANNED.finding(
+                context,
                 "no known filesystem signature: unknown contents, not scanned",
             ));
             report.finish();
@@ -448,15 +447,14 @@ pub(crate) fn assess_with(
 /// not corrupt, so the target cannot be assessed: its status becomes `unknown`.
 pub(crate) fn report_truncated(
     report: &mut TargetReport,
-    id: &'static str,
+    rule: &severity::Rule,
     location: &Location,
     size: u64,
     needed: impl std::fmt::Display,
 ) {
     report.status = Status::Unknown;
-    report.findings.push(Finding::new(
-        id,
-        Severity::Warning,
+    report.findings.push(rule.finding(
+        report.context,
         format!(
             "{needed} but the {} holds only {size} bytes: truncated image or wrong partition table",
             location.medium()
