@@ -498,3 +498,63 @@ fn fstype_of(content: &Content) -> &'static str {
         _ => "unknown",
     }
 }
+
+/// Assess one image file as if it had been captured in `context`, without a mount table:
+/// what the severity tests use to put every row of [`severity::TABLE`] through every
+/// context. `live` stands for the ext4 counters of a mounted filesystem (reported alone when
+/// the image cannot be opened, as for an unreadable mounted device) and `sys` for the root
+/// whose `/sys/fs/btrfs` holds the btrfs device counters.
+pub fn assess_image(
+    path: &std::path::Path,
+    context: Context,
+    now: i64,
+    live: Option<crate::report::LiveErrors>,
+    sys: Option<&SysRoot>,
+) -> TargetReport {
+    let name = path.display().to_string();
+    let mut report = TargetReport::new(name.clone(), context);
+    let source = match SourceFile::open(path) {
+        Ok(source) => source,
+        Err(e) => {
+            report.status = Status::Unknown;
+            report.error = Some(format!("cannot scan '{name}': {e}"));
+            if let Some(live) = live {
+                ext::assess_live_only(live, &Location::Image(name), &mut report);
+            }
+            return report;
+        }
+    };
+    let whole = match disk::unwrap_container(&source) {
+        Ok((volume, note)) => {
+            report.findings.extend(note);
+            volume
+        }
+        Err(message) => return unassessable(name, context, message),
+    };
+    let content = match identify_volume(&whole) {
+        Ok((content, _)) => content,
+        Err(e) => return unassessable(name, context, e.to_string()),
+    };
+    let options = ScanOptions {
+        targets: Vec::new(),
+        snapshot: None,
+        now,
+        skip_fstypes: Vec::new(),
+        skip_mountpoints: Vec::new(),
+    };
+    let no_sys = SysRoot::new("/nonexistent/snapguard-assess-image");
+    let mounted = (live.is_some() || sys.is_some()).then(|| Mounted {
+        ext4_errors: live,
+        sys: sys.unwrap_or(&no_sys),
+    });
+    assess_volume(
+        whole,
+        content,
+        false,
+        Location::Image(name),
+        mounted,
+        &options,
+        &mut report,
+    );
+    report
+}
