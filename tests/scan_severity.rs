@@ -404,8 +404,20 @@ fn xfs_rows() {
     fixtures::patch(&img, 108, b"Z");
     check(
         "bad primary CRC",
-        &Fixture::image(img),
+        &Fixture::image(img.clone()),
         &[&rules::XFS_CRC_MISMATCH],
+    );
+    // As xfs_repair's phase 1 does, the scan looks at AG 1's secondary superblock.
+    let r = assess_image(&img, snapguard::report::Context::Offline, 0, None, None);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.id == "xfs.crc-mismatch")
+        .unwrap();
+    assert!(
+        f.message.contains("secondary superblock of AG 1 at byte") && f.message.contains("is good"),
+        "{}",
+        f.message
     );
 
     let sb = fixtures::read_at(&base, 0, 512);

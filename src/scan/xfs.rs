@@ -73,7 +73,8 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
             rules::XFS_CRC_MISMATCH.finding(
                 scan.context,
                 format!(
-                    "primary superblock CRC does not match (stored 0x{stored:08x}, computed 0x{computed:08x}): torn write or corruption; the kernel refuses to mount it"
+                    "primary superblock CRC does not match (stored 0x{stored:08x}, computed 0x{computed:08x}): torn write or corruption; the kernel refuses to mount it{}",
+                    secondary_note(volume, &sb)
                 ),
             )
             .with_remedy(repair_command(&scan.location)),
@@ -146,6 +147,27 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     .map(str::to_string);
     report.xfs = Some(details(&sb, &outcome));
     Ok(())
+}
+
+/// What xfs_repair's phase 1 finds when the primary is bad: whether the secondary
+/// superblock of AG 1 (same filesystem, valid CRC) can replace it. Critical either way
+/// (scan::severity): the kernel reads only the primary.
+fn secondary_note(volume: &Volume<'_>, primary: &XfsSuperblock) -> String {
+    let offset = u64::from(primary.agblocks) * u64::from(primary.blocksize);
+    let good = offset > 0
+        && primary.agcount > 1
+        && volume
+            .read_exact_at(offset, XFS_MAX_SECTORSIZE, "the XFS secondary superblock")
+            .ok()
+            .and_then(|raw| XfsSuperblock::parse(&raw).ok())
+            .is_some_and(|s| s.crc == CrcStatus::Valid && s.uuid == primary.uuid);
+    if good {
+        format!(
+            "; the secondary superblock of AG 1 at byte {offset} is good, and xfs_repair rewrites the primary from it"
+        )
+    } else {
+        "; no good secondary superblock in AG 1 either".to_string()
+    }
 }
 
 /// Locate the log from the superblock and run the head/tail search on its blocks.
