@@ -104,7 +104,13 @@ fn assert_matches_dump_super(t: &Value, ds: &std::collections::BTreeMap<String, 
         Some(u64_of(ds, "nodesize")),
         "{t:#}"
     );
-    assert_eq!(d["csum_type"], "crc32c", "{t:#}");
+    let csum_names = ["crc32c", "xxhash64", "sha256", "blake2b"];
+    let csum_type = usize::try_from(u64_of(ds, "csum_type")).unwrap_or(usize::MAX);
+    assert_eq!(
+        d["csum_type"].as_str(),
+        csum_names.get(csum_type).copied(),
+        "{t:#}"
+    );
     assert_eq!(
         t["needs_recovery"].as_bool(),
         Some(u64_of(ds, "log_root") != 0),
@@ -275,11 +281,13 @@ fn btrfs_bad_primary_uses_a_good_mirror() {
     );
     let mirror = dump_super(&img, Some(1));
 
+    // Critical although the mirror is good, as for ext and XFS: the kernel reads only the
+    // primary and refuses to mount until `btrfs rescue super-recover` rewrites it.
     let (t, exit) = scan_one(&[&img]);
-    assert_eq!(exit, 1, "{t:#}");
-    assert_eq!(t["status"], "warning");
+    assert_eq!(exit, 2, "{t:#}");
+    assert_eq!(t["status"], "critical");
     let f = expect_finding(&t, "btrfs.csum-mismatch");
-    assert_eq!(f["severity"], "warning");
+    assert_eq!(f["severity"], "critical");
     assert!(
         f["remedy"]
             .as_str()
@@ -292,7 +300,7 @@ fn btrfs_bad_primary_uses_a_good_mirror() {
     assert_eq!(t["btrfs"]["superblock_offset"], 64 * MIB);
     assert_matches_dump_super(&t, &mirror);
 
-    // With the mirror damaged too there is no good copy left: critical.
+    // With the mirror damaged too there is no good copy left: still critical.
     fixtures::patch(&img, 64 * MIB + 0x12B, b"X");
     let (t, exit) = scan_one(&[&img]);
     assert_eq!(exit, 2, "{t:#}");
@@ -300,6 +308,89 @@ fn btrfs_bad_primary_uses_a_good_mirror() {
         expect_finding(&t, "btrfs.csum-mismatch")["severity"],
         "critical"
     );
+}
+
+/// `mkfs.btrfs --csum NAME`: the superblock checksum is verified (dump-super agrees), and
+/// one changed byte of the checksummed area (a label byte, then the last byte of the
+/// 4 KiB copy) is caught as a critical mismatch, as `dump-super` and the kernel catch it.
+fn btrfs_csum_is_verified(csum: &str, name: &str, dump_super_type: &str) {
+    let test = format!("btrfs_{csum}_superblock");
+    let Some(mkfs) = tool("mkfs.btrfs", &test) else {
+        return;
+    };
+    let dir = TestDir::new(&format!("btrfs-{csum}"));
+    let img = sparse_file(&dir, "c.img", 128 * MIB);
+    run_tool(
+        &mkfs,
+        &[
+            OsStr::new("-q"),
+            OsStr::new("-f"),
+            OsStr::new("--csum"),
+            OsStr::new(csum),
+            img.as_os_str(),
+        ],
+    );
+    let ds = dump_super(&img, None);
+    assert_eq!(
+        ds.get("csum_type").map(String::as_str),
+        Some(dump_super_type)
+    );
+    let (t, exit) = scan_one(&[&img]);
+    assert_eq!(exit, 0, "{t:#}");
+    assert_eq!(t["status"], "ok");
+    assert_eq!(t["btrfs"]["csum_type"], name);
+    assert_eq!(t["btrfs"]["checksum"], "ok", "{t:#}");
+    assert!(finding_ids(&t).is_empty(), "{t:#}");
+    assert_matches_dump_super(&t, &ds);
+
+    let btrfs = tool("btrfs", &test).expect("btrfs-progs installed with mkfs.btrfs");
+    for offset in [0x12B_u64, 0xFFF] {
+        let at = 0x1_0000 + offset;
+        let old = fixtures::read_at(&img, at, 1)[0];
+        fixtures::patch(&img, at, &[old ^ 0x5A]);
+        let primary = run_any(
+            &btrfs.to_string_lossy(),
+            &[
+                OsStr::new("inspect-internal"),
+                OsStr::new("dump-super"),
+                img.as_os_str(),
+            ],
+        );
+        assert!(
+            primary.stdout.contains("DON'T MATCH"),
+            "dump-super should see the bad {csum} checksum: {}",
+            primary.stdout
+        );
+        let (t, exit) = scan_one(&[&img]);
+        assert_eq!(exit, 2, "byte 0x{offset:x}: {t:#}");
+        let f = expect_finding(&t, "btrfs.csum-mismatch");
+        assert_eq!(f["severity"], "critical");
+        let message = f["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("{name} checksum mismatch")),
+            "{message}"
+        );
+        // The mirror at 64 MiB is intact: assessed from it, still critical.
+        assert_eq!(t["btrfs"]["superblock"], "mirror 1");
+        fixtures::patch(&img, at, &[old]);
+    }
+    let (t, exit) = scan_one(&[&img]);
+    assert_eq!((exit, &t["btrfs"]["checksum"]), (0, &Value::from("ok")));
+}
+
+#[test]
+fn btrfs_xxhash_superblock_is_verified() {
+    btrfs_csum_is_verified("xxhash", "xxhash64", "1");
+}
+
+#[test]
+fn btrfs_sha256_superblock_is_verified() {
+    btrfs_csum_is_verified("sha256", "sha256", "2");
+}
+
+#[test]
+fn btrfs_blake2_superblock_is_verified() {
+    btrfs_csum_is_verified("blake2", "blake2b", "3");
 }
 
 #[test]

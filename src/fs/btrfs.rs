@@ -442,36 +442,91 @@ fn names(bits: u64, table: &[(u64, &str)]) -> Vec<String> {
     out
 }
 
+/// A checksum as stored in `csum` (its first `len` bytes, in on-disk order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Csum {
+    bytes: [u8; CSUM_SIZE],
+    len: usize,
+}
+
+impl Csum {
+    fn new(value: &[u8]) -> Self {
+        let mut bytes = [0u8; CSUM_SIZE];
+        let len = value.len().min(CSUM_SIZE);
+        bytes[..len].copy_from_slice(&value[..len]);
+        Csum { bytes, len }
+    }
+
+    /// The checksum bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::fmt::Display for Csum {
+    /// `0x` and the bytes in on-disk order, as `btrfs inspect-internal dump-super` prints them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("0x")?;
+        for b in self.as_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The result of checking the superblock checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChecksumStatus {
-    /// crc32c matches.
+    /// The checksum matches.
     Valid,
-    /// crc32c does not match.
+    /// The checksum does not match.
     Invalid {
-        /// The value stored at offset 0 (LE u32).
-        stored: u32,
-        /// The CRC-32C of bytes `0x20..0x1000`.
-        computed: u32,
+        /// The value stored at offset 0.
+        stored: Csum,
+        /// The checksum of bytes `0x20..0x1000`.
+        computed: Csum,
     },
-    /// Another algorithm (xxhash64, sha256, blake2b or unknown): parsed, not verified.
+    /// An algorithm btrfs does not define (`csum_type` > 3): parsed, not verified.
     NotVerified(CsumType),
 }
 
-/// Check the checksum of one 4096-byte copy. Only crc32c (csum_type 0) is computed: the
-/// standard CRC-32C (with final XOR) of bytes `0x20..0x1000`, stored LE in `csum[0..4]`.
+impl CsumType {
+    /// The checksum of `body` as btrfs stores it, `None` for an unknown type: crc32c is the
+    /// standard CRC-32C (with final XOR) stored LE; xxhash64 is XXH64 with seed 0 stored LE;
+    /// sha256 is SHA-256; blake2b is BLAKE2b with a 32-byte digest (btrfs-progs
+    /// `btrfs_csum_data`, the kernel's `crc32c`, `xxhash64`, `sha256`, `blake2b-256`).
+    pub fn digest(self, body: &[u8]) -> Option<Csum> {
+        use sha2::Digest as _;
+        match self {
+            CsumType::Crc32c => Some(Csum::new(&crc32c::crc32c(body).to_le_bytes())),
+            CsumType::Xxhash64 => {
+                Some(Csum::new(&xxhash_rust::xxh64::xxh64(body, 0).to_le_bytes()))
+            }
+            CsumType::Sha256 => Some(Csum::new(&sha2::Sha256::digest(body))),
+            CsumType::Blake2b => Some(Csum::new(
+                &blake2::Blake2b::<blake2::digest::consts::U32>::digest(body),
+            )),
+            CsumType::Unknown(_) => None,
+        }
+    }
+}
+
+/// Check the checksum of one 4096-byte copy: the checksum of `csum_type` over bytes
+/// `0x20..0x1000`, compared with the first bytes of `csum` (4 for crc32c, 8 for
+/// xxhash64, 32 for sha256 and blake2b).
 pub fn verify_checksum(raw: &[u8]) -> ChecksumStatus {
     let csum_type = CsumType::from_raw(le_u16(raw, 0xC4).unwrap_or(u16::MAX));
-    if csum_type != CsumType::Crc32c {
-        return ChecksumStatus::NotVerified(csum_type);
-    }
-    let (Some(stored), Some(body)) = (le_u32(raw, 0), raw.get(CSUM_SIZE..SUPER_INFO_SIZE)) else {
+    let stored_all = raw.get(..CSUM_SIZE).unwrap_or(&[]);
+    let Some(body) = raw.get(CSUM_SIZE..SUPER_INFO_SIZE) else {
         return ChecksumStatus::Invalid {
-            stored: le_u32(raw, 0).unwrap_or(0),
-            computed: 0,
+            stored: Csum::new(stored_all),
+            computed: Csum::new(&[]),
         };
     };
-    let computed = crc32c::crc32c(body);
+    let Some(computed) = csum_type.digest(body) else {
+        return ChecksumStatus::NotVerified(csum_type);
+    };
+    let stored = Csum::new(stored_all.get(..computed.len).unwrap_or(stored_all));
     if stored == computed {
         ChecksumStatus::Valid
     } else {
@@ -639,14 +694,55 @@ mod tests {
             verify_checksum(&raw),
             ChecksumStatus::Invalid { .. }
         ));
-        raw[0xC4] = 1;
+        // Every btrfs algorithm is computed and stored in its own width.
+        for (kind, len) in [(1u16, 8usize), (2, 32), (3, 32)] {
+            raw[0xC4..0xC6].copy_from_slice(&kind.to_le_bytes());
+            let csum = CsumType::from_raw(kind)
+                .digest(&raw[CSUM_SIZE..SUPER_INFO_SIZE])
+                .unwrap();
+            assert_eq!(csum.as_bytes().len(), len);
+            raw[..CSUM_SIZE].fill(0);
+            raw[..len].copy_from_slice(csum.as_bytes());
+            assert_eq!(verify_checksum(&raw), ChecksumStatus::Valid, "type {kind}");
+            raw[0x12B] ^= 1;
+            let ChecksumStatus::Invalid { stored, computed } = verify_checksum(&raw) else {
+                panic!("type {kind}: one flipped byte is not caught");
+            };
+            assert_eq!(stored, csum);
+            assert_ne!(computed, csum);
+            raw[0x12B] ^= 1;
+        }
+        raw[0xC4] = 9;
         assert_eq!(
             verify_checksum(&raw),
-            ChecksumStatus::NotVerified(CsumType::Xxhash64)
+            ChecksumStatus::NotVerified(CsumType::Unknown(9))
         );
-        raw[0xC4] = 9;
         let sb = Superblock::parse(&raw).unwrap();
         assert_eq!(sb.csum_type.name(), "unknown (9)");
+    }
+
+    /// Published test vectors: the crates compute the variants btrfs uses (XXH64 seed 0,
+    /// SHA-256, BLAKE2b with a 32-byte digest, not a truncated BLAKE2b-512).
+    #[test]
+    fn digests_match_published_vectors() {
+        let hex = |c: Csum| c.to_string();
+        assert_eq!(
+            hex(CsumType::Crc32c.digest(b"123456789").unwrap()),
+            "0x839206e3"
+        );
+        assert_eq!(
+            hex(CsumType::Xxhash64.digest(b"").unwrap()),
+            "0x99e9d85137db46ef"
+        );
+        assert_eq!(
+            hex(CsumType::Sha256.digest(b"abc").unwrap()),
+            "0xba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex(CsumType::Blake2b.digest(b"abc").unwrap()),
+            "0xbddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319"
+        );
+        assert_eq!(CsumType::Unknown(4).digest(b"abc"), None);
     }
 
     #[test]

@@ -10,13 +10,14 @@
 
 use super::remedy::{Location, quote};
 use super::report_truncated;
+use super::severity as rules;
 use super::volume::Volume;
 use crate::fs::btrfs::{
     self, ChecksumStatus, DeviceErrorStats, FLAG_CHANGING_BG_TREE, FLAG_CHANGING_CSUM_LEGACY,
     FLAG_CHANGING_DATA_CSUM, FLAG_CHANGING_FSID, FLAG_CHANGING_FSID_V2, FLAG_CHANGING_META_CSUM,
     SUPER_INFO_OFFSET, SUPER_INFO_SIZE, SUPER_MIRROR_MAX, Superblock,
 };
-use crate::report::{BtrfsDetails, BtrfsDeviceErrors, Context, Finding, Severity, TargetReport};
+use crate::report::{BtrfsDetails, BtrfsDeviceErrors, Context, Severity, Status, TargetReport};
 use crate::root::SysRoot;
 use std::io;
 
@@ -154,7 +155,7 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
             let needed = format!("the btrfs superblock lies at byte {SUPER_INFO_OFFSET}");
             report_truncated(
                 report,
-                "btrfs.truncated",
+                &rules::BTRFS_TRUNCATED,
                 &scan.location,
                 volume.size(),
                 needed,
@@ -168,15 +169,11 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
         Some(copy) if copy.usable() => copy,
         primary => {
             let mirror = best_mirror(volume);
-            let (id, what) = describe_bad_primary(primary.as_ref());
-            let severity = if mirror.is_some() {
-                Severity::Warning
-            } else {
-                Severity::Critical
-            };
-            let mut finding = Finding::new(
-                id,
-                severity,
+            // Critical with or without a good mirror (severity.rs): the kernel reads only the
+            // primary, so the filesystem does not mount until it is rewritten.
+            let (rule, what) = describe_bad_primary(primary.as_ref());
+            let mut finding = rule.finding(
+                scan.context,
                 format!(
                     "primary superblock at byte {SUPER_INFO_OFFSET}: {what}; the kernel reads only the primary, so mounting fails until it is repaired"
                 ),
@@ -205,9 +202,8 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
                         .as_ref()
                         .map(|p| format!(", the primary says {}", p.sb.generation))
                         .unwrap_or_default();
-                    report.findings.push(Finding::new(
-                        "btrfs.mirror-used",
-                        Severity::Info,
+                    report.findings.push(rules::BTRFS_MIRROR_USED.finding(
+                        scan.context,
                         format!(
                             "assessed from superblock {} at byte {} (generation {}{primary_generation}); mirrors are written only at transaction commit, so a log tree recorded only in the primary is not visible here",
                             m.label(),
@@ -237,7 +233,7 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
         );
         report_truncated(
             report,
-            "btrfs.truncated",
+            &rules::BTRFS_TRUNCATED,
             &scan.location,
             volume.size(),
             needed,
@@ -271,11 +267,13 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
     findings_for_flags(scan, sb, report);
     findings_for_log(scan, sb, report);
     if let ChecksumStatus::NotVerified(kind) = chosen.checksum {
-        report.findings.push(Finding::new(
-            "btrfs.csum-not-verified",
-            Severity::Info,
+        // btrfs-progs and the kernel refuse an unknown checksum type ("unsupported
+        // checksum algorithm"): newer than this snapguard, so it cannot be assessed.
+        report.status = Status::Unknown;
+        report.findings.push(rules::BTRFS_CSUM_NOT_VERIFIED.finding(
+            scan.context,
             format!(
-                "the superblock uses the {} checksum, which snapguard does not compute: parsed, integrity not verified",
+                "the superblock uses the {} checksum, which this snapguard does not know (btrfs-progs and the kernel refuse it as an unsupported checksum algorithm): integrity not verified, snapguard cannot assess it",
                 kind.name()
             ),
         ));
@@ -314,22 +312,23 @@ fn assess_inner(scan: &BtrfsScan<'_>, report: &mut TargetReport) -> Result<(), S
     Ok(())
 }
 
-/// The id and the reason for a primary superblock that cannot be used.
-fn describe_bad_primary(primary: Option<&Copy>) -> (&'static str, String) {
+/// The rule and the reason for a primary superblock that cannot be used.
+fn describe_bad_primary(primary: Option<&Copy>) -> (&'static rules::Rule, String) {
     match primary {
         None => (
-            "btrfs.invalid-superblock",
+            &rules::BTRFS_INVALID_SUPERBLOCK,
             "not a btrfs superblock (bad magic)".to_string(),
         ),
         Some(copy) => match copy.checksum {
             ChecksumStatus::Invalid { stored, computed } => (
-                "btrfs.csum-mismatch",
+                &rules::BTRFS_CSUM_MISMATCH,
                 format!(
-                    "checksum mismatch (stored 0x{stored:08x}, computed 0x{computed:08x}): torn write or corruption"
+                    "{} checksum mismatch (stored {stored}, computed {computed}): torn write or corruption",
+                    copy.sb.csum_type.name()
                 ),
             ),
             _ => (
-                "btrfs.invalid-superblock",
+                &rules::BTRFS_INVALID_SUPERBLOCK,
                 format!(
                     "checksum matches but it has invalid members ({})",
                     copy.problems.join("; ")
@@ -383,9 +382,8 @@ fn interrupted_names(bits: u64) -> Vec<&'static str> {
 fn findings_for_flags(scan: &BtrfsScan<'_>, sb: &Superblock, report: &mut TargetReport) {
     if sb.has_error_flag() {
         report.findings.push(
-            Finding::new(
-                "btrfs.error-flag",
-                Severity::Critical,
+            rules::BTRFS_ERROR_FLAG.finding(
+                scan.context,
                 "the superblock has the ERROR flag (\"Errors detected\"): the kernel found the filesystem broken and will treat it as failed (read-only) at mount",
             )
             .with_remedy(scan.location.offline_command("btrfs check --readonly")),
@@ -393,9 +391,8 @@ fn findings_for_flags(scan: &BtrfsScan<'_>, sb: &Superblock, report: &mut Target
     }
     let interrupted = sb.interrupted_operations();
     if interrupted != 0 {
-        report.findings.push(Finding::new(
-            "btrfs.interrupted-operation",
-            Severity::Critical,
+        report.findings.push(rules::BTRFS_INTERRUPTED_OPERATION.finding(
+            scan.context,
             format!(
                 "an offline btrfs-progs operation was interrupted: {}; the kernel refuses or mistrusts the filesystem until the same btrfstune command is run again on the unmounted device to finish it",
                 interrupted_names(interrupted).join(", ")
@@ -403,16 +400,14 @@ fn findings_for_flags(scan: &BtrfsScan<'_>, sb: &Superblock, report: &mut Target
         ));
     }
     if sb.is_metadump() {
-        report.findings.push(Finding::new(
-            "btrfs.metadump-image",
-            Severity::Warning,
+        report.findings.push(rules::BTRFS_METADUMP_IMAGE.finding(
+            scan.context,
             "the filesystem was restored from a btrfs-image metadata dump (METADUMP flag): it has metadata but no file data",
         ));
     }
     if sb.is_seeding() {
-        report.findings.push(Finding::new(
-            "btrfs.seed-device",
-            Severity::Info,
+        report.findings.push(rules::BTRFS_SEED_DEVICE.finding(
+            scan.context,
             "this is a read-only seed device (SEEDING flag)",
         ));
     }
@@ -426,26 +421,22 @@ fn findings_for_log(scan: &BtrfsScan<'_>, sb: &Superblock, report: &mut TargetRe
         "an fsync log tree is pending (log_root {}, level {})",
         sb.log_root, sb.log_root_level
     );
-    let (severity, why) = match scan.context {
-        Context::Live => (
-            Severity::Info,
-            "normal while mounted: fsync writes go to the log until the next transaction commit",
-        ),
-        Context::Crash => (
-            Severity::Info,
-            "expected in a crash-consistent copy taken after fsync activity; the kernel replays it at the first mount",
-        ),
-        Context::Frozen => (
-            Severity::Warning,
-            "although the copy is said to be frozen: fsfreeze commits the transaction and clears log_root, so the freeze did not take",
-        ),
-        Context::Offline => (
-            Severity::Warning,
-            "the filesystem was not cleanly unmounted after fsync activity (crash, power loss or shutdown); the next mount replays it",
-        ),
+    let why = match scan.context {
+        Context::Live => {
+            "normal while mounted: fsync writes go to the log until the next transaction commit"
+        }
+        Context::Crash => {
+            "expected in a crash-consistent copy taken after fsync activity; the kernel replays it at the first mount"
+        }
+        Context::Frozen => {
+            "although the copy is said to be frozen: fsfreeze commits the transaction and clears log_root, so the freeze did not take"
+        }
+        Context::Offline => {
+            "the filesystem was not cleanly unmounted after fsync activity (crash, power loss or shutdown); the next mount replays it"
+        }
     };
-    let mut finding = Finding::new("btrfs.log-tree", severity, format!("{what}: {why}"));
-    if severity != Severity::Info {
+    let mut finding = rules::BTRFS_LOG_TREE.finding(scan.context, format!("{what}: {why}"));
+    if finding.severity != Severity::Info {
         finding.message.push_str(
             "; mounting it once replays the log and keeps the data; only if that mount fails on the log, 'btrfs rescue zero-log' discards it and LOSES every write fsynced since the last transaction commit",
         );
@@ -483,20 +474,19 @@ fn findings_for_device_errors(
     if parts.is_empty() {
         return;
     }
-    let (severity, tail) = if integrity {
+    let (rule, tail) = if integrity {
         (
-            Severity::Critical,
+            &rules::BTRFS_DEVICE_INTEGRITY_ERRORS,
             "checksum or generation errors: data or metadata read back wrong",
         )
     } else {
         (
-            Severity::Warning,
+            &rules::BTRFS_DEVICE_IO_ERRORS,
             "I/O errors from the device; check its health",
         )
     };
-    let mut finding = Finding::new(
-        "btrfs.device-errors",
-        severity,
+    let mut finding = rule.finding(
+        scan.context,
         format!(
             "the kernel's device error counters are not zero ({}): {tail}; they persist until 'btrfs device stats --reset'",
             parts.join("; ")
@@ -663,8 +653,9 @@ mod tests {
                 (mirror, sample(mirror, 6, 0, 1)),
             ],
         );
+        // Critical even with a good mirror: the kernel reads only the primary.
         let r = run(&img, Context::Offline);
-        assert_eq!(r.status, Status::Warning, "{:?}", r.findings);
+        assert_eq!(r.status, Status::Critical, "{:?}", r.findings);
         assert_eq!(ids(&r), ["btrfs.csum-mismatch", "btrfs.mirror-used"]);
         let d = r.btrfs.as_ref().unwrap();
         assert_eq!(d.superblock, "mirror 1");
@@ -702,17 +693,31 @@ mod tests {
     }
 
     #[test]
-    fn other_checksum_types_are_not_verified() {
+    fn sha256_superblocks_are_verified_and_unknown_types_are_not() {
         let mut raw = sample(SUPER_INFO_OFFSET, 6, 0, 1);
         raw[0xC4] = 2;
+        let sum = btrfs::CsumType::Sha256.digest(&raw[32..]).unwrap();
+        raw[..32].copy_from_slice(sum.as_bytes());
+        let img = image(SIZE, &[(SUPER_INFO_OFFSET, raw.clone())]);
+        let r = run(&img, Context::Offline);
+        assert_eq!(r.status, Status::Ok, "{:?}", r.findings);
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        let d = r.btrfs.as_ref().unwrap();
+        assert_eq!((d.checksum, d.csum_type.as_str()), ("ok", "sha256"));
+
         raw[0] ^= 0xFF;
+        let img = image(SIZE, &[(SUPER_INFO_OFFSET, raw.clone())]);
+        let r = run(&img, Context::Offline);
+        assert_eq!(r.status, Status::Critical);
+        assert_eq!(ids(&r), ["btrfs.csum-mismatch"]);
+        assert!(r.findings[0].message.contains("sha256 checksum mismatch"));
+
+        raw[0xC4] = 7;
         let img = image(SIZE, &[(SUPER_INFO_OFFSET, raw)]);
         let r = run(&img, Context::Offline);
-        assert_eq!(r.status, Status::Ok);
+        assert_eq!(r.status, Status::Unknown);
         assert_eq!(ids(&r), ["btrfs.csum-not-verified"]);
-        let d = r.btrfs.as_ref().unwrap();
-        assert_eq!(d.checksum, "not verified");
-        assert_eq!(d.csum_type, "sha256");
+        assert_eq!(r.btrfs.as_ref().unwrap().checksum, "not verified");
     }
 
     fn fixture_root(fsid: &str, stats: &[(&str, &str)]) -> (tempfile::TempDir, SysRoot) {

@@ -2,7 +2,7 @@
 
 use super::volume::Volume;
 use crate::fs::partition::{self, MbrKind, Partition, VhdFooter};
-use crate::report::{Finding, Severity};
+use crate::report::Finding;
 use crate::sys::SourceFile;
 
 /// Largest GPT entry array read (the spec's default is 128 × 128 bytes = 16 KiB).
@@ -35,9 +35,9 @@ pub fn unwrap_container(source: &SourceFile) -> Result<(Volume<'_>, Option<Findi
         None => Ok((whole, None)),
         Some(footer) if footer.is_fixed() => {
             let raw = source.size() - 512;
-            let note = Finding::new(
-                "disk.vhd-fixed",
-                Severity::Info,
+            // Before the context is known: the row is info in every context.
+            let note = super::severity::DISK_VHD_FIXED.finding(
+                crate::report::Context::Offline,
                 format!(
                     "fixed VHD: scanning the {raw}-byte raw disk before the footer{}",
                     if footer.checksum_ok {

@@ -7,12 +7,13 @@
 //! `check_super_block`. All reads go through the [`Volume`].
 
 use super::remedy::Location;
+use super::severity as rules;
 use super::volume::Volume;
 use crate::fs::ext::groups::{
     self, DescProblem, Geometry, GroupDesc, InvalidKind, OpenError, OpenOptions, SbExtra,
 };
 use crate::fs::ext::superblock::{SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
-use crate::report::{Context, Finding, Severity};
+use crate::report::{Context, Finding};
 
 /// Descriptor tables larger than this are not read: the simulation gives up instead
 /// (64 MiB holds 2 Mi descriptors, 256 TiB of filesystem with 128 MiB groups).
@@ -135,12 +136,9 @@ impl Simulation {
                 message = "e2fsck cannot use the superblock".into();
             }
             findings.push(
-                Finding::new(
-                    "ext.superblock-corrupt",
-                    Severity::Critical,
-                    format!("{message}; {outcome}"),
-                )
-                .with_remedy(remedy.clone()),
+                rules::EXT_SUPERBLOCK_CORRUPT
+                    .finding(context, format!("{message}; {outcome}"))
+                    .with_remedy(remedy.clone()),
             );
         }
         if !desc_problems.is_empty() {
@@ -151,12 +149,9 @@ impl Simulation {
                 message.push_str(&format!(" (and {more} more)"));
             }
             findings.push(
-                Finding::new(
-                    "ext.group-descriptors-bad",
-                    Severity::Critical,
-                    format!("{message}; {outcome}"),
-                )
-                .with_remedy(remedy),
+                rules::EXT_GROUP_DESCRIPTORS_BAD
+                    .finding(context, format!("{message}; {outcome}"))
+                    .with_remedy(remedy),
             );
         }
         if let Some(counts) = &self.summary_mismatch {
@@ -168,9 +163,8 @@ impl Simulation {
                     "e2fsck recomputes the totals from the groups; this alone does not force a check"
                 }
             };
-            findings.push(Finding::new(
-                "ext.summary-counts-differ",
-                Severity::Info,
+            findings.push(rules::EXT_SUMMARY_COUNTS_DIFFER.finding(
+                context,
                 format!(
                     "the superblock totals ({} free blocks, {} free inodes) differ from the sum over the groups ({} free blocks, {} free inodes): {why}",
                     counts.sb_free_blocks, counts.sb_free_inodes, counts.group_free_blocks, counts.group_free_inodes

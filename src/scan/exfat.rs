@@ -7,9 +7,10 @@
 //! clean and exits 0, `fsck.exfat -a` clears VolumeDirty; neither clears MediaFailure.
 
 use super::report_truncated;
+use super::severity as rules;
 use super::volume::VolumeScan;
 use crate::fs::exfat::{self, BootSector, ChecksumStatus};
-use crate::report::{Context, ExFatDetails, Finding, Severity, TargetReport};
+use crate::report::{Context, ExFatDetails, Severity, TargetReport};
 use std::io;
 
 /// Assess the exFAT volume and fill `report`. I/O errors become an `Unknown` status.
@@ -20,7 +21,7 @@ pub fn assess(scan: &VolumeScan<'_>, report: &mut TargetReport) {
 fn truncated(scan: &VolumeScan<'_>, report: &mut TargetReport, what: String) {
     report_truncated(
         report,
-        "exfat.truncated",
+        &rules::EXFAT_TRUNCATED,
         &scan.location,
         scan.volume.size(),
         what,
@@ -72,9 +73,8 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
 
     if let ChecksumStatus::Invalid { stored, computed } = checksum {
         report.findings.push(
-            Finding::new(
-                "exfat.checksum-mismatch",
-                Severity::Critical,
+            rules::EXFAT_CHECKSUM_MISMATCH.finding(
+                scan.context,
                 format!(
                     "boot-region checksum does not match (stored 0x{stored:08x}, computed 0x{computed:08x}): the kernel refuses to mount it (\"Invalid boot checksum\")"
                 ),
@@ -83,9 +83,8 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
         );
     }
     if media_failure {
-        report.findings.push(Finding::new(
-            "exfat.media-failure",
-            Severity::Critical,
+        report.findings.push(rules::EXFAT_MEDIA_FAILURE.finding(
+            scan.context,
             format!(
                 "VolumeFlags 0x{:04x} has MediaFailure: the medium reported read or write errors; fsck.exfat does not clear this bit, check the medium",
                 boot.volume_flags
@@ -93,33 +92,26 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
         ));
     }
     if dirty {
-        let (severity, why) = match scan.context {
-            Context::Live => (
-                Severity::Info,
-                "normal while a modification is in progress; Linux clears it at the next sync",
-            ),
-            Context::Crash => (
-                Severity::Info,
-                "expected in a crash-consistent copy of a volume being modified",
-            ),
-            Context::Frozen => (
-                Severity::Warning,
-                "although the copy is said to be frozen: freezing syncs the volume, which clears the bit, so the freeze did not take",
-            ),
-            Context::Offline => (
-                Severity::Warning,
-                "the volume was not properly unmounted and some data may be corrupt",
-            ),
+        let why = match scan.context {
+            Context::Live => {
+                "normal while a modification is in progress; Linux clears it at the next sync"
+            }
+            Context::Crash => "expected in a crash-consistent copy of a volume being modified",
+            Context::Frozen => {
+                "although the copy is said to be frozen: freezing syncs the volume, which clears the bit, so the freeze did not take"
+            }
+            Context::Offline => {
+                "the volume was not properly unmounted and some data may be corrupt"
+            }
         };
-        let mut finding = Finding::new(
-            "exfat.dirty",
-            severity,
+        let mut finding = rules::EXFAT_DIRTY.finding(
+            scan.context,
             format!(
                 "VolumeFlags 0x{:04x} has VolumeDirty: {why}",
                 boot.volume_flags
             ),
         );
-        if severity != Severity::Info {
+        if finding.severity != Severity::Info {
             finding = finding.with_remedy(scan.location.offline_command("fsck.exfat -a"));
         }
         report.findings.push(finding);

@@ -5,6 +5,7 @@ use super::fsck_reason::{FsckInputs, JournalVerdict, fsck_reason};
 use super::journal::{self, JournalOutcome};
 use super::remedy::Location;
 use super::report_truncated;
+use super::severity as rules;
 use super::volume::Volume;
 use crate::fs::ext::ExtError;
 use crate::fs::ext::mmp::{Mmp, MmpState};
@@ -13,8 +14,7 @@ use crate::fs::ext::superblock::{
     ErrorRecord, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock,
 };
 use crate::report::{
-    Context, ExtDetails, ExtErrorRecord, Finding, JournalDetails, LiveErrors, Severity, Status,
-    TargetReport,
+    Context, ExtDetails, ExtErrorRecord, JournalDetails, LiveErrors, Severity, Status, TargetReport,
 };
 
 /// Everything the assessment needs besides the bytes.
@@ -54,9 +54,8 @@ fn assess_inner(scan: &ExtScan<'_>, report: &mut TargetReport) -> Result<(), Str
         // dumpe2fs prints a journal device's superblock like any other; e2fsck refuses it.
         report.state = Some(primary.state_string().to_string());
         report.needs_recovery = Some(primary.needs_recovery());
-        report.findings.push(Finding::new(
-            "ext.journal-device",
-            Severity::Info,
+        report.findings.push(rules::EXT_JOURNAL_DEVICE.finding(
+            scan.context,
             "this is an external ext3/ext4 journal device, not a filesystem; it is checked together with its filesystem",
         ));
         return Ok(());
@@ -65,9 +64,8 @@ fn assess_inner(scan: &ExtScan<'_>, report: &mut TargetReport) -> Result<(), Str
     let checksum = superblock::verify_checksum(&raw);
     let (sb, which) = match checksum {
         ChecksumStatus::Invalid { stored, computed } => {
-            let mut finding = Finding::new(
-                "ext.checksum-mismatch",
-                Severity::Critical,
+            let mut finding = rules::EXT_CHECKSUM_MISMATCH.finding(
+                scan.context,
                 format!(
                     "primary superblock checksum does not match (stored 0x{stored:08x}, computed 0x{computed:08x}): torn write or corruption; tune2fs and the kernel refuse it"
                 ),
@@ -76,9 +74,8 @@ fn assess_inner(scan: &ExtScan<'_>, report: &mut TargetReport) -> Result<(), Str
             match find_backup(volume) {
                 Some((backup, offset)) => {
                     report.findings.push(finding);
-                    report.findings.push(Finding::new(
-                        "ext.backup-superblock-used",
-                        Severity::Info,
+                    report.findings.push(rules::EXT_BACKUP_SUPERBLOCK_USED.finding(
+                        scan.context,
                         format!("reporting the backup superblock at byte {offset}, which e2fsck also falls back to"),
                     ));
                     (backup, "backup")
@@ -101,9 +98,8 @@ fn assess_inner(scan: &ExtScan<'_>, report: &mut TargetReport) -> Result<(), Str
 
     if let Some(unknown) = sb.unknown_features() {
         report.status = Status::Unknown;
-        report.findings.push(Finding::new(
-            "ext.unknown-features",
-            Severity::Warning,
+        report.findings.push(rules::EXT_UNKNOWN_FEATURES.finding(
+            scan.context,
             format!("unknown feature bits ({unknown}): e2fsck refuses to check it and snapguard cannot assess it"),
         ));
     }
@@ -116,7 +112,7 @@ fn assess_inner(scan: &ExtScan<'_>, report: &mut TargetReport) -> Result<(), Str
             let needed = format!("the filesystem needs {fs_bytes} bytes");
             report_truncated(
                 report,
-                "ext.truncated",
+                &rules::EXT_TRUNCATED,
                 &scan.location,
                 volume.size(),
                 needed,
@@ -225,9 +221,8 @@ fn assess_inner(scan: &ExtScan<'_>, report: &mut TargetReport) -> Result<(), Str
 /// `unknown` unless they do.
 pub fn assess_live_only(live: LiveErrors, location: &Location, report: &mut TargetReport) {
     if live.errors_count == 0 {
-        report.findings.push(Finding::new(
-            "ext.live-errors",
-            Severity::Info,
+        report.findings.push(rules::EXT_LIVE_ERRORS_NONE.finding(
+            report.context,
             "the kernel recorded no errors on this filesystem since it was mounted (its on-disk state could not be read)",
         ));
     }
@@ -298,9 +293,8 @@ fn findings_for_state(
     let check = scan.location.repair_command("e2fsck -f", false);
     if sb.state & EXT2_ERROR_FS != 0 {
         report.findings.push(
-            Finding::new(
-                "ext.errors-flag",
-                Severity::Critical,
+            rules::EXT_ERRORS_FLAG.finding(
+                scan.context,
                 "the kernel or e2fsck recorded filesystem errors (state 'with errors'); e2fsck will force a full check",
             )
             .with_remedy(check.clone()),
@@ -311,72 +305,68 @@ fn findings_for_state(
             scan.context,
             Context::Live | Context::Crash | Context::Frozen
         );
-        let (severity, message) = if from_backup {
+        let (rule, message) = if from_backup {
             (
-                Severity::Warning,
+                &rules::EXT_NOT_CLEAN_BACKUP,
                 "not clean: backup superblocks are always written without the clean flag, so e2fsck running from the backup will check the filesystem",
             )
         } else if !sb.has_journal() && mounted_like {
             (
-                Severity::Info,
+                &rules::EXT_NOT_CLEAN_NO_JOURNAL,
                 "not clean: a filesystem without a journal is marked not clean while mounted; a snapshot of it needs e2fsck on restore",
+            )
+        } else if !sb.has_journal() {
+            (
+                &rules::EXT_NOT_CLEAN_NO_JOURNAL,
+                "not clean: the filesystem was not cleanly unmounted (or was mounted while already not clean); e2fsck will force a check",
             )
         } else {
             (
-                Severity::Warning,
+                &rules::EXT_NOT_CLEAN_JOURNAL,
                 "not clean: the filesystem was not cleanly unmounted (or was mounted while already not clean); e2fsck will force a check",
             )
         };
-        let mut finding = Finding::new("ext.not-clean", severity, message);
-        if severity != Severity::Info {
+        let mut finding = rule.finding(scan.context, message);
+        if finding.severity != Severity::Info {
             finding = finding.with_remedy(check.clone());
         }
         report.findings.push(finding);
     }
     if sb.state & EXT3_ORPHAN_FS != 0 {
-        report.findings.push(Finding::new(
-            "ext.orphan-fs-state",
-            Severity::Warning,
-            "state has the orphan-recovery bit: an orphan cleanup was interrupted (tune2fs does not show this bit)",
+        report.findings.push(rules::EXT_ORPHAN_FS_STATE.finding(
+            scan.context,
+            "state has the orphan-recovery bit (0x4): an orphan cleanup was interrupted; tune2fs -l, e2fsck and the kernel ignore this bit, and pending orphans are judged on their own",
         ));
     }
     if sb.state & EXT4_FC_REPLAY != 0 {
-        report.findings.push(Finding::new(
-            "ext.fc-replay-state",
-            Severity::Warning,
-            "state has the fast-commit replay bit: a fast-commit replay was interrupted (tune2fs does not show this bit)",
+        report.findings.push(rules::EXT_FC_REPLAY_STATE.finding(
+            scan.context,
+            "state has the fast-commit replay bit (0x20): a fast-commit replay was interrupted; tune2fs -l and e2fsck ignore this bit and the kernel masks it off at mount",
         ));
     }
     if sb.needs_recovery() {
         if !sb.has_journal() {
             report.findings.push(
-                Finding::new(
-                    "ext.needs-recovery-without-journal",
-                    Severity::Critical,
+                rules::EXT_NEEDS_RECOVERY_WITHOUT_JOURNAL.finding(
+                    scan.context,
                     "needs_recovery is set but the filesystem has no journal: inconsistent flags, e2fsck -n aborts",
                 )
                 .with_remedy(scan.location.repair_command("e2fsck -p", false)),
             );
         } else {
-            let (severity, message) = match scan.context {
-                Context::Live => (
-                    Severity::Info,
-                    "the journal is in use (normal while mounted)",
-                ),
-                Context::Crash => (
-                    Severity::Info,
-                    "the journal needs replay: expected in a crash-consistent copy; the kernel or e2fsck replays it on restore",
-                ),
-                Context::Frozen => (
-                    Severity::Warning,
-                    "the journal needs replay although the copy is said to be frozen: a frozen ext4 has needs_recovery clear, so the freeze did not take",
-                ),
-                Context::Offline => (
-                    Severity::Warning,
-                    "the journal needs replay: the filesystem was not cleanly unmounted (crash, power loss or shutdown)",
-                ),
+            let message = match scan.context {
+                Context::Live => "the journal is in use (normal while mounted)",
+                Context::Crash => {
+                    "the journal needs replay: expected in a crash-consistent copy; the kernel or e2fsck replays it on restore"
+                }
+                Context::Frozen => {
+                    "the journal needs replay although the copy is said to be frozen: a frozen ext4 has needs_recovery clear, so the freeze did not take"
+                }
+                Context::Offline => {
+                    "the journal needs replay: the filesystem was not cleanly unmounted (crash, power loss or shutdown)"
+                }
             };
-            let mut finding = Finding::new("ext.needs-recovery", severity, message);
+            let mut finding = rules::EXT_NEEDS_RECOVERY.finding(scan.context, message);
             if scan.context == Context::Offline {
                 finding = finding.with_remedy(scan.location.repair_command("e2fsck -p", false));
             }
@@ -385,11 +375,6 @@ fn findings_for_state(
     }
     let orphan_file_pending = sb.has_orphan_file() && sb.orphan_present();
     if sb.last_orphan != 0 || orphan_file_pending {
-        let severity = if scan.context == Context::Offline {
-            Severity::Warning
-        } else {
-            Severity::Info
-        };
         let what = if sb.last_orphan != 0 {
             format!(
                 "orphan inode list pending (first orphan inode {})",
@@ -398,9 +383,8 @@ fn findings_for_state(
         } else {
             "orphan file has entries (orphan_present): e2fsck will run a full check".to_string()
         };
-        report.findings.push(Finding::new(
-            "ext.orphans-pending",
-            severity,
+        report.findings.push(rules::EXT_ORPHANS_PENDING.finding(
+            scan.context,
             format!("{what}: deleted-but-open files or truncates in flight, processed at the next mount or e2fsck"),
         ));
     }
@@ -440,21 +424,17 @@ fn findings_for_history(scan: &ExtScan<'_>, sb: &Superblock, report: &mut Target
         parts.push(describe("last", r));
     }
     let flagged = sb.state & EXT2_ERROR_FS != 0;
-    let (severity, tail) = if flagged {
-        (Severity::Critical, "")
+    let (rule, tail) = if flagged {
+        (&rules::EXT_ERROR_HISTORY_FLAGGED, "")
     } else {
         (
-            Severity::Warning,
+            &rules::EXT_ERROR_HISTORY_UNFLAGGED,
             "; the error flag is clear, so e2fsck will not check on its own",
         )
     };
     report.findings.push(
-        Finding::new(
-            "ext.error-history",
-            severity,
-            format!("{}{tail}", parts.join("; ")),
-        )
-        .with_remedy(scan.location.repair_command("e2fsck -f", false)),
+        rule.finding(scan.context, format!("{}{tail}", parts.join("; ")))
+            .with_remedy(scan.location.repair_command("e2fsck -f", false)),
     );
 }
 
@@ -466,9 +446,8 @@ fn findings_for_journal(
 ) {
     match journal {
         JournalOutcome::None | JournalOutcome::NotChecked => {}
-        JournalOutcome::External => report.findings.push(Finding::new(
-            "ext.external-journal",
-            Severity::Info,
+        JournalOutcome::External => report.findings.push(rules::EXT_EXTERNAL_JOURNAL.finding(
+            scan.context,
             "the journal is on an external device: not assessed (scan the journal device too)",
         )),
         JournalOutcome::Rejected(why) => {
@@ -476,22 +455,21 @@ fn findings_for_journal(
                 return; // reported as ext.needs-recovery-without-journal
             }
             report.findings.push(
-                Finding::new(
-                    "ext.journal-invalid",
-                    Severity::Critical,
-                    format!(
-                        "journal: {why}; e2fsck stops until the journal is repaired or removed"
-                    ),
-                )
-                .with_remedy(scan.location.repair_command("e2fsck -f", false)),
+                rules::EXT_JOURNAL_INVALID
+                    .finding(
+                        scan.context,
+                        format!(
+                            "journal: {why}; e2fsck stops until the journal is repaired or removed"
+                        ),
+                    )
+                    .with_remedy(scan.location.repair_command("e2fsck -f", false)),
             );
         }
         JournalOutcome::Loaded(j) => {
             if j.errno != 0 {
                 report.findings.push(
-                    Finding::new(
-                        "ext.journal-errno",
-                        Severity::Critical,
+                    rules::EXT_JOURNAL_ERRNO.finding(
+                        scan.context,
                         format!(
                             "the journal was aborted with errno {} ({}): the kernel marks the filesystem with errors at the next mount",
                             j.errno,
@@ -503,9 +481,8 @@ fn findings_for_journal(
             }
             if j.start != 0 && sb.has_journal() && !sb.needs_recovery() {
                 report.findings.push(
-                    Finding::new(
-                        "ext.journal-data-flag-clear",
-                        Severity::Warning,
+                    rules::EXT_JOURNAL_DATA_FLAG_CLEAR.finding(
+                        scan.context,
                         format!("the journal holds transactions (start {}) but needs_recovery is clear: e2fsck will ask whether to replay it", j.start),
                     )
                     .with_remedy(scan.location.repair_command("e2fsck -f", false)),
@@ -517,9 +494,8 @@ fn findings_for_journal(
 
 fn findings_for_schedule(scan: &ExtScan<'_>, sb: &Superblock, report: &mut TargetReport) {
     if sb.max_mnt_count > 0 && i64::from(sb.mnt_count) >= i64::from(sb.max_mnt_count) {
-        report.findings.push(Finding::new(
-            "ext.mount-count-due",
-            Severity::Info,
+        report.findings.push(rules::EXT_MOUNT_COUNT_DUE.finding(
+            scan.context,
             format!(
                 "mounted {} times, maximum {}: a boot-time fsck will check it",
                 sb.mnt_count, sb.max_mnt_count
@@ -529,18 +505,16 @@ fn findings_for_schedule(scan: &ExtScan<'_>, sb: &Superblock, report: &mut Targe
     if sb.checkinterval != 0 {
         let lastcheck = sb.lastcheck as i64;
         if lastcheck > scan.now {
-            report.findings.push(Finding::new(
-                "ext.last-check-in-future",
-                Severity::Warning,
+            report.findings.push(rules::EXT_LAST_CHECK_IN_FUTURE.finding(
+                scan.context,
                 format!(
                     "last checked {} is in the future: clock skew; e2fsck forces a check once it is more than a day ahead",
                     crate::report::human::time_or_na(sb.lastcheck)
                 ),
             ));
         } else if scan.now - lastcheck >= i64::from(sb.checkinterval) {
-            report.findings.push(Finding::new(
-                "ext.check-interval-due",
-                Severity::Info,
+            report.findings.push(rules::EXT_CHECK_INTERVAL_DUE.finding(
+                scan.context,
                 format!(
                     "not checked for {} days, interval {} days: a boot-time fsck will check it",
                     (scan.now - lastcheck) / 86_400,
@@ -553,30 +527,22 @@ fn findings_for_schedule(scan: &ExtScan<'_>, sb: &Superblock, report: &mut Targe
 
 fn findings_for_mmp(scan: &ExtScan<'_>, mmp: &Result<Mmp, String>, report: &mut TargetReport) {
     match mmp {
-        Err(why) => report.findings.push(Finding::new(
-            "ext.mmp-in-use",
-            Severity::Warning,
+        Err(why) => report.findings.push(rules::EXT_MMP_UNREADABLE.finding(
+            scan.context,
             format!("multi-mount protection block unreadable: {why}"),
         )),
         Ok(mmp) => match mmp.state() {
             MmpState::Clean => {}
-            MmpState::FsckRunning => report.findings.push(Finding::new(
-                "ext.mmp-fsck-running",
-                Severity::Warning,
+            MmpState::FsckRunning => report.findings.push(rules::EXT_MMP_FSCK_RUNNING.finding(
+                scan.context,
                 format!(
                     "multi-mount protection says e2fsck is running on node '{}'",
                     mmp.nodename
                 ),
             )),
             MmpState::InUse(seq) => {
-                let severity = if scan.context == Context::Live {
-                    Severity::Info
-                } else {
-                    Severity::Warning
-                };
-                report.findings.push(Finding::new(
-                    "ext.mmp-in-use",
-                    severity,
+                report.findings.push(rules::EXT_MMP_IN_USE.finding(
+                    scan.context,
                     format!(
                         "multi-mount protection says the filesystem is in use by node '{}' (device '{}', sequence 0x{seq:08x})",
                         mmp.nodename, mmp.bdevname
@@ -596,9 +562,8 @@ fn findings_for_live_at(location: &Location, live: &LiveErrors, report: &mut Tar
         return;
     }
     report.findings.push(
-        Finding::new(
-            "ext.live-errors",
-            Severity::Critical,
+        rules::EXT_LIVE_ERRORS.finding(
+            report.context,
             format!(
                 "the kernel recorded {} error(s) on this mounted filesystem (first {}:{}, last {}:{} at {}); the disk may not show them yet",
                 live.errors_count,

@@ -11,14 +11,13 @@
 //! at boot repairs only when those are set; `fsck.f2fs -f` always checks.
 
 use super::report_truncated;
+use super::severity as rules;
 use super::volume::{Volume, VolumeScan};
 use crate::fs::f2fs::{
     self, CP_BLOCK_SIZE, CP_ERROR, CP_FSCK, CP_ORPHAN_PRESENT, CP_QUOTA_NEED_FSCK, Checkpoint,
     ChecksumStatus, PackError, SUPER_SIZE, Superblock,
 };
-use crate::report::{
-    Context, F2fsDetails, F2fsPackDetails, F2fsStopReason, Finding, Severity, TargetReport,
-};
+use crate::report::{Context, F2fsDetails, F2fsPackDetails, F2fsStopReason, TargetReport};
 use std::io;
 
 /// The checker every remedy runs.
@@ -68,26 +67,33 @@ fn read_copy(volume: &Volume<'_>, index: usize) -> io::Result<Option<Copy>> {
     }))
 }
 
-/// Why a copy is unusable: the finding id and a description.
-fn describe_bad(copy: Option<&Copy>) -> (&'static str, String) {
+/// The rules of a bad primary superblock: with a good backup, without one.
+const INVALID_SUPERBLOCK: [&rules::Rule; 2] = [
+    &rules::F2FS_INVALID_SUPERBLOCK_BACKUP_GOOD,
+    &rules::F2FS_INVALID_SUPERBLOCK_NO_BACKUP,
+];
+const CSUM_MISMATCH: [&rules::Rule; 2] = [
+    &rules::F2FS_CSUM_MISMATCH_BACKUP_GOOD,
+    &rules::F2FS_CSUM_MISMATCH_NO_BACKUP,
+];
+
+/// Why a copy is unusable: the rules (backup good, backup bad) and a description.
+fn describe_bad(copy: Option<&Copy>) -> ([&'static rules::Rule; 2], String) {
     match copy {
-        None => (
-            "f2fs.invalid-superblock",
-            "no f2fs magic (0xF2F52010)".to_string(),
-        ),
+        None => (INVALID_SUPERBLOCK, "no f2fs magic (0xF2F52010)".to_string()),
         Some(c) => match c.checksum {
             ChecksumStatus::Invalid { stored, computed } => (
-                "f2fs.csum-mismatch",
+                CSUM_MISMATCH,
                 format!(
                     "CRC mismatch (stored 0x{stored:08x}, computed 0x{computed:08x}): torn write or corruption"
                 ),
             ),
             ChecksumStatus::BadOffset(offset) => (
-                "f2fs.csum-mismatch",
+                CSUM_MISMATCH,
                 format!("impossible CRC offset {offset} (want 3068)"),
             ),
             _ => (
-                "f2fs.invalid-superblock",
+                INVALID_SUPERBLOCK,
                 format!("invalid geometry ({})", c.problems.join("; ")),
             ),
         },
@@ -160,7 +166,7 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
             let needed = "the f2fs superblock lies at byte 1024";
             report_truncated(
                 report,
-                "f2fs.truncated",
+                &rules::F2FS_TRUNCATED,
                 &scan.location,
                 volume.size(),
                 needed,
@@ -179,21 +185,20 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
                 Err(e) if is_eof(&e) => None,
                 Err(e) => return Err(format!("cannot read the backup superblock: {e}")),
             };
-            let (id, what) = describe_bad(primary.as_ref());
-            let (severity, outcome) = if backup.is_some() {
+            let (rule, what) = describe_bad(primary.as_ref());
+            let (rule, outcome) = if backup.is_some() {
                 (
-                    Severity::Warning,
+                    rule[0],
                     "the backup at byte 5120 is good and the kernel and fsck.f2fs use it; the kernel rewrites the broken copy at the next read-write mount (fsck.f2fs 1.15 does not)",
                 )
             } else {
                 (
-                    Severity::Critical,
+                    rule[1],
                     "the backup at byte 5120 is bad too: the kernel refuses to mount (\"Can't find valid F2FS filesystem\") and fsck.f2fs gives up; restore the volume from a backup",
                 )
             };
-            report.findings.push(Finding::new(
-                id,
-                severity,
+            report.findings.push(rule.finding(
+                scan.context,
                 format!("primary superblock at byte 1024: {what}; {outcome}"),
             ));
             match (backup, primary) {
@@ -218,7 +223,7 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
             );
             report_truncated(
                 report,
-                "f2fs.truncated",
+                &rules::F2FS_TRUNCATED,
                 &scan.location,
                 volume.size(),
                 needed,
@@ -236,9 +241,8 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
             let other = 1 - cur;
             if let Err(problem) = &packs[other].result {
                 if !packs[other].eof {
-                    report.findings.push(Finding::new(
-                        "f2fs.csum-mismatch",
-                        Severity::Info,
+                    report.findings.push(rules::F2FS_CSUM_MISMATCH_OTHER_PACK.finding(
+                        scan.context,
                         format!(
                             "checkpoint pack {} at block {}: {problem}; pack {} (version {:#x}) is current and used by the kernel and fsck.f2fs, and the next checkpoint overwrites the bad one (a crash during a checkpoint write leaves this)",
                             other + 1,
@@ -277,9 +281,8 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
             } else {
                 report.state = Some("errors".to_string());
                 report.findings.push(
-                    Finding::new(
-                        "f2fs.checkpoint-unreadable",
-                        Severity::Critical,
+                    rules::F2FS_CHECKPOINT_UNREADABLE.finding(
+                        scan.context,
                         format!(
                             "no valid checkpoint pack ({}): the kernel refuses to mount (\"Failed to get valid F2FS checkpoint\")",
                             why.join("; ")
@@ -364,9 +367,8 @@ fn assess_checkpoint(
             .map(|(_, name)| *name)
             .collect();
         report.findings.push(
-            Finding::new(
-                "f2fs.need-fsck",
-                Severity::Critical,
+            rules::F2FS_NEED_FSCK.finding(
+                scan.context,
                 format!(
                     "the kernel asked for fsck ({}; {state}): it found inconsistent metadata, and fsck.f2fs -a repairs at the next boot",
                     which.join(", ")
@@ -377,9 +379,8 @@ fn assess_checkpoint(
     }
     if cp.flags & CP_ERROR != 0 {
         report.findings.push(
-            Finding::new(
-                "f2fs.errors",
-                Severity::Critical,
+            rules::F2FS_ERRORS_CHECKPOINT.finding(
+                scan.context,
                 format!(
                     "the checkpoint carries the error flag ({state}): the kernel stopped checkpointing after an error and the filesystem went read-only"
                 ),
@@ -393,27 +394,22 @@ fn assess_checkpoint(
         } else {
             ""
         };
-        let (severity, note) = match scan.context {
-            Context::Live => (
-                Severity::Info,
-                "normal while mounted: only a clean unmount writes a checkpoint with the unmount flag",
-            ),
-            Context::Crash => (
-                Severity::Info,
-                "expected in a crash-consistent copy: the next mount rolls forward the data fsync'd after the last checkpoint",
-            ),
-            Context::Frozen => (
-                Severity::Info,
-                "expected in a frozen copy: the freeze writes a checkpoint without the unmount flag, so roll-forward finds little or nothing to recover",
-            ),
-            Context::Offline => (
-                Severity::Warning,
-                "the filesystem was not cleanly unmounted: the next read-write mount rolls forward fsync'd data; mount it once before running fsck.f2fs, which does not roll forward and may drop that data",
-            ),
+        let note = match scan.context {
+            Context::Live => {
+                "normal while mounted: only a clean unmount writes a checkpoint with the unmount flag"
+            }
+            Context::Crash => {
+                "expected in a crash-consistent copy: the next mount rolls forward the data fsync'd after the last checkpoint"
+            }
+            Context::Frozen => {
+                "expected in a frozen copy: the freeze writes a checkpoint without the unmount flag, so roll-forward finds little or nothing to recover"
+            }
+            Context::Offline => {
+                "the filesystem was not cleanly unmounted: the next read-write mount rolls forward fsync'd data; mount it once before running fsck.f2fs, which does not roll forward and may drop that data"
+            }
         };
-        report.findings.push(Finding::new(
-            "f2fs.not-unmounted",
-            severity,
+        report.findings.push(rules::F2FS_NOT_UNMOUNTED.finding(
+            scan.context,
             format!(
                 "sudden power-off: the current checkpoint (pack version {:#x}, {state}) lacks the unmount flag{orphans}: {note}",
                 cp.version
@@ -430,22 +426,21 @@ fn assess_superblock_records(scan: &VolumeScan<'_>, sb: &Superblock, report: &mu
             .iter()
             .map(|(name, count)| format!("{name}({count})"))
             .collect();
-        let (severity, note) = if sb.abnormal_stop() {
+        let (rule, note) = if sb.abnormal_stop() {
             (
-                Severity::Critical,
+                &rules::F2FS_STOP_REASON_FAULT,
                 "the kernel stopped checkpointing after a fault; fsck.f2fs repairs and clears them",
             )
         } else {
             (
-                Severity::Warning,
+                &rules::F2FS_STOP_REASON_SHUTDOWN,
                 "only an explicit shutdown (the F2FS_IOC_SHUTDOWN / goingdown ioctl) was recorded; data written after it was lost",
             )
         };
         report.state = Some("errors".to_string());
         report.findings.push(
-            Finding::new(
-                "f2fs.stop-reason",
-                severity,
+            rule.finding(
+                scan.context,
                 format!(
                     "checkpoint stop reasons recorded in the superblock: {}: {note}",
                     list.join(" ")
@@ -458,9 +453,8 @@ fn assess_superblock_records(scan: &VolumeScan<'_>, sb: &Superblock, report: &mu
     if !errors.is_empty() {
         report.state = Some("errors".to_string());
         report.findings.push(
-            Finding::new(
-                "f2fs.errors",
-                Severity::Critical,
+            rules::F2FS_ERRORS_SUPERBLOCK.finding(
+                scan.context,
                 format!(
                     "the kernel recorded filesystem errors in the superblock: {}: fsck.f2fs repairs and clears them",
                     errors.join(" ")

@@ -5,9 +5,10 @@
 //! looked at).
 
 use super::report_truncated;
+use super::severity as rules;
 use super::volume::VolumeScan;
 use crate::fs::fat::{BootSector, Fat1};
-use crate::report::{Context, FatDetails, Finding, Severity, TargetReport};
+use crate::report::{Context, FatDetails, Severity, TargetReport};
 use std::io;
 
 /// Assess the FAT volume and fill `report`. I/O errors become an `Unknown` status.
@@ -23,7 +24,7 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
             let needed = "a FAT boot sector needs 512 bytes";
             report_truncated(
                 report,
-                "fat.truncated",
+                &rules::FAT_TRUNCATED,
                 &scan.location,
                 volume.size(),
                 needed,
@@ -40,7 +41,7 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
         let needed = format!("the filesystem needs {fs_bytes} bytes");
         report_truncated(
             report,
-            "fat.truncated",
+            &rules::FAT_TRUNCATED,
             &scan.location,
             volume.size(),
             needed,
@@ -72,9 +73,8 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
 
     if hard_error {
         report.findings.push(
-            Finding::new(
-                "fat.hard-errors",
-                Severity::Critical,
+            rules::FAT_HARD_ERRORS.finding(
+                scan.context,
                 format!(
                     "FAT[1] (0x{:x}) has the hard-error bit clear: disk I/O errors were recorded (by Windows); fsck.fat does not look at this bit, so test the medium and let Windows chkdsk clear it",
                     fat1.map_or(0, |f| f.raw)
@@ -95,26 +95,20 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
             ),
             _ => "FAT[1] lacks the clean-shutdown bit (set by Windows)".to_string(),
         };
-        let (severity, context_note) = match scan.context {
-            Context::Live => (
-                Severity::Info,
-                "normal while mounted read-write: Linux sets it at mount and clears it at unmount",
-            ),
-            Context::Crash | Context::Frozen => (
-                Severity::Info,
-                "expected in a copy of a read-write mounted FAT (an EFI system partition, say): Linux keeps the bit set while mounted and freezing does not clear it",
-            ),
-            Context::Offline => (
-                Severity::Warning,
-                "the volume was not properly unmounted and some data may be corrupt; fsck.fat reports \"Dirty bit is set\" and exits 1",
-            ),
+        let context_note = match scan.context {
+            Context::Live => {
+                "normal while mounted read-write: Linux sets it at mount and clears it at unmount"
+            }
+            Context::Crash | Context::Frozen => {
+                "expected in a copy of a read-write mounted FAT (an EFI system partition, say): Linux keeps the bit set while mounted and freezing does not clear it"
+            }
+            Context::Offline => {
+                "the volume was not properly unmounted and some data may be corrupt; fsck.fat reports \"Dirty bit is set\" and exits 1"
+            }
         };
-        let mut finding = Finding::new(
-            "fat.dirty",
-            severity,
-            format!("dirty: {why}: {context_note}"),
-        );
-        if severity != Severity::Info {
+        let mut finding =
+            rules::FAT_DIRTY.finding(scan.context, format!("dirty: {why}: {context_note}"));
+        if finding.severity != Severity::Info {
             finding = finding.with_remedy(scan.location.repair_command("fsck.fat -a", true));
         }
         report.findings.push(finding);

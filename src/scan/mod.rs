@@ -15,13 +15,14 @@ pub mod fsck_reason;
 pub mod journal;
 pub mod live;
 pub mod remedy;
+pub mod severity;
 pub mod target;
 pub mod volume;
 pub mod xfs;
 
 use crate::fs::signature::{self, Content};
 use crate::mount::table::{MountTable, SuperblockMounts};
-use crate::report::{Context, Finding, PartitionRef, ScanReport, Severity, Status, TargetReport};
+use crate::report::{Context, PartitionRef, ScanReport, Status, TargetReport};
 use crate::root::{MOUNTINFO, SysRoot};
 use crate::sys::SourceFile;
 use anyhow::Context as _;
@@ -396,17 +397,15 @@ fn assess_volume(
         ),
         Content::Lvm2Pv | Content::Luks { .. } | Content::Swap => {
             report.fstype = Some(fstype_of(&content).to_string());
-            report.findings.push(Finding::new(
-                "disk.not-scanned",
-                Severity::Info,
+            report.findings.push(severity::DISK_NOT_SCANNED.finding(
+                context,
                 format!("{}: not a filesystem, not scanned", content.describe()),
             ));
             report.finish();
         }
         Content::Unknown if is_partition => {
-            report.findings.push(Finding::new(
-                "disk.not-scanned",
-                Severity::Info,
+            report.findings.push(severity::DISK_NOT_SCANNED.finding(
+                context,
                 "no known filesystem signature: unknown contents, not scanned",
             ));
             report.finish();
@@ -448,15 +447,14 @@ pub(crate) fn assess_with(
 /// not corrupt, so the target cannot be assessed: its status becomes `unknown`.
 pub(crate) fn report_truncated(
     report: &mut TargetReport,
-    id: &'static str,
+    rule: &severity::Rule,
     location: &Location,
     size: u64,
     needed: impl std::fmt::Display,
 ) {
     report.status = Status::Unknown;
-    report.findings.push(Finding::new(
-        id,
-        Severity::Warning,
+    report.findings.push(rule.finding(
+        report.context,
         format!(
             "{needed} but the {} holds only {size} bytes: truncated image or wrong partition table",
             location.medium()
@@ -499,4 +497,64 @@ fn fstype_of(content: &Content) -> &'static str {
         Content::Swap => "swap",
         _ => "unknown",
     }
+}
+
+/// Assess one image file as if it had been captured in `context`, without a mount table:
+/// what the severity tests use to put every row of [`severity::TABLE`] through every
+/// context. `live` stands for the ext4 counters of a mounted filesystem (reported alone when
+/// the image cannot be opened, as for an unreadable mounted device) and `sys` for the root
+/// whose `/sys/fs/btrfs` holds the btrfs device counters.
+pub fn assess_image(
+    path: &std::path::Path,
+    context: Context,
+    now: i64,
+    live: Option<crate::report::LiveErrors>,
+    sys: Option<&SysRoot>,
+) -> TargetReport {
+    let name = path.display().to_string();
+    let mut report = TargetReport::new(name.clone(), context);
+    let source = match SourceFile::open(path) {
+        Ok(source) => source,
+        Err(e) => {
+            report.status = Status::Unknown;
+            report.error = Some(format!("cannot scan '{name}': {e}"));
+            if let Some(live) = live {
+                ext::assess_live_only(live, &Location::Image(name), &mut report);
+            }
+            return report;
+        }
+    };
+    let whole = match disk::unwrap_container(&source) {
+        Ok((volume, note)) => {
+            report.findings.extend(note);
+            volume
+        }
+        Err(message) => return unassessable(name, context, message),
+    };
+    let content = match identify_volume(&whole) {
+        Ok((content, _)) => content,
+        Err(e) => return unassessable(name, context, e.to_string()),
+    };
+    let options = ScanOptions {
+        targets: Vec::new(),
+        snapshot: None,
+        now,
+        skip_fstypes: Vec::new(),
+        skip_mountpoints: Vec::new(),
+    };
+    let no_sys = SysRoot::new("/nonexistent/snapguard-assess-image");
+    let mounted = (live.is_some() || sys.is_some()).then(|| Mounted {
+        ext4_errors: live,
+        sys: sys.unwrap_or(&no_sys),
+    });
+    assess_volume(
+        whole,
+        content,
+        false,
+        Location::Image(name),
+        mounted,
+        &options,
+        &mut report,
+    );
+    report
 }

@@ -9,11 +9,12 @@
 
 use super::remedy::{Location, quote};
 use super::report_truncated;
+use super::severity as rules;
 use super::volume::{Volume, VolumeScan};
 use crate::fs::xfs::{
     self, BBSIZE, CrcStatus, LogLocation, LogState, XFS_MAX_SECTORSIZE, XfsError, XfsSuperblock,
 };
-use crate::report::{Context, Finding, Severity, Status, TargetReport, XfsDetails, XfsLogPosition};
+use crate::report::{Context, Status, TargetReport, XfsDetails, XfsLogPosition};
 use std::io;
 
 /// `state` when a mkfs or other offline tool did not finish (`sb_inprogress`).
@@ -55,7 +56,13 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
         Ok(sb) => sb,
         Err(XfsError::Truncated { needed, got, .. }) => {
             let needed = format!("the XFS superblock sector needs {needed} bytes");
-            report_truncated(report, "xfs.truncated", &scan.location, got as u64, needed);
+            report_truncated(
+                report,
+                &rules::XFS_TRUNCATED,
+                &scan.location,
+                got as u64,
+                needed,
+            );
             return Ok(());
         }
         Err(e) => return Err(format!("cannot parse the XFS superblock: {e}")),
@@ -63,11 +70,11 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
 
     if let CrcStatus::Invalid { stored, computed } = sb.crc {
         report.findings.push(
-            Finding::new(
-                "xfs.crc-mismatch",
-                Severity::Critical,
+            rules::XFS_CRC_MISMATCH.finding(
+                scan.context,
                 format!(
-                    "primary superblock CRC does not match (stored 0x{stored:08x}, computed 0x{computed:08x}): torn write or corruption; the kernel refuses to mount it"
+                    "primary superblock CRC does not match (stored 0x{stored:08x}, computed 0x{computed:08x}): torn write or corruption; the kernel refuses to mount it{}",
+                    secondary_note(volume, &sb)
                 ),
             )
             .with_remedy(repair_command(&scan.location)),
@@ -75,17 +82,15 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     }
     if let Some(unknown) = sb.unknown_features() {
         report.status = Status::Unknown;
-        report.findings.push(Finding::new(
-            "xfs.unknown-features",
-            Severity::Warning,
+        report.findings.push(rules::XFS_UNKNOWN_FEATURES.finding(
+            scan.context,
             format!("unknown feature bits ({unknown}): newer than xfsprogs 6.1; snapguard cannot assess it"),
         ));
     }
     if sb.in_progress() {
         report.findings.push(
-            Finding::new(
-                "xfs.inprogress",
-                Severity::Critical,
+            rules::XFS_INPROGRESS.finding(
+                scan.context,
                 "sb_inprogress is set: mkfs or another offline tool did not finish; the kernel refuses to mount it (\"Offline file system operation in progress!\")",
             )
             .with_remedy(repair_command(&scan.location)),
@@ -93,9 +98,8 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     }
     if sb.needs_repair() {
         report.findings.push(
-            Finding::new(
-                "xfs.needs-repair",
-                Severity::Critical,
+            rules::XFS_NEEDS_REPAIR.finding(
+                scan.context,
                 "the NEEDSREPAIR feature is set: an xfs_repair was interrupted or the filesystem was marked for repair; the kernel refuses to mount it until xfs_repair completes",
             )
             .with_remedy(repair_command(&scan.location)),
@@ -107,7 +111,7 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
         let needed = format!("the filesystem needs {} bytes", sb.fs_bytes().unwrap_or(0));
         report_truncated(
             report,
-            "xfs.truncated",
+            &rules::XFS_TRUNCATED,
             &scan.location,
             volume.size(),
             needed,
@@ -143,6 +147,27 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     .map(str::to_string);
     report.xfs = Some(details(&sb, &outcome));
     Ok(())
+}
+
+/// What xfs_repair's phase 1 finds when the primary is bad: whether the secondary
+/// superblock of AG 1 (same filesystem, valid CRC) can replace it. Critical either way
+/// (scan::severity): the kernel reads only the primary.
+fn secondary_note(volume: &Volume<'_>, primary: &XfsSuperblock) -> String {
+    let offset = u64::from(primary.agblocks) * u64::from(primary.blocksize);
+    let good = offset > 0
+        && primary.agcount > 1
+        && volume
+            .read_exact_at(offset, XFS_MAX_SECTORSIZE, "the XFS secondary superblock")
+            .ok()
+            .and_then(|raw| XfsSuperblock::parse(&raw).ok())
+            .is_some_and(|s| s.crc == CrcStatus::Valid && s.uuid == primary.uuid);
+    if good {
+        format!(
+            "; the secondary superblock of AG 1 at byte {offset} is good, and xfs_repair rewrites the primary from it"
+        )
+    } else {
+        "; no good secondary superblock in AG 1 either".to_string()
+    }
 }
 
 /// Locate the log from the superblock and run the head/tail search on its blocks.
@@ -184,9 +209,8 @@ fn findings_for_log(
 ) {
     match outcome {
         LogOutcome::NotChecked => {}
-        LogOutcome::External => report.findings.push(Finding::new(
-            "xfs.external-log",
-            Severity::Info,
+        LogOutcome::External => report.findings.push(rules::XFS_EXTERNAL_LOG.finding(
+            scan.context,
             "the log is on an external device: clean or dirty could not be assessed without the log device",
         )),
         LogOutcome::Unreadable(e) => {
@@ -194,9 +218,8 @@ fn findings_for_log(
             report.error = Some(format!("cannot read the XFS log: {e}"));
         }
         LogOutcome::Corrupt(e) => report.findings.push(
-            Finding::new(
-                "xfs.log-unreadable",
-                Severity::Critical,
+            rules::XFS_LOG_UNREADABLE.finding(
+                scan.context,
                 format!(
                     "the log head or tail cannot be found ({e}); mount and xfs_repair will refuse it. Copy the filesystem before anything else: xfs_repair -L discards the log and is the last resort, never the first step"
                 ),
@@ -208,28 +231,16 @@ fn findings_for_log(
             let blocked = sb.in_progress()
                 || sb.needs_repair()
                 || matches!(sb.crc, CrcStatus::Invalid { .. });
-            let (severity, mut message) = match scan.context {
-                Context::Live => (
-                    Severity::Info,
-                    format!("the log is active ({where_}): normal while mounted"),
+            let mut message = match scan.context {
+                Context::Live => format!("the log is active ({where_}): normal while mounted"),
+                Context::Crash => format!(
+                    "the log needs replay ({where_}): expected in a crash-consistent copy; mounting it replays the log"
                 ),
-                Context::Crash => (
-                    Severity::Info,
-                    format!(
-                        "the log needs replay ({where_}): expected in a crash-consistent copy; mounting it replays the log"
-                    ),
+                Context::Frozen => format!(
+                    "the log needs replay ({where_}): expected in a frozen copy, since a frozen XFS covers its log but writes no unmount record; mounting it replays the log"
                 ),
-                Context::Frozen => (
-                    Severity::Info,
-                    format!(
-                        "the log needs replay ({where_}): expected in a frozen copy, since a frozen XFS covers its log but writes no unmount record; mounting it replays the log"
-                    ),
-                ),
-                Context::Offline => (
-                    Severity::Warning,
-                    format!(
-                        "the log needs replay ({where_}): the filesystem was not cleanly unmounted (crash, power loss or shutdown); xfs_repair refuses it until a mount replays the log. Do not start with xfs_repair -L: it discards the log"
-                    ),
+                Context::Offline => format!(
+                    "the log needs replay ({where_}): the filesystem was not cleanly unmounted (crash, power loss or shutdown); xfs_repair refuses it until a mount replays the log. Do not start with xfs_repair -L: it discards the log"
                 ),
             };
             if blocked {
@@ -237,7 +248,7 @@ fn findings_for_log(
                     "; the kernel will not mount this filesystem to replay the log, so if xfs_repair refuses it, copy the filesystem first: only then is xfs_repair -L the last resort",
                 );
             }
-            let mut finding = Finding::new("xfs.dirty-log", severity, message);
+            let mut finding = rules::XFS_DIRTY_LOG.finding(scan.context, message);
             if scan.context == Context::Offline {
                 finding = finding.with_remedy(replay_then_repair_command(&scan.location));
             }
