@@ -322,4 +322,3 @@ fn a_cwd_inside_a_btrfs_subvolume_mount_is_a_holder() {
     drop(sv);
     drop(top);
 }
-

@@ -24,9 +24,15 @@ pub fn write_scan(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
         write_target(target, out)?;
     }
     let s = &report.summary;
-    if !report.targets.is_empty() {
-        writeln!(out)?;
+    if report.targets.is_empty() {
+        // Nothing was looked at: that is not OK (the exit code is 3 too).
+        writeln!(
+            out,
+            "UNKNOWN: nothing to scan (no block filesystem is mounted, or every one is skipped by the configuration)"
+        )?;
+        return out.flush();
     }
+    writeln!(out)?;
     writeln!(
         out,
         "{}: {} critical, {} warning, {} unknown, {} ok",
@@ -103,18 +109,46 @@ fn write_target(t: &TargetReport, out: &mut dyn Write) -> io::Result<()> {
     if let Some(f2fs) = &t.f2fs {
         write_f2fs(f2fs, out)?;
     }
-    for f in &t.findings {
+    for (i, f) in t.findings.iter().enumerate() {
         let sev = match f.severity {
             Severity::Info => "info",
             Severity::Warning => "WARNING",
             Severity::Critical => "CRITICAL",
         };
         writeln!(out, "  {sev:<8} {}: {}", f.id, sanitize(&f.message))?;
-        if let Some(remedy) = &f.remedy {
-            writeln!(out, "  {:<8}   fix: {}", "", sanitize(remedy))?;
+        if let Some(line) = fix_line(&t.findings, i) {
+            writeln!(out, "  {:<8}   {line}", "")?;
         }
     }
     Ok(())
+}
+
+/// The `fix:` line under finding `i`: one fix is printed once per filesystem, under the
+/// last finding it fixes (naming the others), so the admin does not run it twice.
+fn fix_line(findings: &[super::model::Finding], i: usize) -> Option<String> {
+    let remedy = findings[i].remedy.as_deref()?;
+    let sharing: Vec<usize> = findings
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.remedy.as_deref() == Some(remedy))
+        .map(|(j, _)| j)
+        .collect();
+    if sharing.last() != Some(&i) {
+        return None;
+    }
+    let others: Vec<&str> = sharing[..sharing.len() - 1]
+        .iter()
+        .map(|&j| findings[j].id)
+        .collect();
+    if others.is_empty() {
+        Some(format!("fix: {}", sanitize(remedy)))
+    } else {
+        Some(format!(
+            "fix (also for {}): {}",
+            others.join(", "),
+            sanitize(remedy)
+        ))
+    }
 }
 
 fn write_ext(e: &ExtDetails, out: &mut dyn Write) -> io::Result<()> {

@@ -12,6 +12,7 @@ pub mod ext;
 pub mod f2fs;
 pub mod fat;
 pub mod fsck_reason;
+pub mod inuse;
 pub mod journal;
 pub mod live;
 pub mod remedy;
@@ -92,16 +93,28 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
     let mut reports = Vec::new();
     let mut problems = Vec::new();
     let resolved: Vec<Result<Resolved, (String, String)>> = if options.targets.is_empty() {
-        target::mounted_block_filesystems(&table)
+        let all = target::mounted_block_filesystems(&table);
+        let total = all.len();
+        let kept: Vec<_> = all
             .into_iter()
             .filter(|r| !is_skipped(r, options))
             .map(Ok)
-            .collect()
+            .collect();
+        if kept.is_empty() {
+            problems.push(if total == 0 {
+                "nothing to scan: no block-backed filesystem is mounted".to_string()
+            } else {
+                format!(
+                    "nothing to scan: all {total} mounted block filesystems are skipped by the configuration (skip_fstypes, skip_mountpoints)"
+                )
+            });
+        }
+        kept
     } else {
         options
             .targets
             .iter()
-            .map(|t| target::resolve(t, &table).map_err(|e| (t.display().to_string(), e.0)))
+            .map(|t| target::resolve(t, &table, root).map_err(|e| (t.display().to_string(), e.0)))
             .collect()
     };
     for item in resolved {
@@ -109,7 +122,7 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
             Ok(resolved) => scan_resolved(&resolved, options, root, &mut reports, &mut problems),
             Err((name, message)) => {
                 problems.push(message.clone());
-                reports.push(unassessable(name, context_for(None, options), message));
+                reports.push(unscannable_report(name, message, &table, options));
             }
         }
     }
@@ -133,9 +146,33 @@ fn is_skipped(resolved: &Resolved, options: &ScanOptions) -> bool {
     skipped
 }
 
-fn context_for(mounts: Option<&SuperblockMounts>, options: &ScanOptions) -> Context {
+/// The report of a TARGET that cannot be scanned; a mount point (tmpfs, nfs, ...) is
+/// reported for what it is: its type, where it is mounted, live.
+fn unscannable_report(
+    name: String,
+    message: String,
+    table: &MountTable,
+    options: &ScanOptions,
+) -> TargetReport {
+    let mount = std::fs::canonicalize(&name)
+        .ok()
+        .and_then(|p| table.by_mount_point(&p).cloned());
+    let Some(mount) = mount else {
+        return unassessable(name, context_for(None, false, options), message);
+    };
+    let mut report = unassessable(name, Context::Live, message);
+    report.fstype = Some(mount.fs_type.clone());
+    report.mountpoint = Some(mount.mount_point.display().to_string());
+    if let Some(source) = &mount.source {
+        report.device = Some(source.to_string_lossy().into_owned());
+    }
+    report
+}
+
+fn context_for(mounts: Option<&SuperblockMounts>, in_use: bool, options: &ScanOptions) -> Context {
     match (mounts, options.snapshot) {
         (Some(_), _) => Context::Live,
+        (None, _) if in_use => Context::Live,
         (None, Some(Snapshot::Crash)) => Context::Crash,
         (None, Some(Snapshot::Frozen)) => Context::Frozen,
         (None, None) => Context::Offline,
@@ -156,8 +193,16 @@ fn scan_resolved(
     reports: &mut Vec<TargetReport>,
     problems: &mut Problems,
 ) {
-    let context = context_for(resolved.mounts.as_ref(), options);
+    let context = context_for(resolved.mounts.as_ref(), resolved.in_use.is_some(), options);
     let mut base = TargetReport::new(resolved.name.clone(), context);
+    if let Some(holder) = &resolved.in_use {
+        // As e2fsck warns "is mounted": the data is changing under the reader.
+        base.findings.push(Finding::new(
+            "scan.in-use",
+            Severity::Info,
+            format!("in use: {holder}; judged as a live filesystem, not an offline copy"),
+        ));
+    }
     if resolved.is_device {
         base.device = Some(resolved.path.display().to_string());
     }

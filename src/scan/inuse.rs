@@ -1,0 +1,135 @@
+//! Whether an image file or a block device is in use: an image behind a loop device, a
+//! device mounted directly or through a stack of holders (dm, md, a loop on top).
+
+use crate::mount::table::{MountTable, SuperblockMounts};
+use crate::root::{SYS_BLOCK, SysRoot};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A loop device whose backing file is the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopBacking {
+    /// Kernel name, `loop3`.
+    pub name: String,
+    /// `major:minor` of the loop device.
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl LoopBacking {
+    /// `/dev/loopN`.
+    pub fn node(&self) -> PathBuf {
+        Path::new(crate::root::DEV_DIR).join(&self.name)
+    }
+}
+
+/// The loop devices backed by the file with `(dev, ino)`, from `/sys/block/loop*/loop/
+/// backing_file` (the path is compared by identity, not by name).
+pub fn loops_backed_by(root: &SysRoot, dev: u64, ino: u64) -> Vec<LoopBacking> {
+    let Ok(entries) = fs::read_dir(root.path(SYS_BLOCK)) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(backing) = fs::read_to_string(dir.join("loop/backing_file")) else {
+            continue;
+        };
+        let backing = backing.trim_end_matches('\n');
+        let same = fs::metadata(root.host(backing))
+            .map(|m| m.dev() == dev && m.ino() == ino)
+            .unwrap_or(false);
+        if !same {
+            continue;
+        }
+        if let Some((major, minor)) = read_devno(&dir.join("dev")) {
+            found.push(LoopBacking { name, major, minor });
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// What holds block device `major:minor` in use through a stack: the first mounted
+/// superblock among its holders (`/sys/dev/block/M:m/holders/*`, recursively), with the
+/// holder's kernel name.
+pub fn mounted_holder(
+    root: &SysRoot,
+    table: &MountTable,
+    major: u32,
+    minor: u32,
+) -> Option<(String, SuperblockMounts)> {
+    let mut pending = vec![root.dev_block(major, minor)];
+    let mut seen = 0;
+    while let Some(dir) = pending.pop() {
+        seen += 1;
+        if seen > 64 {
+            break;
+        }
+        let Ok(holders) = fs::read_dir(dir.join("holders")) else {
+            continue;
+        };
+        for holder in holders.flatten() {
+            let name = holder.file_name().to_string_lossy().into_owned();
+            let path = root.path(SYS_BLOCK).join(&name);
+            if let Some((ma, mi)) = read_devno(&path.join("dev")) {
+                if let Some(sb) = mounted(table, ma, mi) {
+                    return Some((name, sb));
+                }
+            }
+            pending.push(path);
+        }
+    }
+    None
+}
+
+/// The mounted superblock of device `major:minor`, if any.
+pub fn mounted(table: &MountTable, major: u32, minor: u32) -> Option<SuperblockMounts> {
+    table
+        .superblocks()
+        .into_iter()
+        .find(|sb| sb.major == major && sb.minor == minor)
+}
+
+fn read_devno(path: &Path) -> Option<(u32, u32)> {
+    let text = fs::read_to_string(path).ok()?;
+    let (major, minor) = text.trim().split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_loop_device_behind_an_image_by_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(dir.path());
+        let image = dir.path().join("disk.img");
+        fs::write(&image, b"x").unwrap();
+        let meta = fs::metadata(&image).unwrap();
+        let loop_dir = root.path(SYS_BLOCK).join("loop4");
+        fs::create_dir_all(loop_dir.join("loop")).unwrap();
+        fs::write(loop_dir.join("loop/backing_file"), "/disk.img\n").unwrap();
+        fs::write(loop_dir.join("dev"), "7:4\n").unwrap();
+        let other = root.path(SYS_BLOCK).join("loop5");
+        fs::create_dir_all(other.join("loop")).unwrap();
+        fs::write(other.join("loop/backing_file"), "/elsewhere.img\n").unwrap();
+        fs::write(other.join("dev"), "7:5\n").unwrap();
+        let found = loops_backed_by(&root, meta.dev(), meta.ino());
+        assert_eq!(
+            found,
+            vec![LoopBacking {
+                name: "loop4".into(),
+                major: 7,
+                minor: 4
+            }]
+        );
+        assert_eq!(found[0].node(), Path::new("/dev/loop4"));
+    }
+}
