@@ -221,3 +221,105 @@ fn the_xfs_copy_with_a_mounted_twin_gets_a_remedy_that_works_when_pasted() {
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temp dir left");
     m.unmount();
 }
+
+/// The major:minor of the filesystem mounted on `dir`.
+fn devno_of(dir: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).unwrap().dev();
+    (
+        nix::sys::stat::major(dev) as u32,
+        nix::sys::stat::minor(dev) as u32,
+    )
+}
+
+#[test]
+fn an_offline_check_of_a_loop_mount_names_the_image_and_remounts_it() {
+    use snapguard::root::SysRoot;
+    use snapguard::scan::inuse;
+    use snapguard::scan::remedy::{Location, Remount};
+    if !require_root("an_offline_check_of_a_loop_mount_names_the_image_and_remounts_it") {
+        return;
+    }
+    let _turn = mount_namespace_turn(true);
+    let dir = TestDir::new("loop-remedy");
+    let img = fixtures::ext4(&dir, "auto.img", &[]);
+    let mnt = dir.mkdir("mnt");
+    // `mount -o loop` (no fstab entry): the loop device is autoclear.
+    let m = Mount::new(&img, &mnt, Some("loop,noatime"));
+    let (major, minor) = devno_of(&mnt);
+    let root = SysRoot::new("/");
+    let info = inuse::loop_info(&root, major, minor).expect("a loop device");
+    assert!(info.autoclear, "{info:?}");
+    assert_eq!(Path::new(&info.backing_file), img.as_path());
+    let device = format!(
+        "/dev/{}",
+        std::fs::read_link(root.dev_block(major, minor))
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+    );
+
+    // The old line fails: the loop device is gone after umount, and there is no fstab entry.
+    let old = Location::Mounted {
+        device: device.clone(),
+        mountpoint: mnt.display().to_string(),
+        is_root: false,
+        remount: None,
+    }
+    .offline_command("e2fsck -f -p");
+    let ran = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&old)
+        .output()
+        .unwrap();
+    assert!(!ran.status.success(), "{old} worked");
+    if devno_of(&mnt) == devno_of(dir.path().as_path()) {
+        // Put it back for the new line (the old one unmounted it).
+        run(
+            "mount",
+            &[
+                OsStr::new("-o"),
+                OsStr::new("loop,noatime"),
+                img.as_os_str(),
+                mnt.as_os_str(),
+            ],
+        );
+    }
+    let (major, minor) = devno_of(&mnt);
+    let info = inuse::loop_info(&root, major, minor).expect("a loop device");
+
+    let new = Location::Mounted {
+        device,
+        mountpoint: mnt.display().to_string(),
+        is_root: false,
+        remount: Some(Remount {
+            fstype: "ext4".into(),
+            options: "rw,noatime".into(),
+            loop_image: Some(info.backing_file),
+        }),
+    }
+    .offline_command("e2fsck -f -p");
+    let ran = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{new}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_ne!(
+        devno_of(&mnt),
+        devno_of(dir.path().as_path()),
+        "not mounted back"
+    );
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(mnt.to_str().unwrap()))
+        .expect("mounted back");
+    assert!(line.contains("noatime"), "{line}");
+    drop(m);
+}

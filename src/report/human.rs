@@ -868,6 +868,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_fix_is_printed_once_per_filesystem() {
+        use crate::report::model::{Context, Finding};
+        let mut t = TargetReport::new("/dev/sdb1", Context::Offline);
+        for id in ["ext.not-clean", "ext.errors", "ext.orphans"] {
+            t.findings
+                .push(Finding::new(id, Severity::Warning, "m").with_remedy("e2fsck -f /dev/sdb1"));
+        }
+        t.findings
+            .push(Finding::new("ext.other", Severity::Warning, "m").with_remedy("tune2fs -c 0"));
+        t.finish();
+        let mut out = Vec::new();
+        write_scan(&ScanReport::new(vec![t]), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("e2fsck -f /dev/sdb1").count(), 1, "{text}");
+        assert!(
+            text.contains("fix (also for ext.not-clean, ext.errors): e2fsck -f /dev/sdb1"),
+            "{text}"
+        );
+        assert!(text.contains("fix: tune2fs -c 0"), "{text}");
+    }
+
+    #[test]
+    fn nothing_to_scan_is_not_ok() {
+        let mut out = Vec::new();
+        write_scan(&ScanReport::new(Vec::new()), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("UNKNOWN: nothing to scan"), "{text}");
+    }
+
+    #[test]
     fn sanitize_escapes_newlines_and_escape_sequences() {
         assert_eq!(sanitize("/mnt/a b\nc"), "/mnt/a b\\nc");
         assert_eq!(sanitize("\u{1b}[31mred"), "\\u{1b}[31mred");

@@ -96,6 +96,29 @@ pub fn mounted(table: &MountTable, major: u32, minor: u32) -> Option<SuperblockM
         .find(|sb| sb.major == major && sb.minor == minor)
 }
 
+/// The loop device `major:minor`, when it is one: whether it detaches itself on the last
+/// close (`autoclear`, as `mount -o loop` sets it), its backing file and offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopInfo {
+    pub autoclear: bool,
+    pub backing_file: String,
+    pub offset: u64,
+}
+
+/// Read [`LoopInfo`] from `/sys/dev/block/M:m/loop/`.
+pub fn loop_info(root: &SysRoot, major: u32, minor: u32) -> Option<LoopInfo> {
+    let dir = root.dev_block(major, minor).join("loop");
+    let read = |name: &str| fs::read_to_string(dir.join(name)).ok();
+    let backing_file = read("backing_file")?.trim_end_matches('\n').to_string();
+    Some(LoopInfo {
+        autoclear: read("autoclear").is_some_and(|s| s.trim() == "1"),
+        backing_file,
+        offset: read("offset")
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0),
+    })
+}
+
 fn read_devno(path: &Path) -> Option<(u32, u32)> {
     let text = fs::read_to_string(path).ok()?;
     let (major, minor) = text.trim().split_once(':')?;

@@ -234,7 +234,7 @@ fn scan_resolved(
                 format!("cannot scan '{}': {e}", resolved.name),
                 problems,
             );
-            if let (Some(live), Some(location)) = (live, mounted_location(resolved)) {
+            if let (Some(live), Some(location)) = (live, mounted_location(resolved, root)) {
                 // The device cannot be read (a container's device cgroup, say), but the
                 // kernel's own error counters still tell whether errors happened since mount.
                 ext::assess_live_only(live, &location, &mut report);
@@ -324,7 +324,7 @@ fn scan_resolved(
         return;
     }
 
-    let location = match mounted_location(resolved) {
+    let location = match mounted_location(resolved, root) {
         Some(location) => location,
         None if resolved.is_device => Location::Device(resolved.name.clone()),
         None => Location::Image(resolved.name.clone()),
@@ -356,12 +356,32 @@ fn scan_resolved(
     reports.push(report);
 }
 
-fn mounted_location(resolved: &Resolved) -> Option<Location> {
+fn mounted_location(resolved: &Resolved, root: &SysRoot) -> Option<Location> {
     let m = resolved.mounts.as_ref()?;
+    let primary = &m.primary;
+    let mut options = primary.mount_options.clone();
+    if primary.fs_type == "btrfs" {
+        if let Some(subvol) = primary
+            .super_options
+            .split(',')
+            .find(|o| o.starts_with("subvol="))
+        {
+            options = format!("{options},{subvol}");
+        }
+    }
+    // An autoclear loop device (mount -o loop) is gone after umount: name the image.
+    let loop_image = inuse::loop_info(root, m.major, m.minor)
+        .filter(|l| l.autoclear && l.offset == 0 && !l.backing_file.is_empty())
+        .map(|l| l.backing_file);
     Some(Location::Mounted {
         device: resolved.path.display().to_string(),
-        mountpoint: m.primary.mount_point.display().to_string(),
-        is_root: m.primary.mount_point == std::path::Path::new("/"),
+        mountpoint: primary.mount_point.display().to_string(),
+        is_root: primary.mount_point == std::path::Path::new("/"),
+        remount: Some(remedy::Remount {
+            fstype: primary.fs_type.clone(),
+            options,
+            loop_image,
+        }),
     })
 }
 

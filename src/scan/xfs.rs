@@ -366,6 +366,7 @@ mod tests {
                 device: "/dev/sdc".into(),
                 mountpoint: "/data".into(),
                 is_root: false,
+                remount: None,
             },
         ];
         for loc in &cases[..3] {
