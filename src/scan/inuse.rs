@@ -155,4 +155,29 @@ mod tests {
         );
         assert_eq!(found[0].node(), Path::new("/dev/loop4"));
     }
+
+    #[test]
+    fn a_device_held_by_a_mounted_holder_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(dir.path());
+        // loop4 (7:4) is held by dm-0 (253:0), which is held by dm-1 (253:1), mounted.
+        let lo = root.dev_block(7, 4);
+        fs::create_dir_all(lo.join("holders/dm-0")).unwrap();
+        for (name, devno, holder) in [("dm-0", "253:0", Some("dm-1")), ("dm-1", "253:1", None)] {
+            let d = root.path(SYS_BLOCK).join(name);
+            fs::create_dir_all(d.join("holders")).unwrap();
+            fs::write(d.join("dev"), format!("{devno}\n")).unwrap();
+            if let Some(h) = holder {
+                fs::create_dir_all(d.join("holders").join(h)).unwrap();
+            }
+        }
+        let table =
+            MountTable::from_mountinfo(b"30 1 253:1 / /srv/data rw - ext4 /dev/mapper/x rw\n")
+                .unwrap();
+        let (holder, sb) = mounted_holder(&root, &table, 7, 4).expect("held");
+        assert_eq!(holder, "dm-1");
+        assert_eq!(sb.primary.mount_point, Path::new("/srv/data"));
+        let nothing = MountTable::from_mountinfo(b"").unwrap();
+        assert!(mounted_holder(&root, &nothing, 7, 4).is_none());
+    }
 }
