@@ -288,8 +288,9 @@ fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
     }
     // A protecting pattern that does not compile must not silently protect nothing.
     for pattern in &policy.never {
-        globset::Glob::new(pattern)
-            .map_err(|e| anyhow::anyhow!("[repair] never pattern '{pattern}' is not a glob: {e}"))?;
+        globset::Glob::new(pattern).map_err(|e| {
+            anyhow::anyhow!("[repair] never pattern '{pattern}' is not a glob: {e}")
+        })?;
     }
     if let Some(device) = &args.zero_log {
         std::fs::canonicalize(device)

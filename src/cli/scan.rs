@@ -80,7 +80,12 @@ pub fn run(args: &ScanArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outcom
         skip_mountpoints: config.scan.skip_mountpoints.clone(),
     };
     let (report, problems) = scan::run(&options, &cli.sys_root())?;
-    let exit_code = report.summary.worst().exit_code();
+    // Nothing looked at is not OK: UNKNOWN (3), and `scan::run` said why on stderr.
+    let exit_code = if report.targets.is_empty() {
+        3
+    } else {
+        report.summary.worst().exit_code()
+    };
     let format = cli.output_format();
     Ok(Outcome {
         render: Box::new(move |out| report::write_scan(&report, format, out)),

@@ -877,7 +877,12 @@ impl Machine<'_> {
             // matches what it leads to.
             let target = std::fs::canonicalize(pattern).ok()?;
             (target == subject.device || subject.mounts.iter().any(|m| m.mount_point == target))
-                .then(|| format!("[repair] never pattern '{pattern}' leads to {}", target.display()))
+                .then(|| {
+                    format!(
+                        "[repair] never pattern '{pattern}' leads to {}",
+                        target.display()
+                    )
+                })
         })
     }
 

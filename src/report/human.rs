@@ -24,9 +24,15 @@ pub fn write_scan(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
         write_target(target, out)?;
     }
     let s = &report.summary;
-    if !report.targets.is_empty() {
-        writeln!(out)?;
+    if report.targets.is_empty() {
+        // Nothing was looked at: that is not OK (the exit code is 3 too).
+        writeln!(
+            out,
+            "UNKNOWN: nothing to scan (no block filesystem is mounted, or every one is skipped by the configuration)"
+        )?;
+        return out.flush();
     }
+    writeln!(out)?;
     writeln!(
         out,
         "{}: {} critical, {} warning, {} unknown, {} ok",
@@ -103,18 +109,46 @@ fn write_target(t: &TargetReport, out: &mut dyn Write) -> io::Result<()> {
     if let Some(f2fs) = &t.f2fs {
         write_f2fs(f2fs, out)?;
     }
-    for f in &t.findings {
+    for (i, f) in t.findings.iter().enumerate() {
         let sev = match f.severity {
             Severity::Info => "info",
             Severity::Warning => "WARNING",
             Severity::Critical => "CRITICAL",
         };
         writeln!(out, "  {sev:<8} {}: {}", f.id, sanitize(&f.message))?;
-        if let Some(remedy) = &f.remedy {
-            writeln!(out, "  {:<8}   fix: {}", "", sanitize(remedy))?;
+        if let Some(line) = fix_line(&t.findings, i) {
+            writeln!(out, "  {:<8}   {line}", "")?;
         }
     }
     Ok(())
+}
+
+/// The `fix:` line under finding `i`: one fix is printed once per filesystem, under the
+/// last finding it fixes (naming the others), so the admin does not run it twice.
+fn fix_line(findings: &[super::model::Finding], i: usize) -> Option<String> {
+    let remedy = findings[i].remedy.as_deref()?;
+    let sharing: Vec<usize> = findings
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.remedy.as_deref() == Some(remedy))
+        .map(|(j, _)| j)
+        .collect();
+    if sharing.last() != Some(&i) {
+        return None;
+    }
+    let others: Vec<&str> = sharing[..sharing.len() - 1]
+        .iter()
+        .map(|&j| findings[j].id)
+        .collect();
+    if others.is_empty() {
+        Some(format!("fix: {}", sanitize(remedy)))
+    } else {
+        Some(format!(
+            "fix (also for {}): {}",
+            others.join(", "),
+            sanitize(remedy)
+        ))
+    }
 }
 
 fn write_ext(e: &ExtDetails, out: &mut dyn Write) -> io::Result<()> {
@@ -863,6 +897,36 @@ mod tests {
         assert_eq!(time_or_na(u64::MAX), format!("@{}", u64::MAX));
         assert_eq!(utc_seconds(1 << 40), None);
         assert_eq!(utc_seconds(0).as_deref(), Some("1970-01-01 00:00:00Z"));
+    }
+
+    #[test]
+    fn one_fix_is_printed_once_per_filesystem() {
+        use crate::report::model::{Context, Finding};
+        let mut t = TargetReport::new("/dev/sdb1", Context::Offline);
+        for id in ["ext.not-clean", "ext.errors", "ext.orphans"] {
+            t.findings
+                .push(Finding::new(id, Severity::Warning, "m").with_remedy("e2fsck -f /dev/sdb1"));
+        }
+        t.findings
+            .push(Finding::new("ext.other", Severity::Warning, "m").with_remedy("tune2fs -c 0"));
+        t.finish();
+        let mut out = Vec::new();
+        write_scan(&ScanReport::new(vec![t]), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("e2fsck -f /dev/sdb1").count(), 1, "{text}");
+        assert!(
+            text.contains("fix (also for ext.not-clean, ext.errors): e2fsck -f /dev/sdb1"),
+            "{text}"
+        );
+        assert!(text.contains("fix: tune2fs -c 0"), "{text}");
+    }
+
+    #[test]
+    fn nothing_to_scan_is_not_ok() {
+        let mut out = Vec::new();
+        write_scan(&ScanReport::new(Vec::new()), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("UNKNOWN: nothing to scan"), "{text}");
     }
 
     #[test]

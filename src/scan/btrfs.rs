@@ -770,6 +770,7 @@ mod tests {
                 device: "/dev/loop9".into(),
                 mountpoint: "/mnt/b".into(),
                 is_root: false,
+                remount: None,
             },
             sys: Some(&root),
         };

@@ -12,6 +12,7 @@ pub mod ext;
 pub mod f2fs;
 pub mod fat;
 pub mod fsck_reason;
+pub mod inuse;
 pub mod journal;
 pub mod live;
 pub mod remedy;
@@ -93,16 +94,28 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
     let mut reports = Vec::new();
     let mut problems = Vec::new();
     let resolved: Vec<Result<Resolved, (String, String)>> = if options.targets.is_empty() {
-        target::mounted_block_filesystems(&table)
+        let all = target::mounted_block_filesystems(&table);
+        let total = all.len();
+        let kept: Vec<_> = all
             .into_iter()
             .filter(|r| !is_skipped(r, options))
             .map(Ok)
-            .collect()
+            .collect();
+        if kept.is_empty() {
+            problems.push(if total == 0 {
+                "nothing to scan: no block-backed filesystem is mounted".to_string()
+            } else {
+                format!(
+                    "nothing to scan: all {total} mounted block filesystems are skipped by the configuration (skip_fstypes, skip_mountpoints)"
+                )
+            });
+        }
+        kept
     } else {
         options
             .targets
             .iter()
-            .map(|t| target::resolve(t, &table).map_err(|e| (t.display().to_string(), e.0)))
+            .map(|t| target::resolve(t, &table, root).map_err(|e| (t.display().to_string(), e.0)))
             .collect()
     };
     for item in resolved {
@@ -110,7 +123,7 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
             Ok(resolved) => scan_resolved(&resolved, options, root, &mut reports, &mut problems),
             Err((name, message)) => {
                 problems.push(message.clone());
-                reports.push(unassessable(name, context_for(None, options), message));
+                reports.push(unscannable_report(name, message, &table, options));
             }
         }
     }
@@ -134,9 +147,33 @@ fn is_skipped(resolved: &Resolved, options: &ScanOptions) -> bool {
     skipped
 }
 
-fn context_for(mounts: Option<&SuperblockMounts>, options: &ScanOptions) -> Context {
+/// The report of a TARGET that cannot be scanned; a mount point (tmpfs, nfs, ...) is
+/// reported for what it is: its type, where it is mounted, live.
+fn unscannable_report(
+    name: String,
+    message: String,
+    table: &MountTable,
+    options: &ScanOptions,
+) -> TargetReport {
+    let mount = std::fs::canonicalize(&name)
+        .ok()
+        .and_then(|p| table.by_mount_point(&p).cloned());
+    let Some(mount) = mount else {
+        return unassessable(name, context_for(None, false, options), message);
+    };
+    let mut report = unassessable(name, Context::Live, message);
+    report.fstype = Some(mount.fs_type.clone());
+    report.mountpoint = Some(mount.mount_point.display().to_string());
+    if let Some(source) = &mount.source {
+        report.device = Some(source.to_string_lossy().into_owned());
+    }
+    report
+}
+
+fn context_for(mounts: Option<&SuperblockMounts>, in_use: bool, options: &ScanOptions) -> Context {
     match (mounts, options.snapshot) {
         (Some(_), _) => Context::Live,
+        (None, _) if in_use => Context::Live,
         (None, Some(Snapshot::Crash)) => Context::Crash,
         (None, Some(Snapshot::Frozen)) => Context::Frozen,
         (None, None) => Context::Offline,
@@ -157,8 +194,15 @@ fn scan_resolved(
     reports: &mut Vec<TargetReport>,
     problems: &mut Problems,
 ) {
-    let context = context_for(resolved.mounts.as_ref(), options);
+    let context = context_for(resolved.mounts.as_ref(), resolved.in_use.is_some(), options);
     let mut base = TargetReport::new(resolved.name.clone(), context);
+    if let Some(holder) = &resolved.in_use {
+        // As e2fsck warns "is mounted": the data is changing under the reader.
+        base.findings.push(severity::SCAN_IN_USE.finding(
+            context,
+            format!("in use: {holder}; judged as a live filesystem, not an offline copy"),
+        ));
+    }
     if resolved.is_device {
         base.device = Some(resolved.path.display().to_string());
     }
@@ -190,7 +234,7 @@ fn scan_resolved(
                 format!("cannot scan '{}': {e}", resolved.name),
                 problems,
             );
-            if let (Some(live), Some(location)) = (live, mounted_location(resolved)) {
+            if let (Some(live), Some(location)) = (live, mounted_location(resolved, root)) {
                 // The device cannot be read (a container's device cgroup, say), but the
                 // kernel's own error counters still tell whether errors happened since mount.
                 ext::assess_live_only(live, &location, &mut report);
@@ -280,7 +324,7 @@ fn scan_resolved(
         return;
     }
 
-    let location = match mounted_location(resolved) {
+    let location = match mounted_location(resolved, root) {
         Some(location) => location,
         None if resolved.is_device => Location::Device(resolved.name.clone()),
         None => Location::Image(resolved.name.clone()),
@@ -312,12 +356,32 @@ fn scan_resolved(
     reports.push(report);
 }
 
-fn mounted_location(resolved: &Resolved) -> Option<Location> {
+fn mounted_location(resolved: &Resolved, root: &SysRoot) -> Option<Location> {
     let m = resolved.mounts.as_ref()?;
+    let primary = &m.primary;
+    let mut options = primary.mount_options.clone();
+    if primary.fs_type == "btrfs" {
+        if let Some(subvol) = primary
+            .super_options
+            .split(',')
+            .find(|o| o.starts_with("subvol="))
+        {
+            options = format!("{options},{subvol}");
+        }
+    }
+    // An autoclear loop device (mount -o loop) is gone after umount: name the image.
+    let loop_image = inuse::loop_info(root, m.major, m.minor)
+        .filter(|l| l.autoclear && l.offset == 0 && !l.backing_file.is_empty())
+        .map(|l| l.backing_file);
     Some(Location::Mounted {
         device: resolved.path.display().to_string(),
-        mountpoint: m.primary.mount_point.display().to_string(),
-        is_root: m.primary.mount_point == std::path::Path::new("/"),
+        mountpoint: primary.mount_point.display().to_string(),
+        is_root: primary.mount_point == std::path::Path::new("/"),
+        remount: Some(remedy::Remount {
+            fstype: primary.fs_type.clone(),
+            options,
+            loop_image,
+        }),
     })
 }
 

@@ -8,6 +8,8 @@ pub enum Location {
         device: String,
         mountpoint: String,
         is_root: bool,
+        /// How to mount it back by hand; `None`: `mount MOUNTPOINT` (fstab).
+        remount: Option<Remount>,
     },
     /// An unmounted block device.
     Device(String),
@@ -15,6 +17,19 @@ pub enum Location {
     Image(String),
     /// Partition `index` of the whole-disk image `image`.
     ImagePartition { image: String, index: u32 },
+}
+
+/// How a mounted filesystem is mounted back after an offline check, from mountinfo: the
+/// recorded type, source and options, since the mount point may have no fstab entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remount {
+    /// `ext4`, `f2fs`, ...
+    pub fstype: String,
+    /// The per-mount options (`rw,relatime`), plus `subvol=` for btrfs.
+    pub options: String,
+    /// The image behind an autoclear loop device (`mount -o loop`): umount detaches the loop
+    /// device, so the check and the mount name the image, which survives.
+    pub loop_image: Option<String>,
 }
 
 impl Location {
@@ -31,10 +46,31 @@ impl Location {
                 quote(device)
             ),
             Location::Mounted {
-                device, mountpoint, ..
+                device,
+                mountpoint,
+                remount: None,
+                ..
             } => {
                 let mp = quote(mountpoint);
                 format!("umount {mp} && {checker} {} && mount {mp}", quote(device))
+            }
+            Location::Mounted {
+                device,
+                mountpoint,
+                remount: Some(r),
+                ..
+            } => {
+                let mp = quote(mountpoint);
+                let (checked, options) = match &r.loop_image {
+                    Some(image) => (image, format!("loop,{}", r.options)),
+                    None => (device, r.options.clone()),
+                };
+                format!(
+                    "umount {mp} && {checker} {src} && mount -t {} -o {} {src} {mp}",
+                    quote(&r.fstype),
+                    quote(&options),
+                    src = quote(checked)
+                )
             }
             Location::Device(device) => format!("{checker} {}", quote(device)),
             Location::Image(image) => format!("{checker} {}", quote(image)),
@@ -103,6 +139,7 @@ mod tests {
             device: "/dev/sdb1".into(),
             mountpoint: "/data".into(),
             is_root: false,
+            remount: None,
         };
         assert_eq!(
             loc.check_command("e2fsck -f"),
@@ -112,6 +149,7 @@ mod tests {
             device: "/dev/sda1".into(),
             mountpoint: "/".into(),
             is_root: true,
+            remount: None,
         };
         assert!(root.check_command("e2fsck -f").contains("fsck.mode=force"));
     }
@@ -122,6 +160,7 @@ mod tests {
             device: "/dev/sdb1".into(),
             mountpoint: "/srv/my data".into(),
             is_root: false,
+            remount: None,
         };
         assert_eq!(
             loc.repair_command("e2fsck -p", false),
@@ -131,6 +170,7 @@ mod tests {
             device: "/dev/sda1".into(),
             mountpoint: "/".into(),
             is_root: true,
+            remount: None,
         };
         assert!(
             root.repair_command("e2fsck -f", false)
@@ -144,6 +184,37 @@ mod tests {
         assert_eq!(
             image.repair_command("e2fsck -p", false),
             "e2fsck -p /tmp/a.img"
+        );
+    }
+
+    #[test]
+    fn offline_checks_remount_with_the_recorded_source_and_options() {
+        let remount = |loop_image: Option<&str>| {
+            Some(Remount {
+                fstype: "f2fs".into(),
+                options: "rw,noatime".into(),
+                loop_image: loop_image.map(String::from),
+            })
+        };
+        let on_loop = Location::Mounted {
+            device: "/dev/loop3".into(),
+            mountpoint: "/mnt/x".into(),
+            is_root: false,
+            remount: remount(Some("/srv/x.img")),
+        };
+        assert_eq!(
+            on_loop.offline_command("fsck.f2fs -f"),
+            "umount /mnt/x && fsck.f2fs -f /srv/x.img && mount -t f2fs -o loop,rw,noatime /srv/x.img /mnt/x"
+        );
+        let on_disk = Location::Mounted {
+            device: "/dev/sdb1".into(),
+            mountpoint: "/mnt/x".into(),
+            is_root: false,
+            remount: remount(None),
+        };
+        assert_eq!(
+            on_disk.offline_command("fsck.f2fs -f"),
+            "umount /mnt/x && fsck.f2fs -f /dev/sdb1 && mount -t f2fs -o rw,noatime /dev/sdb1 /mnt/x"
         );
     }
 }

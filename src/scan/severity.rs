@@ -85,6 +85,7 @@ macro_rules! sev {
 }
 
 rules! {
+    SCAN_IN_USE = "scan.in-use", "image or device under a mounted loop device or stack", [I, I, I, I];
     DISK_NOT_SCANNED = "disk.not-scanned", "LVM2 PV, LUKS, swap or unknown partition", [I, I, I, I];
     DISK_VHD_FIXED = "disk.vhd-fixed", "", [I, I, I, I];
 
@@ -235,7 +236,10 @@ mod tests {
             assert!(seen.insert((rule.id, rule.case)), "duplicate row {rule:?}");
             let fs = rule.id.split('.').next().unwrap_or("");
             assert!(
-                ["disk", "ext", "xfs", "btrfs", "fat", "exfat", "f2fs"].contains(&fs),
+                [
+                    "scan", "disk", "ext", "xfs", "btrfs", "fat", "exfat", "f2fs"
+                ]
+                .contains(&fs),
                 "{rule:?}"
             );
         }

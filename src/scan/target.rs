@@ -1,6 +1,8 @@
 //! Resolving what the user named (device, image, mount point) into something to read.
 
+use super::inuse;
 use crate::mount::table::{MountTable, SuperblockMounts, is_block_backed, is_pseudo_fstype};
+use crate::root::SysRoot;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -16,6 +18,9 @@ pub struct Resolved {
     pub is_device: bool,
     /// The mounts of its superblock, when it is mounted.
     pub mounts: Option<SuperblockMounts>,
+    /// When it is not mounted itself but in use through a stack (an image behind a loop
+    /// device that a dm or md device sits on, which is mounted): what holds it.
+    pub in_use: Option<String>,
 }
 
 /// A target that cannot be scanned, with the one-line reason.
@@ -46,6 +51,7 @@ pub fn mounted_block_filesystems(table: &MountTable) -> Vec<Resolved> {
                 path,
                 is_device: true,
                 mounts: Some(sb),
+                in_use: None,
             }
         })
         .collect()
@@ -71,7 +77,7 @@ fn device_of(sb: &SuperblockMounts) -> Option<PathBuf> {
 }
 
 /// Resolve one TARGET argument.
-pub fn resolve(target: &Path, table: &MountTable) -> Result<Resolved, Unscannable> {
+pub fn resolve(target: &Path, table: &MountTable, root: &SysRoot) -> Result<Resolved, Unscannable> {
     let shown = target.display();
     let meta = fs::metadata(target)
         .map_err(|e| Unscannable(format!("cannot scan '{shown}': {}", io_reason(&e))))?;
@@ -104,6 +110,7 @@ pub fn resolve(target: &Path, table: &MountTable) -> Result<Resolved, Unscannabl
             path,
             is_device: true,
             mounts: Some(sb),
+            in_use: None,
         });
     }
     if file_type.is_block_device() {
@@ -124,11 +131,21 @@ pub fn resolve(target: &Path, table: &MountTable) -> Result<Resolved, Unscannabl
                     .as_deref()
                     == Some(canonical.as_path())
         });
+        let in_use = match mounts {
+            Some(_) => None,
+            None => inuse::mounted_holder(root, table, major, minor).map(|(holder, sb)| {
+                format!(
+                    "held by {holder}, which is mounted on {}",
+                    sb.primary.mount_point.display()
+                )
+            }),
+        };
         return Ok(Resolved {
             name: target.display().to_string(),
             path: target.to_path_buf(),
             is_device: true,
             mounts,
+            in_use,
         });
     }
     if file_type.is_file() {
@@ -137,12 +154,7 @@ pub fn resolve(target: &Path, table: &MountTable) -> Result<Resolved, Unscannabl
                 "cannot scan '{shown}': the file is empty"
             )));
         }
-        return Ok(Resolved {
-            name: target.display().to_string(),
-            path: target.to_path_buf(),
-            is_device: false,
-            mounts: None,
-        });
+        return Ok(image_in_use(target, &meta, table, root));
     }
     let kind = if file_type.is_char_device() {
         "a character device"
@@ -156,6 +168,51 @@ pub fn resolve(target: &Path, table: &MountTable) -> Result<Resolved, Unscannabl
     Err(Unscannable(format!(
         "cannot scan '{shown}': it is {kind}, not a block device, image file or mount point"
     )))
+}
+
+/// An image file, judged live when a loop device backed by it is mounted (read through the
+/// loop device then, whose cache is the live truth) or held by a mounted stack.
+fn image_in_use(
+    target: &Path,
+    meta: &fs::Metadata,
+    table: &MountTable,
+    root: &SysRoot,
+) -> Resolved {
+    let mut resolved = Resolved {
+        name: target.display().to_string(),
+        path: target.to_path_buf(),
+        is_device: false,
+        mounts: None,
+        in_use: None,
+    };
+    for lo in inuse::loops_backed_by(root, meta.dev(), meta.ino()) {
+        if let Some(sb) = inuse::mounted(table, lo.major, lo.minor) {
+            let node = lo.node();
+            let readable = fs::metadata(&node)
+                .map(|m| m.file_type().is_block_device())
+                .unwrap_or(false);
+            if readable {
+                resolved.path = node;
+                resolved.is_device = true;
+            }
+            resolved.in_use = Some(format!(
+                "backs {}, which is mounted on {}",
+                lo.node().display(),
+                sb.primary.mount_point.display()
+            ));
+            resolved.mounts = Some(sb);
+            return resolved;
+        }
+        if let Some((holder, sb)) = inuse::mounted_holder(root, table, lo.major, lo.minor) {
+            resolved.in_use = Some(format!(
+                "backs {}, held by {holder}, which is mounted on {}",
+                lo.node().display(),
+                sb.primary.mount_point.display()
+            ));
+            return resolved;
+        }
+    }
+    resolved
 }
 
 fn io_reason(e: &std::io::Error) -> String {

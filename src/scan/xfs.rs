@@ -275,9 +275,20 @@ fn repair_command(location: &Location) -> String {
 }
 
 /// Replay the log with a mount and umount, then run `xfs_repair` (never `-L` first).
+///
+/// The replay mount always uses `nouuid`: a crash copy or restored disk usually has a twin
+/// (the original) mounted on the same machine, and the kernel refuses a second XFS with the
+/// same UUID. `nouuid` only skips that duplicate check; for a temporary mount that is
+/// unmounted at once it changes nothing on disk, so it is always safe — and deciding from
+/// the mount table at scan time would break when the twin is mounted later. The temporary
+/// directory is removed whether the mount works or not, and the line fails when it did not.
 fn replay_then_repair_command(location: &Location) -> String {
     const MNT: &str = "mnt=$(mktemp -d)";
-    const UMNT: &str = "umount \"$mnt\" && rmdir \"$mnt\"";
+    let replay = |mount: &str| {
+        format!(
+            "{MNT} && {{ {mount} \"$mnt\" && umount \"$mnt\"; rc=$?; rmdir \"$mnt\"; [ \"$rc\" -eq 0 ]; }}"
+        )
+    };
     match location {
         Location::Mounted {
             device,
@@ -290,15 +301,18 @@ fn replay_then_repair_command(location: &Location) -> String {
         mounted @ Location::Mounted { .. } => mounted.repair_command("xfs_repair", false),
         Location::Device(device) => {
             let dev = quote(device);
-            format!("{MNT} && mount {dev} \"$mnt\" && {UMNT} && xfs_repair {dev}")
+            let replay = replay(&format!("mount -o nouuid {dev}"));
+            format!("{replay} && xfs_repair {dev}")
         }
         Location::Image(image) => {
             let img = quote(image);
-            format!("{MNT} && mount -o loop {img} \"$mnt\" && {UMNT} && xfs_repair {img}")
+            let replay = replay(&format!("mount -o loop,nouuid {img}"));
+            format!("{replay} && xfs_repair {img}")
         }
         Location::ImagePartition { image, index } => format!(
-            "dev=$(losetup --find --show --partscan {}) && {MNT} && mount \"${{dev}}p{index}\" \"$mnt\" && {UMNT} && xfs_repair \"${{dev}}p{index}\"; losetup -d \"$dev\"",
-            quote(image)
+            "dev=$(losetup --find --show --partscan {}) && {} && xfs_repair \"${{dev}}p{index}\"; losetup -d \"$dev\"",
+            quote(image),
+            replay(&format!("mount -o nouuid \"${{dev}}p{index}\""))
         ),
     }
 }
@@ -363,6 +377,7 @@ mod tests {
                 device: "/dev/sdc".into(),
                 mountpoint: "/data".into(),
                 is_root: false,
+                remount: None,
             },
         ];
         for loc in &cases[..3] {
@@ -374,7 +389,7 @@ mod tests {
         }
         assert_eq!(
             replay_then_repair_command(&cases[1]),
-            "mnt=$(mktemp -d) && mount -o loop '/tmp/a b.img' \"$mnt\" && umount \"$mnt\" && rmdir \"$mnt\" && xfs_repair '/tmp/a b.img'"
+            "mnt=$(mktemp -d) && { mount -o loop,nouuid '/tmp/a b.img' \"$mnt\" && umount \"$mnt\"; rc=$?; rmdir \"$mnt\"; [ \"$rc\" -eq 0 ]; } && xfs_repair '/tmp/a b.img'"
         );
         assert_eq!(repair_command(&cases[0]), "xfs_repair /dev/sdb1");
         // Mounted: `snapguard repair` unmounts, replays the log and repairs, then mounts back.

@@ -36,7 +36,14 @@ impl SourceFile {
             path: path.to_path_buf(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(|e| io_err("cannot stat", e))?;
+        // Open first, with O_NONBLOCK, and judge the type on the fd: a FIFO (or one swapped
+        // in after a stat) cannot hang the open, and what is checked is what is read.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| io_err("cannot open", e))?;
+        let meta = file.metadata().map_err(|e| io_err("cannot stat", e))?;
         let file_type = meta.file_type();
         let kind = if file_type.is_block_device() {
             let rdev = meta.rdev();
@@ -52,11 +59,6 @@ impl SourceFile {
                 io::Error::from(io::ErrorKind::InvalidInput),
             ));
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| io_err("cannot open", e))?;
         let size = match kind {
             DeviceKind::Block { .. } => {
                 ioctl::block_device_size(&file).map_err(|errno| SysError::Ioctl {
