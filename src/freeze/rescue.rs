@@ -154,6 +154,8 @@ pub fn thaw(
         let shown = path.display().to_string();
         let rec = match Record::read(&path) {
             Ok(r) => r,
+            // Its run ended (and removed it) between the listing and the read: nothing left.
+            Err(e) if vanished(&e) => continue,
             Err(e) => {
                 entries.push(ThawEntry {
                     mountpoint: shown.clone(),
@@ -257,9 +259,29 @@ pub fn thaw(
     Ok((entries, notes))
 }
 
+/// Whether a record read failed because the file is gone (removed by its own run meanwhile).
+fn vanished(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::NotFound)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_removed_after_the_listing_is_not_reported() {
+        let dir = std::env::temp_dir().join(format!("sg-vanished-{}", std::process::id()));
+        let gone = Record::read(&dir.join("freeze-1.json")).unwrap_err();
+        assert!(vanished(&gone), "{gone:#}");
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("freeze-2.json");
+        std::fs::write(&bad, b"{").unwrap();
+        let unreadable = Record::read(&bad).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!vanished(&unreadable), "{unreadable:#}");
+    }
 
     fn mount(state: MountState) -> RecordMount {
         RecordMount {
