@@ -292,14 +292,16 @@ fn scan_resolved(
                         size: part.size,
                     });
                     let location = if resolved.is_device {
-                        Location::Device(disk::partition_device_name(
+                        Location::Device(remedy::operand(&disk::partition_device_name(
                             &resolved.path.display().to_string(),
                             part.index,
-                        ))
+                        )))
                     } else {
                         Location::ImagePartition {
-                            image: resolved.name.clone(),
+                            image: remedy::operand(&resolved.name),
                             index: part.index,
+                            offset: part.offset,
+                            size: part.size,
                         }
                     };
                     let content = identify_volume(&volume).map_or(Content::Unknown, |(c, _)| c);
@@ -326,8 +328,8 @@ fn scan_resolved(
 
     let location = match mounted_location(resolved, root) {
         Some(location) => location,
-        None if resolved.is_device => Location::Device(resolved.name.clone()),
-        None => Location::Image(resolved.name.clone()),
+        None if resolved.is_device => Location::Device(remedy::operand(&resolved.name)),
+        None => Location::Image(remedy::operand(&resolved.name)),
     };
     let mut report = base;
     let mounted = resolved.mounts.as_ref().map(|_| Mounted {

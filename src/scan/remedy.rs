@@ -15,8 +15,15 @@ pub enum Location {
     Device(String),
     /// A filesystem image file.
     Image(String),
-    /// Partition `index` of the whole-disk image `image`.
-    ImagePartition { image: String, index: u32 },
+    /// Partition `index` of the whole-disk image `image`, `size` bytes at byte `offset`
+    /// (attached with `losetup --offset --sizelimit`: no partition-table parser in the kernel
+    /// needed, and no wait for a `/dev/loopNpM` node).
+    ImagePartition {
+        image: String,
+        index: u32,
+        offset: u64,
+        size: u64,
+    },
 }
 
 /// How a mounted filesystem is mounted back after an offline check, from mountinfo: the
@@ -74,11 +81,69 @@ impl Location {
             }
             Location::Device(device) => format!("{checker} {}", quote(device)),
             Location::Image(image) => format!("{checker} {}", quote(image)),
-            Location::ImagePartition { image, index } => format!(
-                "dev=$(losetup --find --show --partscan {}) && {checker} \"${{dev}}p{index}\"; losetup -d \"$dev\"",
-                quote(image)
-            ),
+            Location::ImagePartition { .. } => self
+                .on_partition(&format!("{checker} \"$dev\""))
+                .unwrap_or_default(),
         }
+    }
+
+    /// For [`Location::ImagePartition`]: attach the partition alone as `$dev`, run `command`
+    /// (which names `"$dev"`), detach it, and end with `command`'s own status (an `e2fsck`
+    /// exit 4 stays 4; the `losetup -d` after it does not hide it). `None` otherwise.
+    pub fn on_partition(&self, command: &str) -> Option<String> {
+        let Location::ImagePartition {
+            image,
+            offset,
+            size,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(format!(
+            "dev=$(losetup --find --show --offset {offset} --sizelimit {size} {}) && {{ {command}; rc=$?; losetup -d \"$dev\"; (exit \"$rc\"); }}",
+            quote(image)
+        ))
+    }
+
+    /// Replay a journal or log the kernel replays at mount (XFS log, btrfs log tree): mount on
+    /// a temporary directory (`mount_options` added, e.g. `nouuid`) and unmount at once, the
+    /// directory removed whether the mount worked or not; the line fails when it did not.
+    /// Then `then` (a checker taking the source), if any. `None` for a mounted filesystem
+    /// (its kernel already replayed it).
+    pub fn replay_command(&self, mount_options: &[&str], then: Option<&str>) -> Option<String> {
+        let replay = |source: &str, loop_: bool| {
+            let mut options: Vec<&str> = Vec::new();
+            if loop_ {
+                options.push("loop");
+            }
+            options.extend_from_slice(mount_options);
+            let o = if options.is_empty() {
+                String::new()
+            } else {
+                format!("-o {} ", options.join(","))
+            };
+            let then = then.map_or(String::new(), |t| format!(" && {t} {source}"));
+            format!(
+                "mnt=$(mktemp -d) && {{ mount {o}{source} \"$mnt\" && umount \"$mnt\"; rc=$?; rmdir \"$mnt\"; [ \"$rc\" -eq 0 ]; }}{then}"
+            )
+        };
+        match self {
+            Location::Mounted { .. } => None,
+            Location::Device(device) => Some(replay(&quote(device), false)),
+            Location::Image(image) => Some(replay(&quote(image), true)),
+            Location::ImagePartition { .. } => self.on_partition(&replay("\"$dev\"", false)),
+        }
+    }
+}
+
+/// How a path the user typed is named as a command's operand: one that starts with `-`
+/// gets `./` so that no tool (mount, e2fsck, xfs_repair, losetup) takes it for an option.
+pub fn operand(path: &str) -> String {
+    if path.starts_with('-') {
+        format!("./{path}")
+    } else {
+        path.to_string()
     }
 }
 
