@@ -84,8 +84,9 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
         }
         Err(e) => {
             tracing::warn!(
-                "cannot read '{}': {e}; mount points cannot be resolved",
-                mountinfo_path.display()
+                "cannot read '{}': {}; mount points cannot be resolved",
+                mountinfo_path.display(),
+                crate::sys::describe_io(&e)
             );
             MountTable::default()
         }
