@@ -1543,11 +1543,15 @@ fn s8_differing_labels_warn_and_missing_tree_skips() {
         "warn",
         "2 of 13 entries differ from the policy: restorecon would change them",
     );
+    // Under --root the command in the message acts on the root (selinux_attack.rs).
     expect(
         &doc,
         "S8",
         "warn",
-        "semanage fcontext -a -t bin_t '/var/lib/waagent(/.*)?'",
+        &on_root(
+            &doc,
+            "semanage fcontext -a -t bin_t '/var/lib/waagent(/.*)?'",
+        ),
     );
     assert_eq!(
         remedy(&doc, "S8"),
