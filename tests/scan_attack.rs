@@ -238,3 +238,66 @@ fn a_partition_remedy_checks_the_partition_and_keeps_the_checkers_status() {
     let (exit, remedy, t) = remedy_now();
     assert_eq!((exit, remedy), (0, None), "{t:#}");
 }
+
+/// Set the ERROR flag in a btrfs image's primary superblock (and its crc32c).
+fn set_btrfs_error_flag(img: &Path) {
+    const SB: u64 = 65536;
+    let mut sb = fixtures::read_at(img, SB, 4096);
+    sb[0x38] |= 4; // BTRFS_SUPER_FLAG_ERROR, in the little-endian flags at 0x38
+    let csum = crc32c::crc32c(&sb[0x20..]).to_le_bytes();
+    sb[..4].copy_from_slice(&csum);
+    fixtures::patch(img, SB, &sb);
+}
+
+/// A btrfs mounted with `mount -o loop,noatime,compress=zstd:3` on a mount point with a
+/// space, no fstab entry, whose superblock has the ERROR flag: the remedy
+/// (`umount M && btrfs check --readonly SRC && mount -t btrfs -o … SRC M`) named `/dev/loopN`
+/// — the autoclear loop device umount detaches (btrfs reports an anonymous device number, so
+/// the loop device was not recognised) — and remounted with the per-mount options only, so the
+/// filesystem would come back without compression (an exFAT stick without its `uid=`). Pasted
+/// now it checks the image and mounts it back with both.
+#[test]
+fn a_btrfs_loop_mount_remedy_checks_the_image_and_remounts_with_its_own_options() {
+    let test = "a_btrfs_loop_mount_remedy_checks_the_image_and_remounts_with_its_own_options";
+    if !require_root(test) {
+        return;
+    }
+    let _turn = mount_namespace_turn(true);
+    let dir = TestDir::new("atk-remount");
+    let img = fixtures::made_by(&dir, "b.img", 128 * MIB, "mkfs.btrfs", &["-q", "-f"]);
+    set_btrfs_error_flag(&img);
+    let mnt = dir.mkdir("my data");
+    let _m = common::Mount::new(&img, &mnt, Some("loop,noatime,compress=zstd:3"));
+    let _cleanup = DetachLeftovers(&img);
+    let line = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.contains(" - btrfs ") && l.contains("my\\040data"))
+            .map(str::to_string)
+    };
+    assert!(line().is_some_and(|l| l.contains("compress=zstd:3")));
+
+    let (doc, exit) = scan_in(&dir.path(), &[mnt.as_os_str()]);
+    let t = only_target(&doc);
+    assert_eq!(exit, 2, "{t:#}");
+    let remedy = expect_finding(t, "btrfs.error-flag")["remedy"]
+        .as_str()
+        .expect("a remedy")
+        .to_string();
+    let tmp = dir.mkdir("tmp");
+    let ran = paste(&remedy, &dir.path(), &tmp);
+    assert!(ran.status.success(), "{remedy}: {ran:?}");
+    let back = line().unwrap_or_else(|| panic!("{remedy}: not mounted back"));
+    let fields: Vec<&str> = back.split(' ').collect();
+    assert!(
+        fields[5].split(',').any(|o| o == "noatime"),
+        "{remedy}: came back as {back}"
+    );
+    assert!(
+        back.rsplit(' ')
+            .next()
+            .is_some_and(|o| o.split(',').any(|o| o == "compress=zstd:3")),
+        "{remedy}: came back as {back}"
+    );
+}

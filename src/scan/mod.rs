@@ -360,20 +360,23 @@ fn scan_resolved(
 }
 
 fn mounted_location(resolved: &Resolved, root: &SysRoot) -> Option<Location> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
     let m = resolved.mounts.as_ref()?;
     let primary = &m.primary;
-    let mut options = primary.mount_options.clone();
-    if primary.fs_type == "btrfs" {
-        if let Some(subvol) = primary
-            .super_options
-            .split(',')
-            .find(|o| o.starts_with("subvol="))
-        {
-            options = format!("{options},{subvol}");
-        }
-    }
-    // An autoclear loop device (mount -o loop) is gone after umount: name the image.
-    let loop_image = inuse::loop_info(root, m.major, m.minor)
+    let options = remedy::remount_options(primary);
+    // An autoclear loop device (mount -o loop) is gone after umount: name the image. The
+    // device number is the node's (btrfs reports an anonymous 0:N in mountinfo).
+    let (major, minor) = std::fs::metadata(&resolved.path)
+        .ok()
+        .filter(|meta| meta.file_type().is_block_device())
+        .map_or((m.major, m.minor), |meta| {
+            let rdev = meta.rdev();
+            (
+                nix::sys::stat::major(rdev) as u32,
+                nix::sys::stat::minor(rdev) as u32,
+            )
+        });
+    let loop_image = inuse::loop_info(root, major, minor)
         .filter(|l| l.autoclear && l.offset == 0 && !l.backing_file.is_empty())
         .map(|l| l.backing_file);
     Some(Location::Mounted {
