@@ -301,3 +301,24 @@ fn a_btrfs_loop_mount_remedy_checks_the_image_and_remounts_with_its_own_options(
         "{remedy}: came back as {back}"
     );
 }
+
+/// The image behind a mounted loop device is live (issue 10) — except for btrfs: mountinfo
+/// shows btrfs with an anonymous device number (`0:N`), never the loop device's, so the image
+/// of a mounted btrfs was scanned as "offline" and judged by the offline rules. Now it is found
+/// through the mount source.
+#[test]
+fn the_image_behind_a_mounted_btrfs_is_live() {
+    let test = "the_image_behind_a_mounted_btrfs_is_live";
+    if !require_root(test) {
+        return;
+    }
+    let _turn = mount_namespace_turn(true);
+    let dir = TestDir::new("atk-btrfs-inuse");
+    let img = fixtures::made_by(&dir, "in use.img", 128 * MIB, "mkfs.btrfs", &["-q", "-f"]);
+    let m = fixtures::loop_mount(&dir, &img, "live", None);
+    let (doc, _) = scan_in(&dir.path(), &[img.as_os_str()]);
+    let t = only_target(&doc);
+    assert_eq!(t["context"], "live", "{t:#}");
+    assert_eq!(t["mountpoint"], m.dir().to_str().unwrap(), "{t:#}");
+    m.unmount();
+}

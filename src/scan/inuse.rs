@@ -88,12 +88,28 @@ pub fn mounted_holder(
     None
 }
 
-/// The mounted superblock of device `major:minor`, if any.
+/// The mounted superblock of device `major:minor` (node `/dev/NAME`), if any: by device
+/// number, or by mount source for btrfs, whose mountinfo shows an anonymous `0:N` instead.
 pub fn mounted(table: &MountTable, major: u32, minor: u32) -> Option<SuperblockMounts> {
-    table
-        .superblocks()
-        .into_iter()
-        .find(|sb| sb.major == major && sb.minor == minor)
+    let node = device_node(major, minor);
+    table.superblocks().into_iter().find(|sb| {
+        (sb.major == major && sb.minor == minor)
+            || (sb.major == 0
+                && node.is_some()
+                && sb
+                    .primary
+                    .source
+                    .as_deref()
+                    .and_then(|s| fs::canonicalize(s).ok())
+                    == node)
+    })
+}
+
+/// `/dev/NAME` of block device `major:minor` (through `/sys/dev/block/M:m`), canonical.
+fn device_node(major: u32, minor: u32) -> Option<PathBuf> {
+    let link = fs::read_link(format!("/sys/dev/block/{major}:{minor}")).ok()?;
+    let name = link.file_name()?;
+    fs::canonicalize(Path::new(crate::root::DEV_DIR).join(name)).ok()
 }
 
 /// The loop device `major:minor`, when it is one: whether it detaches itself on the last
