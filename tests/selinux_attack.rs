@@ -222,3 +222,32 @@ fn commands_in_details_and_messages_act_on_the_root_too() {
         }
     }
 }
+
+/// `--root DIR` with a relative DIR: the remedies named it relative (`chroot fx semanage …`),
+/// so pasted from another directory they acted on whatever `fx` was there. DIR is made
+/// absolute.
+#[test]
+fn a_relative_root_gives_remedies_with_an_absolute_root() {
+    let test = "a_relative_root_gives_remedies_with_an_absolute_root";
+    if !common::require_root(test) {
+        return;
+    }
+    let fx = Fx::new("system_u:system_r:init_t:s0");
+    let parent = fx.dir.path().parent().expect("parent");
+    let name = fx.dir.path().file_name().expect("name");
+    let out = assert_cmd::Command::cargo_bin("snapguard")
+        .expect("binary")
+        .current_dir(parent)
+        .args(["selinux", "--json", "--root"])
+        .arg(name)
+        .output()
+        .expect("run");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let remedy = check(&doc, "S6")["remedy"].as_str().expect("S6 remedy");
+    let root = fx.dir.path().to_str().expect("UTF-8");
+    assert_eq!(
+        remedy,
+        format!("chroot {root} semanage permissive -N -a init_t")
+    );
+    assert_eq!(doc["root"], root, "{doc:#}");
+}
