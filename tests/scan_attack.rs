@@ -322,3 +322,37 @@ fn the_image_behind_a_mounted_btrfs_is_live() {
     assert_eq!(t["mountpoint"], m.dir().to_str().unwrap(), "{t:#}");
     m.unmount();
 }
+
+/// A whole-disk image attached to a loop device whose partition is mounted (`losetup` +
+/// `partx`/`--partscan`, then `mount /dev/loop0p1`): the image was judged "offline" — the
+/// live journal a warning "not cleanly unmounted" — and the printed fix attached the partition
+/// a second time and ran `e2fsck` on it: a write under a mounted filesystem. The image is in
+/// use, judged live, and no offline fix is printed for it.
+#[test]
+fn an_image_whose_partition_is_mounted_is_live_and_gets_no_offline_fix() {
+    let test = "an_image_whose_partition_is_mounted_is_live_and_gets_no_offline_fix";
+    if !require_root(test) {
+        return;
+    }
+    let _turn = mount_namespace_turn(true);
+    let dir = TestDir::new("atk-part-mounted");
+    let (disk, _) = fixtures::partitioned_disk(&dir, "disk.img", "gpt", 80 * MIB, 64 * MIB, 1);
+    let lo = common::LoopDevice::attach(&disk);
+    let part = lo.partition(1);
+    // Errors recorded: a critical finding with a fix in every context.
+    fixtures::debugfs_w(&part, "ssv state 2");
+    let mnt = dir.mkdir("mnt");
+    let m = common::Mount::new(&part, &mnt, None);
+    std::fs::write(mnt.join("f"), b"live").unwrap();
+
+    let (doc, _) = scan_in(&dir.path(), &[disk.as_os_str()]);
+    let t = only_target(&doc);
+    assert_eq!(t["context"], "live", "{t:#}");
+    expect_finding(t, "scan.in-use");
+    expect_finding(t, "ext.errors-flag");
+    for f in t["findings"].as_array().expect("findings") {
+        assert!(f["remedy"].is_null(), "a fix for an image in use: {f:#}");
+    }
+    m.unmount();
+    drop(lo);
+}

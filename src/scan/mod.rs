@@ -121,7 +121,15 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
     };
     for item in resolved {
         match item {
-            Ok(resolved) => scan_resolved(&resolved, options, root, &mut reports, &mut problems),
+            Ok(resolved) => {
+                let first = reports.len();
+                scan_resolved(&resolved, options, root, &mut reports, &mut problems);
+                if resolved.mounts.is_none()
+                    && let Some(holder) = &resolved.in_use
+                {
+                    withhold_offline_remedies(&mut reports[first..], holder);
+                }
+            }
             Err((name, message)) => {
                 problems.push(message.clone());
                 reports.push(unscannable_report(name, message, &table, options));
@@ -169,6 +177,20 @@ fn unscannable_report(
         report.device = Some(source.to_string_lossy().into_owned());
     }
     report
+}
+
+/// A target in use through a mounted stack (an image behind a loop device whose partition is
+/// mounted, a disk whose partition is): its remedies would be offline checkers (`e2fsck -p IMG`,
+/// `losetup --offset … && e2fsck`) writing under a mounted filesystem. None is printed; the
+/// message says to fix it through the mount instead.
+fn withhold_offline_remedies(reports: &mut [TargetReport], holder: &str) {
+    for finding in reports.iter_mut().flat_map(|r| r.findings.iter_mut()) {
+        if finding.remedy.take().is_some() {
+            finding.message.push_str(&format!(
+                "; no fix printed here: this is in use ({holder}), so an offline checker would write under a mounted filesystem: fix it through its mount point (snapguard repair MOUNT)"
+            ));
+        }
+    }
 }
 
 fn context_for(mounts: Option<&SuperblockMounts>, in_use: bool, options: &ScanOptions) -> Context {
