@@ -89,10 +89,43 @@ pub struct ScanConfig {
     pub skip_mountpoints: Vec<String>,
 }
 
+/// A configuration file is small: more is not one.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The text of a configuration file: opened `O_NONBLOCK` (a FIFO cannot hang the open), judged
+/// a regular file on the fd (a FIFO, `/dev/zero` or a directory is refused, not read forever),
+/// at most [`MAX_CONFIG_BYTES`].
+fn read_config_text(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::new(ErrorKind::InvalidInput, format!("it is {kind}")));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("larger than {MAX_CONFIG_BYTES} bytes: not a configuration file"),
+        ));
+    }
+    Ok(text)
+}
+
 impl Config {
     /// Load `path`; when `required` is false a missing file gives the defaults.
     pub fn load(path: &Path, required: bool) -> anyhow::Result<Self> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_config_text(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(Config::default());

@@ -86,17 +86,13 @@ fn init_logging(cli: &Cli) {
     // Opened now, before anything is frozen; the sink holds output while frozen.
     let mut to_file = false;
     if let Some(path) = &cli.log_file {
-        match std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-        {
+        match open_log_file(path) {
             Ok(file) => {
                 snapguard::freeze::logbuf::set_file(file);
                 to_file = true;
             }
-            Err(e) => eprintln!(
-                "snapguard: cannot open the log file '{}': {e}",
+            Err(why) => eprintln!(
+                "snapguard: cannot open the log file '{}': {why}; logging to stderr",
                 path.display()
             ),
         }
@@ -112,12 +108,33 @@ fn init_logging(cli: &Cli) {
             .with_timer(tracing_subscriber::fmt::time::SystemTime)
             .init();
     } else {
-        // Colour only for a person at a terminal (and not with NO_COLOR): never in a pipe,
+        // Colour only for a person at a terminal (not with NO_COLOR, not on TERM=dumb, which
+        // shows escape codes as text): never in a pipe,
         // a journal or a file stderr was redirected to.
         use std::io::IsTerminal;
-        let colour = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let colour = io::stderr().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
         builder.with_ansi(colour).without_time().init();
     }
+}
+
+/// Open the `--log-file` for appending without hanging: `O_NONBLOCK` makes a FIFO nobody reads
+/// fail at once (ENXIO) instead of blocking the open forever; writes are blocking again after.
+fn open_log_file(path: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => "it is a FIFO that no process reads".to_string(),
+            _ => snapguard::sys::describe_io(&e),
+        })?;
+    snapguard::sys::process::clear_nonblocking(file.as_fd()).map_err(|e| e.desc().to_string())?;
+    Ok(file)
 }
 
 /// Drop Rust's " (os error N)" suffixes: the errno's text is already in the message.

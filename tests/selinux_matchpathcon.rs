@@ -308,15 +308,6 @@ fn note(msg: &str) {
     eprintln!("{msg}");
 }
 
-/// Skips (returns) unless `SNAPGUARD_REQUIRE_PRIVILEGED=1`, which turns a skip into a failure.
-fn skip(test: &str, why: &str) {
-    let msg = format!("{test}: {why}");
-    if std::env::var("SNAPGUARD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{msg}, and SNAPGUARD_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
-    note(&format!("SKIP {msg}"));
-}
-
 fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')
@@ -468,7 +459,7 @@ fn run_checked(cmd: &mut Command, what: &str) -> String {
 /// The prerequisites of both tests: matchpathcon and the configured policy's files.
 fn prerequisites(test: &str) -> Option<(PathBuf, PathBuf)> {
     let Some(mpc) = find_tool("matchpathcon") else {
-        skip(
+        common::skip(
             test,
             "matchpathcon not installed (apt-get install selinux-utils)",
         );
@@ -476,7 +467,7 @@ fn prerequisites(test: &str) -> Option<(PathBuf, PathBuf)> {
     };
     let dir = policy_files_dir(Path::new("/etc/selinux"));
     if !dir.join("file_contexts").is_file() {
-        skip(
+        common::skip(
             test,
             &format!(
                 "{}/file_contexts missing (apt-get install selinux-policy-default)",

@@ -3,14 +3,17 @@
 //! arguments are accepted by the built binary, and `systemd-analyze verify`.
 //!
 //! `systemd-analyze verify` runs only where it works: it needs no systemd as PID 1, but some
-//! containers lack the tool or cannot load units at all. There the test prints why it skips
-//! that part, even in CI (SNAPGUARD_REQUIRE_PRIVILEGED does not change this: it is not a
-//! privilege question). The key checks always run.
+//! containers lack the tool or cannot load units at all. A missing tool is a skip
+//! (`common::skip`: a failure under SNAPGUARD_REQUIRE_PRIVILEGED=1); a tool that rejects even
+//! a trivial unit is a machine it cannot verify on (`common::not_here`: never a failure, but
+//! listed in the summary). The key checks always run.
 
 #![allow(
     clippy::print_stderr,
     reason = "a skipped check prints its reason, as DESIGN.md section 4 asks"
 )]
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -215,11 +218,14 @@ fn systemd_analyze_verify() {
     .expect("write probe unit");
     match analyze_verify(dir.path(), &["snapguard-probe.service"]) {
         Err(why) => {
-            eprintln!("SKIP systemd-analyze verify: {why}");
+            common::skip("systemd_analyze_verify", &why);
             return;
         }
         Ok((false, text)) => {
-            eprintln!("SKIP systemd-analyze verify: it rejects even a trivial unit here:\n{text}");
+            common::not_here(
+                "systemd_analyze_verify",
+                &format!("it rejects even a trivial unit here: {text}"),
+            );
             return;
         }
         Ok((true, _)) => {}

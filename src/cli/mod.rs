@@ -116,9 +116,10 @@ impl Cli {
             .then_some("--json and --format human contradict each other: give one")
     }
 
-    /// The root everything system-wide is read under.
+    /// The root everything system-wide is read under, made absolute: remedies name it, and a
+    /// relative `--root` in them would act on another directory when pasted elsewhere.
     pub fn sys_root(&self) -> SysRoot {
-        SysRoot::new(&self.root)
+        SysRoot::new(std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone()))
     }
 
     /// Load the configuration named by `--config`, or the default one if present.

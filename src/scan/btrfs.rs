@@ -440,7 +440,11 @@ fn findings_for_log(scan: &BtrfsScan<'_>, sb: &Superblock, report: &mut TargetRe
         finding.message.push_str(
             "; mounting it once replays the log and keeps the data; only if that mount fails on the log, 'btrfs rescue zero-log' discards it and LOSES every write fsynced since the last transaction commit",
         );
-        finding = finding.with_remedy(scan.location.offline_command("btrfs rescue zero-log"));
+        // The fix is the replay mount the message describes, never zero-log: pasted as the
+        // fix, zero-log would throw away every write fsynced since the last commit.
+        if let Some(replay) = scan.location.replay_command(&[], None) {
+            finding = finding.with_remedy(replay);
+        }
     }
     report.findings.push(finding);
 }
@@ -598,11 +602,11 @@ mod tests {
             let f = &r.findings[0];
             assert_eq!(f.id, "btrfs.log-tree");
             if status == Status::Warning {
-                assert!(
-                    f.remedy
-                        .as_deref()
-                        .unwrap()
-                        .contains("btrfs rescue zero-log")
+                assert_eq!(
+                    f.remedy.as_deref(),
+                    Some(
+                        "mnt=$(mktemp -d) && { mount -o loop b.img \"$mnt\" && umount \"$mnt\"; rc=$?; rmdir \"$mnt\"; [ \"$rc\" -eq 0 ]; }"
+                    )
                 );
                 assert!(f.message.contains("LOSES"));
             } else {

@@ -56,8 +56,9 @@ pub fn loops_backed_by(root: &SysRoot, dev: u64, ino: u64) -> Vec<LoopBacking> {
 }
 
 /// What holds block device `major:minor` in use through a stack: the first mounted
-/// superblock among its holders (`/sys/dev/block/M:m/holders/*`, recursively), with the
-/// holder's kernel name.
+/// superblock among its holders (`/sys/dev/block/M:m/holders/*`) and its partitions
+/// (`/sys/dev/block/M:m/NAMEpN`, a mounted `/dev/sdb1` or `/dev/loop0p1`), recursively, with
+/// that device's kernel name.
 pub fn mounted_holder(
     root: &SysRoot,
     table: &MountTable,
@@ -71,12 +72,22 @@ pub fn mounted_holder(
         if seen > 64 {
             break;
         }
-        let Ok(holders) = fs::read_dir(dir.join("holders")) else {
-            continue;
-        };
-        for holder in holders.flatten() {
-            let name = holder.file_name().to_string_lossy().into_owned();
-            let path = root.path(SYS_BLOCK).join(&name);
+        let holders = fs::read_dir(dir.join("holders"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|h| {
+                let name = h.file_name().to_string_lossy().into_owned();
+                let path = root.path(SYS_BLOCK).join(&name);
+                (name, path)
+            });
+        let partitions = fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("partition").is_file())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()));
+        for (name, path) in holders.chain(partitions).collect::<Vec<_>>() {
             if let Some((ma, mi)) = read_devno(&path.join("dev")) {
                 if let Some(sb) = mounted(table, ma, mi) {
                     return Some((name, sb));
@@ -88,12 +99,28 @@ pub fn mounted_holder(
     None
 }
 
-/// The mounted superblock of device `major:minor`, if any.
+/// The mounted superblock of device `major:minor` (node `/dev/NAME`), if any: by device
+/// number, or by mount source for btrfs, whose mountinfo shows an anonymous `0:N` instead.
 pub fn mounted(table: &MountTable, major: u32, minor: u32) -> Option<SuperblockMounts> {
-    table
-        .superblocks()
-        .into_iter()
-        .find(|sb| sb.major == major && sb.minor == minor)
+    let node = device_node(major, minor);
+    table.superblocks().into_iter().find(|sb| {
+        (sb.major == major && sb.minor == minor)
+            || (sb.major == 0
+                && node.is_some()
+                && sb
+                    .primary
+                    .source
+                    .as_deref()
+                    .and_then(|s| fs::canonicalize(s).ok())
+                    == node)
+    })
+}
+
+/// `/dev/NAME` of block device `major:minor` (through `/sys/dev/block/M:m`), canonical.
+fn device_node(major: u32, minor: u32) -> Option<PathBuf> {
+    let link = fs::read_link(format!("/sys/dev/block/{major}:{minor}")).ok()?;
+    let name = link.file_name()?;
+    fs::canonicalize(Path::new(crate::root::DEV_DIR).join(name)).ok()
 }
 
 /// The loop device `major:minor`, when it is one: whether it detaches itself on the last

@@ -84,8 +84,9 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
         }
         Err(e) => {
             tracing::warn!(
-                "cannot read '{}': {e}; mount points cannot be resolved",
-                mountinfo_path.display()
+                "cannot read '{}': {}; mount points cannot be resolved",
+                mountinfo_path.display(),
+                crate::sys::describe_io(&e)
             );
             MountTable::default()
         }
@@ -120,7 +121,15 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
     };
     for item in resolved {
         match item {
-            Ok(resolved) => scan_resolved(&resolved, options, root, &mut reports, &mut problems),
+            Ok(resolved) => {
+                let first = reports.len();
+                scan_resolved(&resolved, options, root, &mut reports, &mut problems);
+                if resolved.mounts.is_none()
+                    && let Some(holder) = &resolved.in_use
+                {
+                    withhold_offline_remedies(&mut reports[first..], holder);
+                }
+            }
             Err((name, message)) => {
                 problems.push(message.clone());
                 reports.push(unscannable_report(name, message, &table, options));
@@ -168,6 +177,20 @@ fn unscannable_report(
         report.device = Some(source.to_string_lossy().into_owned());
     }
     report
+}
+
+/// A target in use through a mounted stack (an image behind a loop device whose partition is
+/// mounted, a disk whose partition is): its remedies would be offline checkers (`e2fsck -p IMG`,
+/// `losetup --offset … && e2fsck`) writing under a mounted filesystem. None is printed; the
+/// message says to fix it through the mount instead.
+fn withhold_offline_remedies(reports: &mut [TargetReport], holder: &str) {
+    for finding in reports.iter_mut().flat_map(|r| r.findings.iter_mut()) {
+        if finding.remedy.take().is_some() {
+            finding.message.push_str(&format!(
+                "; no fix printed here: this is in use ({holder}), so an offline checker would write under a mounted filesystem: fix it through its mount point (snapguard repair MOUNT)"
+            ));
+        }
+    }
 }
 
 fn context_for(mounts: Option<&SuperblockMounts>, in_use: bool, options: &ScanOptions) -> Context {
@@ -292,14 +315,16 @@ fn scan_resolved(
                         size: part.size,
                     });
                     let location = if resolved.is_device {
-                        Location::Device(disk::partition_device_name(
+                        Location::Device(remedy::operand(&disk::partition_device_name(
                             &resolved.path.display().to_string(),
                             part.index,
-                        ))
+                        )))
                     } else {
                         Location::ImagePartition {
-                            image: resolved.name.clone(),
+                            image: remedy::operand(&resolved.name),
                             index: part.index,
+                            offset: part.offset,
+                            size: part.size,
                         }
                     };
                     let content = identify_volume(&volume).map_or(Content::Unknown, |(c, _)| c);
@@ -326,8 +351,8 @@ fn scan_resolved(
 
     let location = match mounted_location(resolved, root) {
         Some(location) => location,
-        None if resolved.is_device => Location::Device(resolved.name.clone()),
-        None => Location::Image(resolved.name.clone()),
+        None if resolved.is_device => Location::Device(remedy::operand(&resolved.name)),
+        None => Location::Image(remedy::operand(&resolved.name)),
     };
     let mut report = base;
     let mounted = resolved.mounts.as_ref().map(|_| Mounted {
@@ -357,20 +382,23 @@ fn scan_resolved(
 }
 
 fn mounted_location(resolved: &Resolved, root: &SysRoot) -> Option<Location> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
     let m = resolved.mounts.as_ref()?;
     let primary = &m.primary;
-    let mut options = primary.mount_options.clone();
-    if primary.fs_type == "btrfs" {
-        if let Some(subvol) = primary
-            .super_options
-            .split(',')
-            .find(|o| o.starts_with("subvol="))
-        {
-            options = format!("{options},{subvol}");
-        }
-    }
-    // An autoclear loop device (mount -o loop) is gone after umount: name the image.
-    let loop_image = inuse::loop_info(root, m.major, m.minor)
+    let options = remedy::remount_options(primary);
+    // An autoclear loop device (mount -o loop) is gone after umount: name the image. The
+    // device number is the node's (btrfs reports an anonymous 0:N in mountinfo).
+    let (major, minor) = std::fs::metadata(&resolved.path)
+        .ok()
+        .filter(|meta| meta.file_type().is_block_device())
+        .map_or((m.major, m.minor), |meta| {
+            let rdev = meta.rdev();
+            (
+                nix::sys::stat::major(rdev) as u32,
+                nix::sys::stat::minor(rdev) as u32,
+            )
+        });
+    let loop_image = inuse::loop_info(root, major, minor)
         .filter(|l| l.autoclear && l.offset == 0 && !l.backing_file.is_empty())
         .map(|l| l.backing_file);
     Some(Location::Mounted {

@@ -15,8 +15,15 @@ pub enum Location {
     Device(String),
     /// A filesystem image file.
     Image(String),
-    /// Partition `index` of the whole-disk image `image`.
-    ImagePartition { image: String, index: u32 },
+    /// Partition `index` of the whole-disk image `image`, `size` bytes at byte `offset`
+    /// (attached with `losetup --offset --sizelimit`: no partition-table parser in the kernel
+    /// needed, and no wait for a `/dev/loopNpM` node).
+    ImagePartition {
+        image: String,
+        index: u32,
+        offset: u64,
+        size: u64,
+    },
 }
 
 /// How a mounted filesystem is mounted back after an offline check, from mountinfo: the
@@ -74,11 +81,103 @@ impl Location {
             }
             Location::Device(device) => format!("{checker} {}", quote(device)),
             Location::Image(image) => format!("{checker} {}", quote(image)),
-            Location::ImagePartition { image, index } => format!(
-                "dev=$(losetup --find --show --partscan {}) && {checker} \"${{dev}}p{index}\"; losetup -d \"$dev\"",
-                quote(image)
-            ),
+            Location::ImagePartition { .. } => self
+                .on_partition(&format!("{checker} \"$dev\""))
+                .unwrap_or_default(),
         }
+    }
+
+    /// For [`Location::ImagePartition`]: attach the partition alone as `$dev`, run `command`
+    /// (which names `"$dev"`), detach it, and end with `command`'s own status (an `e2fsck`
+    /// exit 4 stays 4; the `losetup -d` after it does not hide it). `None` otherwise.
+    pub fn on_partition(&self, command: &str) -> Option<String> {
+        let Location::ImagePartition {
+            image,
+            offset,
+            size,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(format!(
+            "dev=$(losetup --find --show --offset {offset} --sizelimit {size} {}) && {{ {command}; rc=$?; losetup -d \"$dev\"; (exit \"$rc\"); }}",
+            quote(image)
+        ))
+    }
+
+    /// Replay a journal or log the kernel replays at mount (XFS log, btrfs log tree): mount on
+    /// a temporary directory (`mount_options` added, e.g. `nouuid`) and unmount at once, the
+    /// directory removed whether the mount worked or not; the line fails when it did not.
+    /// Then `then` (a checker taking the source), if any. `None` for a mounted filesystem
+    /// (its kernel already replayed it).
+    pub fn replay_command(&self, mount_options: &[&str], then: Option<&str>) -> Option<String> {
+        let replay = |source: &str, loop_: bool| {
+            let mut options: Vec<&str> = Vec::new();
+            if loop_ {
+                options.push("loop");
+            }
+            options.extend_from_slice(mount_options);
+            let o = if options.is_empty() {
+                String::new()
+            } else {
+                format!("-o {} ", options.join(","))
+            };
+            let then = then.map_or(String::new(), |t| format!(" && {t} {source}"));
+            format!(
+                "mnt=$(mktemp -d) && {{ mount {o}{source} \"$mnt\" && umount \"$mnt\"; rc=$?; rmdir \"$mnt\"; [ \"$rc\" -eq 0 ]; }}{then}"
+            )
+        };
+        match self {
+            Location::Mounted { .. } => None,
+            Location::Device(device) => Some(replay(&quote(device), false)),
+            Location::Image(image) => Some(replay(&quote(image), true)),
+            Location::ImagePartition { .. } => self.on_partition(&replay("\"$dev\"", false)),
+        }
+    }
+}
+
+/// The `-o` options that mount a filesystem back as mountinfo recorded it: the per-mount
+/// options, then the filesystem's own (super options: btrfs `compress=`, exFAT `uid=`/`fmask=`,
+/// f2fs `compress_algorithm=` — left out, the filesystem came back without them), less `rw`/`ro`
+/// (the per-mount word decides) and `seclabel` (not a mount option). For btrfs `subvol=` is
+/// taken from the mount's root as a whole (its value may hold commas) and left to `subvolid=`
+/// when it cannot be written in `-o`.
+pub fn remount_options(primary: &crate::mount::mountinfo::MountInfo) -> String {
+    let btrfs = primary.fs_type == "btrfs";
+    let super_options = match primary.super_options.rfind(",subvol=") {
+        Some(at) if btrfs => &primary.super_options[..at],
+        _ => primary.super_options.as_str(),
+    };
+    let mut words: Vec<String> = Vec::new();
+    for word in primary
+        .mount_options
+        .split(',')
+        .chain(super_options.split(','))
+    {
+        let key = word.split_once('=').map_or(word, |(k, _)| k);
+        let skip = word.is_empty()
+            || (matches!(word, "rw" | "ro") && !words.is_empty())
+            || word == "seclabel"
+            || (btrfs && key == "subvol")
+            || words.iter().any(|w| w == word);
+        if !skip {
+            words.push(word.to_string());
+        }
+    }
+    if btrfs && let Some(root) = primary.root.to_str().filter(|r| !r.contains(',')) {
+        words.push(format!("subvol={root}"));
+    }
+    words.join(",")
+}
+
+/// How a path the user typed is named as a command's operand: one that starts with `-`
+/// gets `./` so that no tool (mount, e2fsck, xfs_repair, losetup) takes it for an option.
+pub fn operand(path: &str) -> String {
+    if path.starts_with('-') {
+        format!("./{path}")
+    } else {
+        path.to_string()
     }
 }
 
@@ -185,6 +284,35 @@ mod tests {
             image.repair_command("e2fsck -p", false),
             "e2fsck -p /tmp/a.img"
         );
+    }
+
+    #[test]
+    fn remounts_keep_the_filesystems_own_options() {
+        let table = |line: &str| {
+            crate::mount::table::MountTable::from_mountinfo(line.as_bytes())
+                .unwrap()
+                .superblocks()
+                .remove(0)
+                .primary
+        };
+        let btrfs = table(
+            "67 46 0:40 /@data /mnt/b rw,noatime - btrfs /dev/loop0 rw,compress=zstd:3,space_cache=v2,subvolid=256,subvol=/@data\n",
+        );
+        assert_eq!(
+            remount_options(&btrfs),
+            "rw,noatime,compress=zstd:3,space_cache=v2,subvolid=256,subvol=/@data"
+        );
+        let exfat = table(
+            "70 46 7:1 / /media/usb rw,nosuid,nodev,relatime - exfat /dev/loop1 rw,uid=1000,gid=1000,fmask=0022,dmask=0022,iocharset=utf8,errors=remount-ro\n",
+        );
+        assert_eq!(
+            remount_options(&exfat),
+            "rw,nosuid,nodev,relatime,uid=1000,gid=1000,fmask=0022,dmask=0022,iocharset=utf8,errors=remount-ro"
+        );
+        let ro = table(
+            "71 46 7:2 / /mnt/r ro,relatime - f2fs /dev/loop2 ro,seclabel,background_gc=on\n",
+        );
+        assert_eq!(remount_options(&ro), "ro,relatime,background_gc=on");
     }
 
     #[test]

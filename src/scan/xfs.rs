@@ -283,12 +283,6 @@ fn repair_command(location: &Location) -> String {
 /// the mount table at scan time would break when the twin is mounted later. The temporary
 /// directory is removed whether the mount works or not, and the line fails when it did not.
 fn replay_then_repair_command(location: &Location) -> String {
-    const MNT: &str = "mnt=$(mktemp -d)";
-    let replay = |mount: &str| {
-        format!(
-            "{MNT} && {{ {mount} \"$mnt\" && umount \"$mnt\"; rc=$?; rmdir \"$mnt\"; [ \"$rc\" -eq 0 ]; }}"
-        )
-    };
     match location {
         Location::Mounted {
             device,
@@ -299,21 +293,9 @@ fn replay_then_repair_command(location: &Location) -> String {
             dev = quote(device)
         ),
         mounted @ Location::Mounted { .. } => mounted.repair_command("xfs_repair", false),
-        Location::Device(device) => {
-            let dev = quote(device);
-            let replay = replay(&format!("mount -o nouuid {dev}"));
-            format!("{replay} && xfs_repair {dev}")
-        }
-        Location::Image(image) => {
-            let img = quote(image);
-            let replay = replay(&format!("mount -o loop,nouuid {img}"));
-            format!("{replay} && xfs_repair {img}")
-        }
-        Location::ImagePartition { image, index } => format!(
-            "dev=$(losetup --find --show --partscan {}) && {} && xfs_repair \"${{dev}}p{index}\"; losetup -d \"$dev\"",
-            quote(image),
-            replay(&format!("mount -o nouuid \"${{dev}}p{index}\""))
-        ),
+        other => other
+            .replay_command(&["nouuid"], Some("xfs_repair"))
+            .unwrap_or_default(),
     }
 }
 
@@ -372,6 +354,8 @@ mod tests {
             Location::ImagePartition {
                 image: "/tmp/disk.img".into(),
                 index: 2,
+                offset: 1 << 20,
+                size: 64 << 20,
             },
             Location::Mounted {
                 device: "/dev/sdc".into(),

@@ -138,6 +138,17 @@ pub fn check(root: &SysRoot, policy_type: &str) -> Check {
         }
     }
     let fc = load_file_contexts(root, policy_type);
+    // Without file_contexts only broken labels can be found: never "as the policy expects".
+    let fc_unreadable = fc.is_err()
+        && matches!(
+            read_input(
+                &root
+                    .path(ETC_SELINUX)
+                    .join(policy_type)
+                    .join("contexts/files/file_contexts")
+            ),
+            Input::Unreadable(_)
+        );
     let mut notes = Vec::new();
     let local_rules: Vec<String> = match &fc {
         Ok(fc) => fc
@@ -289,6 +300,24 @@ pub fn check(root: &SysRoot, policy_type: &str) -> Check {
             ),
         )
         .with_remedy(remedy)
+        .with_details(details);
+    }
+    if let Err(e) = &fc {
+        if fc_unreadable {
+            return Check::cannot_read(
+                "S8",
+                S8_TITLE,
+                format!(
+                    "no broken label among {checked} entries, but the expected labels are unknown: {e} (needs root)"
+                ),
+            );
+        }
+        return c(
+            CheckStatus::Warn,
+            format!(
+                "no broken label among {checked} entries, but the expected labels are unknown ({e}): restorecon cannot work without them either{local_note}"
+            ),
+        )
         .with_details(details);
     }
     c(

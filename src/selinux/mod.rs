@@ -210,6 +210,7 @@ pub fn run(root: &SysRoot, options: &Options) -> anyhow::Result<SelinuxReport> {
         if let Some(r) = &c.remedy {
             c.remedy = Some(remedy::for_root(root, &policy_type, r));
         }
+        c.message = remedy::detail_for_root(root, &policy_type, &c.message);
         for d in &mut c.details {
             *d = remedy::detail_for_root(root, &policy_type, d);
         }

@@ -18,14 +18,30 @@ pub fn for_root(root: &SysRoot, policy_type: &str, remedy: &str) -> String {
     let q = |rel: &str| shell_quote(&format!("{dir}{rel}"));
     let words: Vec<&str> = remedy.split(' ').collect();
     match words.as_slice() {
-        // restorecon reads the running policy's file_contexts; setfiles -r takes DIR's.
+        // restorecon reads the running policy's file_contexts; setfiles -r takes DIR's
+        // (and is recursive on its own: of the flags only -n and -v carry over).
         ["restorecon", flags, paths @ ..] if flags.starts_with('-') && !paths.is_empty() => {
             let spec = q(&format!(
                 "/etc/selinux/{policy_type}/contexts/files/file_contexts"
             ));
-            let targets: Vec<String> = paths.iter().map(|p| q(p)).collect();
+            let kept: String = flags.chars().filter(|c| matches!(c, 'n' | 'v')).collect();
+            let kept = if kept.contains('v') {
+                kept
+            } else {
+                format!("{kept}v")
+            };
+            let targets: Vec<String> = paths
+                .iter()
+                .map(|p| match p.strip_suffix('*') {
+                    // A glob stays a glob: DIR quoted, the pattern after it not.
+                    Some(stem) if stem.starts_with('/') && shell_quote(stem) == *stem => {
+                        format!("{}{p}", shell_quote(dir))
+                    }
+                    _ => q(p),
+                })
+                .collect();
             format!(
-                "setfiles -r {} -v {spec} {}",
+                "setfiles -r {} -{kept} {spec} {}",
                 shell_quote(dir),
                 targets.join(" ")
             )
@@ -47,15 +63,63 @@ pub fn for_root(root: &SysRoot, policy_type: &str, remedy: &str) -> String {
     }
 }
 
-/// A detail line that ends in an alternative command (`…: semanage permissive -a T`), with
-/// that command made to act on `root` too; other lines unchanged.
+/// A message or detail line with commands in it (`…: semanage permissive -a T`, `(dry run:
+/// restorecon -Rnv /var/lib/waagent)`, `restorecon -v … , and remove …`), each `restorecon`
+/// and `semanage` command in it made to act on `root` too; unchanged for the host.
 pub fn detail_for_root(root: &SysRoot, policy_type: &str, detail: &str) -> String {
-    match detail.rsplit_once(": ") {
-        Some((head, command)) if !root.is_host() && command.starts_with("semanage ") => {
-            format!("{head}: {}", for_root(root, policy_type, command))
-        }
-        _ => detail.to_string(),
+    if root.is_host() {
+        return detail.to_string();
     }
+    let mut out = String::new();
+    let mut rest = detail;
+    while let Some(at) = next_command(rest) {
+        out.push_str(&rest[..at]);
+        let len = command_len(&rest[at..]);
+        out.push_str(&for_root(root, policy_type, &rest[at..at + len]));
+        rest = &rest[at + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the next embedded command starts: `restorecon -…` or `semanage SUB -…` at a word
+/// start (prose such as "restorecon would change them" is left alone).
+fn next_command(text: &str) -> Option<usize> {
+    let is_command = |i: usize| {
+        let mut words = text[i..].split(' ');
+        match words.next() {
+            Some("restorecon") => words.next().is_some_and(|w| w.starts_with('-')),
+            Some("semanage") => {
+                words
+                    .next()
+                    .is_some_and(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+                    && words.next().is_some_and(|w| w.starts_with('-'))
+            }
+            _ => false,
+        }
+    };
+    ["restorecon ", "semanage "]
+        .iter()
+        .flat_map(|word| text.match_indices(word).map(|(i, _)| i))
+        .filter(|&i| (i == 0 || text[..i].ends_with([' ', '('])) && is_command(i))
+        .min()
+}
+
+/// The length of the command at the start of `text`: up to an unquoted `)`, ` (`, `;`, `, `,
+/// `&&` or the end, trailing spaces left out.
+fn command_len(text: &str) -> usize {
+    let mut quoted = false;
+    for (i, ch) in text.char_indices() {
+        match ch {
+            '\'' => quoted = !quoted,
+            ')' | ';' if !quoted => return text[..i].trim_end().len(),
+            '(' if !quoted && text[..i].ends_with(' ') => return text[..i].trim_end().len(),
+            ',' if !quoted && text[i..].starts_with(", ") => return text[..i].trim_end().len(),
+            '&' if !quoted && text[i..].starts_with("&&") => return text[..i].trim_end().len(),
+            _ => {}
+        }
+    }
+    text.trim_end().len()
 }
 
 /// `chroot DIR CMD`, through `sh -c` when CMD is a pipeline or a list.
@@ -140,6 +204,22 @@ mod tests {
                 "x: semanage permissive -a t"
             ),
             "x: semanage permissive -a t"
+        );
+        assert_eq!(
+            detail_for_root(
+                &root,
+                "targeted",
+                "or make it start unconfined: restorecon -v /usr/sbin/waagent /usr/bin/python3*, and remove any SELinuxContext= from its unit"
+            ),
+            "or make it start unconfined: setfiles -r /mnt/rescue -v /mnt/rescue/etc/selinux/targeted/contexts/files/file_contexts /mnt/rescue/usr/sbin/waagent /mnt/rescue/usr/bin/python3*, and remove any SELinuxContext= from its unit"
+        );
+        assert_eq!(
+            detail_for_root(
+                &root,
+                "targeted",
+                "2 differ (dry run: restorecon -Rnv /var/lib/waagent); to keep a custom type instead: semanage fcontext -a -t t '/var/lib/waagent(/.*)?' && restorecon -Rv /var/lib/waagent (a note)"
+            ),
+            "2 differ (dry run: setfiles -r /mnt/rescue -nv /mnt/rescue/etc/selinux/targeted/contexts/files/file_contexts /mnt/rescue/var/lib/waagent); to keep a custom type instead: chroot /mnt/rescue sh -c 'semanage fcontext -N -a -t t '\\''/var/lib/waagent(/.*)?'\\''' && setfiles -r /mnt/rescue -v /mnt/rescue/etc/selinux/targeted/contexts/files/file_contexts /mnt/rescue/var/lib/waagent (a note)"
         );
         let odd = SysRoot::new("/tmp/a b/");
         assert_eq!(

@@ -451,6 +451,14 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }
 
+/// Make writes on `fd` blocking again (a log file opened `O_NONBLOCK` so that a FIFO without a
+/// reader fails the open instead of hanging it).
+pub fn clear_nonblocking(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).map(drop)
+}
+
 /// A one-shot timer on CLOCK_BOOTTIME, readable (poll) once its absolute deadline passes, even
 /// if the machine was suspended meanwhile (poll's own timeout would not count the suspension).
 #[derive(Debug)]

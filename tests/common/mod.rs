@@ -208,6 +208,21 @@ pub fn skip(test: &str, why: &str) {
     }
 }
 
+/// `test` is for a machine unlike this one (one without SELinux, a systemd that can load
+/// units): not a missing tool, corpus or privilege, so it never fails, even under
+/// `SNAPGUARD_REQUIRE_PRIVILEGED=1`; but it is listed in [`skip_log`] like a skip, so the
+/// summary shows it. The caller then returns.
+pub fn not_here(test: &str, why: &str) {
+    let msg = format!("{test}: {why} (not applicable here)");
+    note(&format!("SKIP {msg}"));
+    use std::io::Write as _;
+    let log = skip_log();
+    let _ = fs::create_dir_all(log.parent().expect("skip log has a parent"));
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(&log) {
+        let _ = f.write_all(format!("{msg}\n").as_bytes());
+    }
+}
+
 /// A private temporary directory, removed on drop.
 pub struct TestDir {
     dir: tempfile::TempDir,
