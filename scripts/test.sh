@@ -5,7 +5,8 @@
 #
 # 1. Installs the filesystem tools the tests drive (apt-get, only when one is missing).
 # 2. Makes sure loop devices can be set up (privileged tests need them).
-# 3. cargo fmt --check, cargo clippy --all-targets -- -D warnings.
+# 3. cargo fmt --check, cargo clippy --all-targets -- -D warnings, then scripts/lib-pure.sh:
+#    the unit tests as nobody with PATH=/nonexistent, executing no tool.
 # 4. Doctests (cargo test --doc), then the whole suite with cargo-nextest when it is installed,
 #    else with cargo test. ARGS go to that runner unchanged, e.g.
 #      scripts/test.sh json_schema                 # filter (both runners)
@@ -65,6 +66,8 @@ declare -A pkg_of=(
   [hyperfine]=hyperfine
   [fsfreeze]=util-linux [losetup]=mount
   [stdbuf]=coreutils
+  # scripts/lib-pure.sh checks which programs the unit tests execute.
+  [strace]=strace [setpriv]=util-linux
   # snapguard selinux: matchpathcon and semanage are the reference for the file_contexts
   # matcher; the policy itself is data (installing it does not enable SELinux).
   [matchpathcon]=selinux-utils [semanage]=policycoreutils-python-utils
@@ -162,6 +165,12 @@ run cargo fmt --check
 
 say "lint"
 run cargo clippy --all-targets -- -D warnings
+
+# The unit tests need no tool, root, loop device or corpus: run them as nobody with
+# PATH=/nonexistent, and fail if they execute anything but the base-system programs the
+# process-spawning tests use (strace).
+say "unit tests are pure (cargo test --lib as nobody, PATH=/nonexistent)"
+run scripts/lib-pure.sh -q
 
 # Tests that cannot run here (a missing tool, corpus or privilege) append one line each to
 # this file (tests/common skip()); it is listed after the runner's summary, since nextest
