@@ -10,7 +10,11 @@
 # ext, taken from $SNAPGUARD_CORPUS/e2fsprogs (default ../shared/corpus; read, never copied
 # into the repository). Output: target/fuzz/out/TARGET; a crash fails the run and is listed:
 # turn each into a regression test.
-# Needs: cargo-afl (cargo install cargo-afl; cargo afl config --build), mkfs tools.
+# Needs: cargo-afl at the afl version fuzz/Cargo.lock pins (scripts/test.sh installs it:
+# cargo install --locked cargo-afl --version V; that also builds the AFL++ it runs, and this
+# script runs `cargo afl config --build` when the Rust toolchain changed since), mkfs tools.
+# Runs without a terminal (CI): no UI, stdin from /dev/null, each afl-fuzz under a timeout;
+# no CPU-governor or core_pattern tuning needed.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,14 +36,29 @@ for t in "${targets[@]}"; do
   case " ${all[*]} " in *" $t "*) ;; *) echo "scripts/fuzz.sh: unknown target '$t' (${all[*]})" >&2; exit 2 ;; esac
 done
 
+afl_version=$(awk '$0 == "name = \"afl\"" { getline; gsub(/[^0-9.]/, ""); print; exit }' fuzz/Cargo.lock)
 command -v cargo-afl >/dev/null 2>&1 || {
-  echo "scripts/fuzz.sh: cargo-afl missing: cargo install cargo-afl && cargo afl config --build" >&2
+  echo "scripts/fuzz.sh: cargo-afl missing: cargo install --locked cargo-afl --version $afl_version" >&2
   exit 2
 }
+installed=$(cargo afl --version | awk '{ print $2 }')
+if [[ $installed != "$afl_version" ]]; then
+  echo "scripts/fuzz.sh: cargo-afl $installed, but fuzz/Cargo.lock pins afl $afl_version:" \
+    "cargo install --locked cargo-afl --version $afl_version" >&2
+  exit 2
+fi
+# AFL++ and its runtime are built per Rust version (under ~/.local/share/afl.rs): after a
+# toolchain update `cargo afl` refuses to run until they are rebuilt.
+afl_check=$(cargo afl fuzz -h 2>&1 </dev/null) || true
+if [[ $afl_check == *"runtime was not built"* ]]; then
+  echo "==> building AFL++ for this Rust toolchain (cargo afl config --build)"
+  cargo afl config --build </dev/null
+fi
 
 out=$repo/target/fuzz
 export CARGO_TARGET_DIR=$out
-(cd fuzz && cargo afl build --release -q)
+echo "==> building the fuzz targets (cargo afl build --release, into $out)"
+(cd fuzz && cargo afl build --release --locked -q </dev/null)
 bin=$out/release
 
 if [[ -z ${SNAPGUARD_CORPUS:-} && -d $repo/../shared/corpus ]]; then
@@ -104,8 +123,11 @@ for t in "${targets[@]}"; do
   rm -rf "$out/out/$t"
   mkdir -p "$out/out"
   echo "==> fuzz $t for ${seconds}s ($(ls "$out/seeds/$t" | wc -l) seeds)"
-  cargo afl fuzz -i "$out/seeds/$t" -o "$out/out/$t" -V "$seconds" -t 2000 -- "$bin/$t" >"$out/out-$t.log" 2>&1 || {
-    echo "afl-fuzz failed for $t: see $out/out-$t.log" >&2
+  # -V stops afl-fuzz after SECONDS of fuzzing; the timeout only catches a stuck start
+  # (seed calibration on a loaded machine takes a few seconds).
+  timeout -k 10 $((seconds + 300)) cargo afl fuzz -i "$out/seeds/$t" -o "$out/out/$t" \
+    -V "$seconds" -t 2000 -- "$bin/$t" </dev/null >"$out/out-$t.log" 2>&1 || {
+    echo "afl-fuzz failed for $t (exit $?): see $out/out-$t.log" >&2
     tail -n 20 "$out/out-$t.log" >&2
     failed=1
     continue

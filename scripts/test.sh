@@ -3,10 +3,13 @@
 #
 #   scripts/test.sh [ARGS...]
 #
-# 1. Installs the filesystem tools the tests drive (apt-get, only when one is missing).
+# 1. Installs the filesystem tools the tests drive (apt-get, only when one is missing), and
+#    cargo-afl at the version fuzz/Cargo.lock pins (cargo install, only when missing).
 # 2. Makes sure loop devices can be set up (privileged tests need them).
-# 3. cargo fmt --check, cargo clippy --all-targets -- -D warnings.
-# 4. Doctests (cargo test --doc), then the whole suite with cargo-nextest when it is installed,
+# 3. cargo fmt --check, cargo clippy --all-targets -- -D warnings, then scripts/lib-pure.sh:
+#    the unit tests as nobody with PATH=/nonexistent, executing no tool.
+# 4. The fuzz smoke: scripts/fuzz.sh --smoke (every target a few seconds; a crash fails).
+# 5. Doctests (cargo test --doc), then the whole suite with cargo-nextest when it is installed,
 #    else with cargo test. ARGS go to that runner unchanged, e.g.
 #      scripts/test.sh json_schema                 # filter (both runners)
 #      scripts/test.sh --no-capture                # nextest: show test output
@@ -14,7 +17,9 @@
 #
 # Environment:
 #   SNAPGUARD_TEST_RUNNER=nextest|cargo  force a runner (default: nextest if available)
-#   SNAPGUARD_NO_INSTALL=1               never call apt-get; fail if a tool is missing
+#   SNAPGUARD_NO_INSTALL=1               never call apt-get or cargo install; fail if a tool
+#                                        is missing
+#   SNAPGUARD_FUZZ_SMOKE=0               leave out the fuzz smoke (CI runs it)
 #   SNAPGUARD_CORPUS                     e2fsprogs image corpus; defaults to ../shared/corpus
 #                                        beside the repository when that directory exists
 #   SNAPGUARD_REQUIRE_PRIVILEGED=1       (set by .ci/run) privileged tests fail instead of
@@ -65,6 +70,10 @@ declare -A pkg_of=(
   [hyperfine]=hyperfine
   [fsfreeze]=util-linux [losetup]=mount
   [stdbuf]=coreutils
+  # cargo-afl builds its own AFL++ (the one `cargo afl fuzz` runs) with make and cc.
+  [make]=make
+  # scripts/lib-pure.sh checks which programs the unit tests execute.
+  [strace]=strace [setpriv]=util-linux
   # snapguard selinux: matchpathcon and semanage are the reference for the file_contexts
   # matcher; the policy itself is data (installing it does not enable SELinux).
   [matchpathcon]=selinux-utils [semanage]=policycoreutils-python-utils
@@ -109,6 +118,24 @@ if ((${#missing_tools[@]})); then
   done
 else
   echo "all present"
+fi
+
+# cargo-afl for the fuzz smoke, at the version of the afl crate fuzz/Cargo.lock pins: its
+# install also builds the AFL++ it runs (scripts/fuzz.sh rebuilds that when the Rust
+# toolchain changed). The Debian afl++ package is not used.
+fuzz_smoke=${SNAPGUARD_FUZZ_SMOKE:-1}
+if [[ $fuzz_smoke != 0 ]]; then
+  afl_version=$(awk '$0 == "name = \"afl\"" { getline; gsub(/[^0-9.]/, ""); print; exit }' fuzz/Cargo.lock)
+  [[ -n $afl_version ]] || die "fuzz/Cargo.lock pins no afl crate"
+  installed=$(cargo afl --version 2>/dev/null | awk '{ print $2 }') || true
+  if [[ $installed == "$afl_version" ]]; then
+    echo "cargo-afl $installed"
+  elif [[ ${SNAPGUARD_NO_INSTALL:-0} == 1 ]]; then
+    die "SNAPGUARD_NO_INSTALL=1 and cargo-afl $afl_version is missing (have: ${installed:-none});" \
+      "install: cargo install --locked cargo-afl --version $afl_version"
+  else
+    run cargo install --locked cargo-afl --version "$afl_version"
+  fi
 fi
 
 # --- 2. loop devices -------------------------------------------------------------------------
@@ -163,6 +190,12 @@ run cargo fmt --check
 say "lint"
 run cargo clippy --all-targets -- -D warnings
 
+# The unit tests need no tool, root, loop device or corpus: run them as nobody with
+# PATH=/nonexistent, and fail if they execute anything but the base-system programs the
+# process-spawning tests use (strace).
+say "unit tests are pure (cargo test --lib as nobody, PATH=/nonexistent)"
+run scripts/lib-pure.sh -q
+
 # Tests that cannot run here (a missing tool, corpus or privilege) append one line each to
 # this file (tests/common skip()); it is listed after the runner's summary, since nextest
 # hides a passing test's output.
@@ -177,6 +210,11 @@ report_skips() {
   fi
 }
 trap report_skips EXIT
+
+if [[ $fuzz_smoke != 0 ]]; then
+  say "fuzz smoke (scripts/fuzz.sh --smoke)"
+  run scripts/fuzz.sh --smoke
+fi
 
 runner=${SNAPGUARD_TEST_RUNNER:-}
 if [[ -z $runner ]]; then

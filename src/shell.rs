@@ -82,7 +82,7 @@ mod tests {
             let q = quote_path(Path::new(OsStr::from_bytes(name)));
             assert!(!q.chars().any(|c| c.is_control()), "printable only: {q:?}");
             // The shell gives the exact bytes back.
-            let out = std::process::Command::new("sh")
+            let out = std::process::Command::new("/bin/sh")
                 .arg("-c")
                 .arg(format!("printf '%s' {q}"))
                 .output()

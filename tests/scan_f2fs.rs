@@ -279,3 +279,148 @@ fn truncated_image_gives_exit_3() {
         expect_finding(t, "f2fs.truncated");
     }
 }
+
+/// `fs::f2fs` (superblock, checkpoint packs, CRC) on images mkfs.f2fs wrote, moved out of the
+/// unit tests so that `cargo test --lib` spawns no tool.
+mod parser {
+    use super::common;
+    use snapguard::fs::f2fs::*;
+    use std::io::Read;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// A fresh 64 MiB image (mkfs.f2fs 1.15 needs a bit over 48 MiB), first 5 MiB read.
+    /// `None` when mkfs.f2fs is missing: `test` is then skipped (a failure under
+    /// `SNAPGUARD_REQUIRE_PRIVILEGED=1`).
+    fn image(test: &str, extra: &[&str]) -> Option<(tempfile::TempDir, Vec<u8>)> {
+        if !common::have_tools(test, &["mkfs.f2fs"]) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.img");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let out = Command::new(common::tool("mkfs.f2fs"))
+            .arg("-q")
+            .args(extra)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        Some((dir, read_head(&path, 5 << 20)))
+    }
+
+    fn read_head(path: &Path, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        std::fs::File::open(path)
+            .unwrap()
+            .read_exact(&mut buf)
+            .unwrap();
+        buf
+    }
+
+    fn sb_bytes(img: &[u8], copy: usize) -> &[u8] {
+        let at = super_offset(copy) as usize;
+        &img[at..at + SUPER_SIZE]
+    }
+
+    fn block(img: &[u8], blk: u64) -> &[u8] {
+        let at = blk as usize * 4096;
+        &img[at..at + 4096]
+    }
+
+    fn pack(img: &[u8], sb: &Superblock, p: usize) -> Result<Checkpoint, PackError> {
+        let start = sb.cp_pack_block(p);
+        let cp = Checkpoint::parse_verified(block(img, start), "first")?;
+        let last = cp.last_block_index(sb.blocks_per_seg())?;
+        cp.validate_last(block(img, start + last))?;
+        Ok(cp)
+    }
+
+    #[test]
+    fn real_image_superblock_and_packs() {
+        let Some((_dir, img)) = image("real_image_superblock_and_packs", &[]) else {
+            return;
+        };
+        assert!(has_primary_magic(&img) && has_backup_magic(&img));
+        let sb = Superblock::parse(sb_bytes(&img, 0)).unwrap();
+        assert_eq!(
+            sb.verify_checksum(sb_bytes(&img, 0)),
+            ChecksumStatus::Absent
+        );
+        assert!(sb.problems().is_empty(), "{:?}", sb.problems());
+        assert_eq!((sb.log_blocksize, sb.log_blocks_per_seg), (12, 9));
+        assert_eq!(sb.fs_bytes(), Some(64 << 20));
+        assert_eq!(sb.cp_blkaddr, 512);
+        assert_eq!(sb.cp_pack_block(1), 1024);
+        assert!(sb.stop_reasons().is_empty() && sb.error_names().is_empty());
+        assert_eq!(Superblock::parse(sb_bytes(&img, 1)).unwrap(), sb);
+
+        let p1 = pack(&img, &sb, 0).unwrap();
+        let p2 = pack(&img, &sb, 1).unwrap();
+        assert_eq!(current_pack([Some(p1.version), Some(p2.version)]), Some(0));
+        assert!(p1.unmounted() && !p1.needs_fsck() && !p1.error());
+        // What fsck.f2fs 1.15 prints for a fresh image: "185 :  trimmed nat_bits
+        // compacted_summary unmount".
+        assert_eq!(p1.flags, 0x185);
+        assert_eq!(
+            flag_names(p1.flags),
+            ["trimmed", "nat_bits", "compacted_summary", "unmount"]
+        );
+    }
+
+    #[test]
+    fn real_image_with_sb_checksum() {
+        let Some((_dir, mut img)) = image("real_image_with_sb_checksum", &["-O", "sb_checksum"])
+        else {
+            return;
+        };
+        let raw = sb_bytes(&img, 0).to_vec();
+        let sb = Superblock::parse(&raw).unwrap();
+        assert_eq!(sb.feature & FEATURE_SB_CHKSUM, FEATURE_SB_CHKSUM);
+        assert_eq!(sb.verify_checksum(&raw), ChecksumStatus::Valid);
+        // A byte of the label changed without fixing the CRC.
+        img[1024 + 124] ^= 0x20;
+        let raw = sb_bytes(&img, 0).to_vec();
+        let bad = Superblock::parse(&raw).unwrap();
+        assert!(matches!(
+            bad.verify_checksum(&raw),
+            ChecksumStatus::Invalid { stored, .. } if stored == sb.crc
+        ));
+    }
+
+    #[test]
+    fn torn_and_corrupt_packs() {
+        let Some((_dir, mut img)) = image("torn_and_corrupt_packs", &[]) else {
+            return;
+        };
+        let sb = Superblock::parse(sb_bytes(&img, 0)).unwrap();
+        // Flip a flag in pack 1 without the CRC: pack 2 (version 0) becomes current.
+        img[512 * 4096 + 0x84] ^= CP_FSCK as u8;
+        assert!(matches!(
+            pack(&img, &sb, 0),
+            Err(PackError::Crc { which: "first", .. })
+        ));
+        let p2 = pack(&img, &sb, 1).unwrap();
+        assert_eq!(current_pack([None, Some(p2.version)]), Some(1));
+        img[512 * 4096 + 0x84] ^= CP_FSCK as u8;
+        // A different version in the last block, CRC recomputed: a torn pack.
+        let last = (512 + 5) * 4096;
+        img[last] ^= 1;
+        let crc = f2fs_crc32(MAGIC, &img[last..last + 4092]);
+        img[last + 4092..last + 4096].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            pack(&img, &sb, 0),
+            Err(PackError::VersionMismatch { .. })
+        ));
+        // An impossible CRC offset.
+        let mut b = block(&img, 1024).to_vec();
+        b[0xA4..0xA8].copy_from_slice(&8u32.to_le_bytes());
+        assert!(matches!(
+            Checkpoint::parse_verified(&b, "first"),
+            Err(PackError::BadCrcOffset { offset: 8, .. })
+        ));
+    }
+}

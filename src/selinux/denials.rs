@@ -25,7 +25,7 @@ const MAX_LOG_BYTES: u64 = 64 << 20;
 /// At most this much journalctl output is read.
 const MAX_JOURNAL_BYTES: u64 = 64 << 20;
 /// journalctl is given this long.
-const JOURNAL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const JOURNAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Denials listed in the details.
 const MAX_LISTED: usize = 10;
 
@@ -110,7 +110,7 @@ impl LogSet {
 }
 
 /// `journalctl -o json … --since=@<epoch>`, argv only, bounded in time and size.
-fn journal(options: &Options) -> Result<String, String> {
+pub fn journal(options: &Options) -> Result<String, String> {
     let mut child = Spawn::new(Program::Path(Path::new("journalctl")))
         .args(audit::JOURNALCTL_ARGS.iter().copied())
         .arg(format!("--since=@{}", options.since()))
@@ -417,18 +417,6 @@ pub fn check(logs: &LogSet, outcome: &DenialOutcome, options: &Options) -> Check
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn journal_fallback_is_bounded_and_never_panics() {
-        let options = Options {
-            now: 2_000_000_000,
-            window_days: 7,
-        };
-        let start = Instant::now();
-        // journalctl may be missing, fail, or print nothing: all are fine, a hang is not.
-        let _ = journal(&options);
-        assert!(start.elapsed() < JOURNAL_TIMEOUT + Duration::from_secs(5));
-    }
 
     #[test]
     fn ausearch_window_keywords() {

@@ -421,11 +421,12 @@ mod tests {
             unsafe { signal(Signal::SIGUSR1, SigHandler::SigIgn) }.expect("ignore USR1");
 
         // What std alone gives, for contrast: the mask is inherited.
-        let plain = std::process::Command::new("cat")
+        let plain = std::process::Command::new("/bin/cat")
             .arg("/proc/self/status")
             .output()
             .expect("cat");
-        let status = output(Spawn::new(Program::Path(Path::new("cat"))).arg("/proc/self/status"));
+        let status =
+            output(Spawn::new(Program::Path(Path::new("/bin/cat"))).arg("/proc/self/status"));
 
         pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None).expect("restore");
         // SAFETY: puts back the disposition saved above.

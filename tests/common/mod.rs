@@ -1630,3 +1630,34 @@ pub mod repair {
         fx
     }
 }
+
+/// Where `name` is installed: the first directory of `PATH`, then the sbin directories a
+/// non-login shell may lack, that has it; `None` when no directory has it.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The path to run `name` by: [`find_tool`]'s answer, else the bare name (the spawn then
+/// fails with "not found", which names the tool).
+pub fn tool(name: &str) -> PathBuf {
+    find_tool(name).unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// True when every tool in `names` is installed; otherwise [`skip`]s `test` (a failure under
+/// `SNAPGUARD_REQUIRE_PRIVILEGED=1`) naming the missing ones, and returns false.
+pub fn have_tools(test: &str, names: &[&str]) -> bool {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| find_tool(n).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    skip(test, &format!("needs {}", missing.join(", ")));
+    false
+}

@@ -1226,112 +1226,11 @@ pub fn check_super_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::ext::superblock::test_images::{make_image, read_at, write_at};
-
-    fn load(path: &std::path::Path) -> (Superblock, Vec<u8>, SbExtra, Geometry, Vec<GroupDesc>) {
-        let raw = read_at(path, 1024, 1024);
-        let sb = Superblock::parse(&raw).expect("superblock");
-        let extra = SbExtra::parse(&raw);
-        let geom = validate_superblock(&sb, &raw, OpenOptions::default()).expect("valid");
-        let mut table = Vec::new();
-        for block in descriptor_table_blocks(&sb, &geom, 0) {
-            table.extend(read_at(
-                path,
-                block * geom.block_size,
-                geom.block_size as usize,
-            ));
-        }
-        let descs = parse_descs(&sb, &extra, &geom, &table).expect("descs");
-        (sb, raw, extra, geom, descs)
-    }
 
     #[test]
     fn crc16_matches_known_vector() {
         // CRC-16/ARC of "123456789" with init 0 is 0xBB3D.
         assert_eq!(crc16(0, b"123456789"), 0xBB3D);
-    }
-
-    #[test]
-    fn fresh_images_pass_every_check() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cases: [(&str, &str, &[&str]); 6] = [
-            ("a.img", "mkfs.ext4", &["-b", "1024"]),
-            (
-                "b.img",
-                "mkfs.ext4",
-                &["-b", "4096", "-O", "^metadata_csum,uninit_bg"],
-            ),
-            ("c.img", "mkfs.ext4", &["-b", "4096", "-O", "64bit"]),
-            (
-                "d.img",
-                "mkfs.ext4",
-                &[
-                    "-b",
-                    "1024",
-                    "-O",
-                    "^64bit,^metadata_csum,meta_bg,^resize_inode",
-                ],
-            ),
-            ("e.img", "mkfs.ext2", &[]),
-            ("f.img", "mkfs.ext3", &["-b", "2048"]),
-        ];
-        for (name, mkfs, args) in cases {
-            let path = make_image(dir.path(), name, mkfs, 300, args);
-            let (sb, _raw, extra, geom, descs) = load(&path);
-            assert!(geom.group_count > 1, "{name}");
-            assert_eq!(check_desc(&sb, &extra, &geom, &descs), Ok(()), "{name}");
-            let check = check_super_block(&sb, &extra, &geom, &descs, Some(sb.blocks_count));
-            assert_eq!(check.abort, None, "{name}");
-            assert!(check.invalid.is_empty(), "{name}: {:?}", check.invalid);
-            assert_eq!(check.group_free_blocks, sb.free_blocks_count, "{name}");
-            assert_eq!(check.group_free_inodes, sb.free_inodes_count, "{name}");
-        }
-    }
-
-    #[test]
-    fn detects_descriptor_damage() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = make_image(dir.path(), "g.img", "mkfs.ext4", 32, &["-b", "1024"]);
-        let (sb, _raw, _extra, geom, _descs) = load(&path);
-        let gdt = descriptor_table_blocks(&sb, &geom, 0)[0] * geom.block_size;
-        // Group 1's block bitmap moved onto block 1, the primary superblock: flex_bg allows
-        // a bitmap outside its group, but not on reserved metadata.
-        write_at(&path, gdt + geom.desc_size, &1u32.to_le_bytes());
-        let (sb, _raw, extra, geom, descs) = load(&path);
-        assert_eq!(
-            check_desc(&sb, &extra, &geom, &descs),
-            Err(DescProblem::BlockBitmap { group: 1, block: 1 })
-        );
-        let check = check_super_block(&sb, &extra, &geom, &descs, None);
-        assert!(
-            check.invalid.iter().any(|i| i.message.contains("checksum")),
-            "{:?}",
-            check.invalid
-        );
-    }
-
-    #[test]
-    fn open_rules() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = make_image(
-            dir.path(),
-            "h.img",
-            "mkfs.ext4",
-            16,
-            &["-b", "1024", "-O", "^metadata_csum"],
-        );
-        let raw = read_at(&path, 1024, 1024);
-        let mut bad = raw.clone();
-        bad[0x58] = 0;
-        bad[0x59] = 0;
-        let sb = Superblock::parse(&bad).expect("parse");
-        assert!(matches!(
-            validate_superblock(&sb, &bad, OpenOptions::default()),
-            Err(OpenError::Corrupt(_))
-        ));
-        assert!(superblock_open_problem(&sb, &bad).is_some());
-        let sb = Superblock::parse(&raw).expect("parse");
-        assert_eq!(superblock_open_problem(&sb, &raw), None);
     }
 
     mod props {

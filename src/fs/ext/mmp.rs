@@ -79,43 +79,8 @@ impl Mmp {
 
 #[cfg(test)]
 mod tests {
-    use super::super::superblock::test_images::*;
-    use super::super::superblock::{SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn mkfs_mmp_block_matches_dumpe2fs() {
-        let dir = tempfile::TempDir::new().expect("tempdir");
-        for args in [
-            &["-b", "1024", "-O", "mmp"][..],
-            &["-b", "4096", "-O", "mmp,^metadata_csum"][..],
-        ] {
-            let path = make_image(dir.path(), "mmp.img", "mkfs.ext4", 40, args);
-            let sb =
-                Superblock::parse(&read_at(&path, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE)).expect("sb");
-            assert!(sb.has_mmp());
-            let fields = dumpe2fs_header(&path, false);
-            assert_eq!(sb.mmp_block.to_string(), field(&fields, "MMP block number"));
-            assert_eq!(
-                sb.mmp_update_interval.to_string(),
-                field(&fields, "MMP update interval")
-            );
-            let block_size = sb.block_size().expect("block size");
-            let raw = read_at(&path, sb.mmp_block * block_size, 1024);
-            let mmp = Mmp::parse(&raw).expect("mmp");
-            assert_eq!(format!("{:#x}", mmp.magic), field(&fields, "mmp_magic"));
-            assert_eq!(format!("{:#x}", mmp.seq), field(&fields, "mmp_sequence"));
-            assert_eq!(
-                mmp.check_interval.to_string(),
-                field(&fields, "mmp_check_interval")
-            );
-            assert_eq!(mmp.time.to_string(), field(&fields, "mmp_update_time"));
-            assert_eq!(mmp.nodename, field(&fields, "mmp_node_name"));
-            assert_eq!(mmp.bdevname, field(&fields, "mmp_device_name"));
-            assert_eq!(mmp.state(), MmpState::Clean);
-        }
-    }
 
     #[test]
     fn states_and_errors() {
