@@ -19,6 +19,7 @@ pub mod remedy;
 pub mod severity;
 pub mod target;
 pub mod volume;
+pub mod workers;
 pub mod xfs;
 
 use crate::fs::signature::{self, Content};
@@ -91,8 +92,9 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
         }
     };
 
-    let mut reports = Vec::new();
     let mut problems = Vec::new();
+    // Read once, for the first image, and shared by the rest (and by no device target).
+    let loops = inuse::LoopDevices::new(root);
     let resolved: Vec<Result<Resolved, (String, String)>> = if options.targets.is_empty() {
         let all = target::mounted_block_filesystems(&table);
         let total = all.len();
@@ -115,17 +117,28 @@ pub fn run(options: &ScanOptions, root: &SysRoot) -> anyhow::Result<(ScanReport,
         options
             .targets
             .iter()
-            .map(|t| target::resolve(t, &table, root).map_err(|e| (t.display().to_string(), e.0)))
+            .map(|t| {
+                target::resolve(t, &table, root, &loops).map_err(|e| (t.display().to_string(), e.0))
+            })
             .collect()
     };
-    for item in resolved {
+    // The targets are independent: scanned on every core, reported in their order.
+    let scanned = workers::map_in_order(&resolved, |item| {
+        let mut reports = Vec::new();
+        let mut problems = Vec::new();
         match item {
-            Ok(resolved) => scan_resolved(&resolved, options, root, &mut reports, &mut problems),
+            Ok(resolved) => scan_resolved(resolved, options, root, &mut reports, &mut problems),
             Err((name, message)) => {
                 problems.push(message.clone());
-                reports.push(unscannable_report(name, message, &table, options));
+                reports.push(unscannable_report(name, message.clone(), &table, options));
             }
         }
+        (reports, problems)
+    });
+    let mut reports = Vec::with_capacity(scanned.len());
+    for (target_reports, target_problems) in scanned {
+        reports.extend(target_reports);
+        problems.extend(target_problems);
     }
     Ok((ScanReport::new(reports), problems))
 }
@@ -150,18 +163,18 @@ fn is_skipped(resolved: &Resolved, options: &ScanOptions) -> bool {
 /// The report of a TARGET that cannot be scanned; a mount point (tmpfs, nfs, ...) is
 /// reported for what it is: its type, where it is mounted, live.
 fn unscannable_report(
-    name: String,
+    name: &str,
     message: String,
     table: &MountTable,
     options: &ScanOptions,
 ) -> TargetReport {
-    let mount = std::fs::canonicalize(&name)
+    let mount = std::fs::canonicalize(name)
         .ok()
         .and_then(|p| table.by_mount_point(&p).cloned());
     let Some(mount) = mount else {
-        return unassessable(name, context_for(None, false, options), message);
+        return unassessable(name.to_string(), context_for(None, false, options), message);
     };
-    let mut report = unassessable(name, Context::Live, message);
+    let mut report = unassessable(name.to_string(), Context::Live, message);
     report.fstype = Some(mount.fs_type.clone());
     report.mountpoint = Some(mount.mount_point.display().to_string());
     if let Some(source) = &mount.source {

@@ -567,7 +567,7 @@ pub fn verify_checksum(raw: &[u8]) -> ChecksumStatus {
     {
         return ChecksumStatus::Absent;
     }
-    let computed = !crc32c::crc32c(covered);
+    let computed = !crate::fs::crc::crc32c(covered);
     if computed == stored {
         ChecksumStatus::Valid
     } else {
@@ -1019,7 +1019,7 @@ mod tests {
         raw[0x27B] = 42;
         // A function name filling all 32 bytes, with no terminating NUL.
         raw[0x1E0..0x200].copy_from_slice(b"a_function_name_of_32_chars_abcd");
-        let sealed = !crc32c::crc32c(&raw[..0x3FC]);
+        let sealed = !crate::fs::crc::crc32c(&raw[..0x3FC]);
         raw[0x3FC..].copy_from_slice(&sealed.to_le_bytes());
         write_at(&path, SUPERBLOCK_OFFSET, &raw);
         let sb = assert_matches_dumpe2fs(&path);
