@@ -36,7 +36,7 @@ export PATH
 
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 out_dir=$target_dir/bench
-bin=$target_dir/release/snapguard
+bin= # set by build
 RUNS=${BENCH_RUNS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 
@@ -68,14 +68,23 @@ need() {
   done
 }
 
+# The release binary as README.md builds it for deployment: statically linked (crt-static, still
+# position-independent), so that no shared library is loaded at each start. An explicit --target
+# keeps the flag away from the proc-macros and build scripts, which are built for the host.
 build() {
-  say "cargo build --release"
-  cargo build --release --bin snapguard
+  local host
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  [[ -n $host ]] || die "cannot tell the host target from rustc -vV"
+  say "cargo build --release --target $host (static)"
+  RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+    cargo build --release --bin snapguard --target "$host"
+  bin=$target_dir/$host/release/snapguard
   [[ -x $bin ]] || die "no binary at $bin"
 }
 
 # write_table NAME REF_NAME TITLE CSV [EXTRA_LINE...]: Markdown table of a hyperfine CSV export,
-# each mean divided by REF_NAME's mean; printed and saved to $out_dir/NAME.md. With table_col
+# each mean divided by REF_NAME's mean, with the CPU time (user + system, all threads) beside
+# the wall time; printed and saved to $out_dir/NAME.md. With table_col
 # (a header) and table_col_file (lines "command<TAB>value") set, one more column of values.
 write_table() {
   local name=$1 ref=$2 title=$3 csv=$4
@@ -89,16 +98,19 @@ write_table() {
           while ((getline line < colfile) > 0) { split(line, kv, "\t"); extra[kv[1]] = kv[2] }
       }
       NR == 1 { next }
-      { cmd[NR] = $1; mean[NR] = $2 * 1000; sd[NR] = $3 * 1000; if ($1 == ref) base = $2 * 1000 }
+      {
+        cmd[NR] = $1; mean[NR] = $2 * 1000; sd[NR] = $3 * 1000; cpu[NR] = ($5 + $6) * 1000
+        if ($1 == ref) base = $2 * 1000
+      }
       END {
         if (!base) { print "reference command " ref " not in results" > "/dev/stderr"; exit 1 }
-        head = "| command | mean (ms) | ± σ (ms) | time vs snapguard |"
-        rule = "|---|---:|---:|---:|"
+        head = "| command | mean (ms) | ± σ (ms) | CPU user+sys (ms) | time vs snapguard |"
+        rule = "|---|---:|---:|---:|---:|"
         if (colname != "") { head = head " " colname " |"; rule = rule "---:|" }
         print head
         print rule
         for (i = 2; i <= NR; i++) {
-          printf "| %s | %.1f | %.1f | %.2f× |", cmd[i], mean[i], sd[i], mean[i] / base
+          printf "| %s | %.2f | %.2f | %.2f | %.2f× |", cmd[i], mean[i], sd[i], cpu[i], mean[i] / base
           if (colname != "") printf " %s |", (cmd[i] in extra) ? extra[cmd[i]] : "?"
           printf "\n"
         }
@@ -112,7 +124,7 @@ write_table() {
 }
 
 machine_line() {
-  printf '%s, %s cores, kernel %s, %s, snapguard %s; %s warm-cache runs after %s warm-ups.' \
+  printf '%s, %s cores, kernel %s, %s, snapguard %s (static build); %s warm-cache runs after %s warm-ups.' \
     "$(date -u +%Y-%m-%d)" "$(nproc)" "$(uname -r)" \
     "$(dumpe2fs -V 2>&1 | head -n1 | awk '{print "e2fsprogs " $2}')" \
     "$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)" "$RUNS" "$WARMUP"

@@ -498,7 +498,7 @@ impl CsumType {
     pub fn digest(self, body: &[u8]) -> Option<Csum> {
         use sha2::Digest as _;
         match self {
-            CsumType::Crc32c => Some(Csum::new(&crc32c::crc32c(body).to_le_bytes())),
+            CsumType::Crc32c => Some(Csum::new(&super::crc::crc32c(body).to_le_bytes())),
             CsumType::Xxhash64 => {
                 Some(Csum::new(&xxhash_rust::xxh64::xxh64(body, 0).to_le_bytes()))
             }
@@ -651,7 +651,7 @@ mod tests {
 
     /// Recompute the crc32c of a copy after editing it.
     pub(crate) fn reseal(sb: &mut [u8]) {
-        let crc = crc32c::crc32c(&sb[CSUM_SIZE..SUPER_INFO_SIZE]);
+        let crc = crate::fs::crc::crc32c(&sb[CSUM_SIZE..SUPER_INFO_SIZE]);
         sb[0..4].copy_from_slice(&crc.to_le_bytes());
     }
 

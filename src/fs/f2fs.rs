@@ -156,9 +156,7 @@ pub enum F2fsError {
 /// The raw CRC-32 f2fs uses (`f2fs_cal_crc32`): IEEE polynomial, reflected, started from
 /// `seed`, no final inversion. Chains: `f2fs_crc32(f2fs_crc32(s, a), b) == f2fs_crc32(s, a ++ b)`.
 pub fn f2fs_crc32(seed: u32, data: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new_with_initial(!seed);
-    hasher.update(data);
-    !hasher.finalize()
+    super::crc::crc32_raw(seed, data)
 }
 
 /// Byte offset of superblock copy `copy` (0 or 1) from the start of the volume.

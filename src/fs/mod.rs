@@ -3,6 +3,7 @@
 
 pub mod btrfs;
 pub(crate) mod bytes;
+pub mod crc;
 pub mod exfat;
 pub mod ext;
 pub mod f2fs;

@@ -11,7 +11,7 @@
 use super::bytes::{be_u32 as be32, be_u64 as be64, le_u32 as le32, le_u64 as le64};
 use std::io;
 
-use super::signature;
+use super::{crc, signature};
 
 /// Which partitioning scheme a partition comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -472,11 +472,9 @@ pub fn parse_gpt_header(bytes: &[u8], sector_size: u64) -> Result<GptHeader, Par
         return Err(too_short("GPT header", hs, bytes.len()));
     };
     let stored = field32(16)?;
-    let mut h = crc32fast::Hasher::new();
-    h.update(header.get(..16).unwrap_or_default());
-    h.update(&[0u8; 4]);
-    h.update(header.get(20..).unwrap_or_default());
-    let computed = h.finalize();
+    let computed = crc::crc32(header.get(..16).unwrap_or_default());
+    let computed = crc::crc32_append(computed, &[0u8; 4]);
+    let computed = crc::crc32_append(computed, header.get(20..).unwrap_or_default());
     if computed != stored {
         return Err(PartitionError::GptHeaderCrc { stored, computed });
     }
@@ -560,7 +558,7 @@ pub fn parse_gpt_entries(
     let Some(array) = entries.get(..len) else {
         return Err(too_short("GPT partition entries", len, entries.len()));
     };
-    let computed = crc32fast::hash(array);
+    let computed = crc::crc32(array);
     if computed != header.entries_crc32 {
         return Err(PartitionError::GptEntriesCrc {
             stored: header.entries_crc32,
@@ -821,7 +819,7 @@ mod tests {
             ) {
                 let entry_size = 128 * size_mul;
                 let len = (num * entry_size) as usize;
-                let crc = if crc_ok && len <= entries.len() { crc32fast::hash(&entries[..len]) } else { 0 };
+                let crc = if crc_ok && len <= entries.len() { crate::fs::crc::crc32(&entries[..len]) } else { 0 };
                 let h = GptHeader {
                     sector_size: if crc_ok { 512 } else { ss }, revision: 0x10000, header_size: 92,
                     my_lba: 1, alternate_lba: 0, first_usable_lba: 34, last_usable_lba: 1000,

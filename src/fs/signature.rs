@@ -163,15 +163,7 @@ fn is_xfs(head: &[u8]) -> bool {
 /// The CRC LVM2 uses for its labels (`lib/misc/crc.c`): the reflected CRC-32 polynomial
 /// 0xEDB88320 started from `initial`, without the final inversion of the IEEE CRC-32.
 pub fn lvm_crc(initial: u32, data: &[u8]) -> u32 {
-    let mut crc = initial;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    crc
+    super::crc::crc32_raw(initial, data)
 }
 
 /// Initial value of LVM2's label CRC (`INITIAL_CRC`).

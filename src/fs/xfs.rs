@@ -266,9 +266,9 @@ fn byte(b: &[u8], off: usize) -> u8 {
 fn sb_crc(sector: &[u8]) -> u32 {
     let head = sector.get(..SB_CRC_OFFSET).unwrap_or(sector);
     let tail = sector.get(SB_CRC_OFFSET + 4..).unwrap_or(&[]);
-    let crc = crc32c::crc32c(head);
-    let crc = crc32c::crc32c_append(crc, &[0; 4]);
-    crc32c::crc32c_append(crc, tail)
+    let crc = super::crc::crc32c(head);
+    let crc = super::crc::crc32c_append(crc, &[0; 4]);
+    super::crc::crc32c_append(crc, tail)
 }
 
 impl XfsSuperblock {

@@ -528,7 +528,7 @@ mod tests {
         sb[0xC9..0xD1].copy_from_slice(&1u64.to_le_bytes());
         sb[0xD1..0xD9].copy_from_slice(&(128u64 << 20).to_le_bytes());
         sb[0xC9 + 82..0xC9 + 98].copy_from_slice(&fsid);
-        let crc = crc32c::crc32c(&sb[32..]);
+        let crc = crate::fs::crc::crc32c(&sb[32..]);
         sb[0..4].copy_from_slice(&crc.to_le_bytes());
         sb
     }

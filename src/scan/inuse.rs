@@ -6,6 +6,7 @@ use crate::root::{SYS_BLOCK, SysRoot};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// A loop device whose backing file is the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +25,46 @@ impl LoopBacking {
     }
 }
 
-/// The loop devices backed by the file with `(dev, ino)`, from `/sys/block/loop*/loop/
-/// backing_file` (the path is compared by identity, not by name).
-pub fn loops_backed_by(root: &SysRoot, dev: u64, ino: u64) -> Vec<LoopBacking> {
+/// The loop devices attached on this machine (`/sys/block/loop*/loop/backing_file`), read once
+/// on first use and shared by every image of a run: listing them costs a sysfs lookup per loop
+/// device, which per image was most of a scan's time.
+#[derive(Debug)]
+pub struct LoopDevices<'a> {
+    root: &'a SysRoot,
+    attached: OnceLock<Vec<Attached>>,
+}
+
+/// One attached loop device and the identity of its backing file.
+#[derive(Debug)]
+struct Attached {
+    device: LoopBacking,
+    /// `(st_dev, st_ino)` of the backing file; `None` when it cannot be stat'ed (deleted,
+    /// another mount namespace's path).
+    file: Option<(u64, u64)>,
+}
+
+impl<'a> LoopDevices<'a> {
+    /// Nothing is read until [`LoopDevices::backed_by`] first needs it.
+    pub fn new(root: &'a SysRoot) -> Self {
+        LoopDevices {
+            root,
+            attached: OnceLock::new(),
+        }
+    }
+
+    /// The loop devices backed by the file with `(dev, ino)` (compared by identity, not by
+    /// name), by kernel name.
+    pub fn backed_by(&self, dev: u64, ino: u64) -> Vec<LoopBacking> {
+        self.attached
+            .get_or_init(|| read_attached(self.root))
+            .iter()
+            .filter(|a| a.file == Some((dev, ino)))
+            .map(|a| a.device.clone())
+            .collect()
+    }
+}
+
+fn read_attached(root: &SysRoot) -> Vec<Attached> {
     let Ok(entries) = fs::read_dir(root.path(SYS_BLOCK)) else {
         return Vec::new();
     };
@@ -41,17 +79,17 @@ pub fn loops_backed_by(root: &SysRoot, dev: u64, ino: u64) -> Vec<LoopBacking> {
             continue;
         };
         let backing = backing.trim_end_matches('\n');
-        let same = fs::metadata(root.host(backing))
-            .map(|m| m.dev() == dev && m.ino() == ino)
-            .unwrap_or(false);
-        if !same {
-            continue;
-        }
+        let file = fs::metadata(root.host(backing))
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         if let Some((major, minor)) = read_devno(&dir.join("dev")) {
-            found.push(LoopBacking { name, major, minor });
+            found.push(Attached {
+                device: LoopBacking { name, major, minor },
+                file,
+            });
         }
     }
-    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.sort_by(|a, b| a.device.name.cmp(&b.device.name));
     found
 }
 
@@ -171,7 +209,7 @@ mod tests {
         fs::create_dir_all(other.join("loop")).unwrap();
         fs::write(other.join("loop/backing_file"), "/elsewhere.img\n").unwrap();
         fs::write(other.join("dev"), "7:5\n").unwrap();
-        let found = loops_backed_by(&root, meta.dev(), meta.ino());
+        let found = LoopDevices::new(&root).backed_by(meta.dev(), meta.ino());
         assert_eq!(
             found,
             vec![LoopBacking {

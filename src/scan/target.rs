@@ -1,6 +1,6 @@
 //! Resolving what the user named (device, image, mount point) into something to read.
 
-use super::inuse;
+use super::inuse::{self, LoopDevices};
 use crate::mount::table::{MountTable, SuperblockMounts, is_block_backed, is_pseudo_fstype};
 use crate::root::SysRoot;
 use std::fs;
@@ -77,7 +77,12 @@ fn device_of(sb: &SuperblockMounts) -> Option<PathBuf> {
 }
 
 /// Resolve one TARGET argument.
-pub fn resolve(target: &Path, table: &MountTable, root: &SysRoot) -> Result<Resolved, Unscannable> {
+pub fn resolve(
+    target: &Path,
+    table: &MountTable,
+    root: &SysRoot,
+    loops: &LoopDevices<'_>,
+) -> Result<Resolved, Unscannable> {
     let shown = target.display();
     let meta = fs::metadata(target)
         .map_err(|e| Unscannable(format!("cannot scan '{shown}': {}", io_reason(&e))))?;
@@ -154,7 +159,7 @@ pub fn resolve(target: &Path, table: &MountTable, root: &SysRoot) -> Result<Reso
                 "cannot scan '{shown}': the file is empty"
             )));
         }
-        return Ok(image_in_use(target, &meta, table, root));
+        return Ok(image_in_use(target, &meta, table, root, loops));
     }
     let kind = if file_type.is_char_device() {
         "a character device"
@@ -177,6 +182,7 @@ fn image_in_use(
     meta: &fs::Metadata,
     table: &MountTable,
     root: &SysRoot,
+    loops: &LoopDevices<'_>,
 ) -> Resolved {
     let mut resolved = Resolved {
         name: target.display().to_string(),
@@ -185,7 +191,7 @@ fn image_in_use(
         mounts: None,
         in_use: None,
     };
-    for lo in inuse::loops_backed_by(root, meta.dev(), meta.ino()) {
+    for lo in loops.backed_by(meta.dev(), meta.ino()) {
         if let Some(sb) = inuse::mounted(table, lo.major, lo.minor) {
             let node = lo.node();
             let readable = fs::metadata(&node)

@@ -50,7 +50,7 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     report.fstype = Some("xfs".to_string());
     let volume = &scan.volume;
     let raw = volume
-        .read_at(0, XFS_MAX_SECTORSIZE)
+        .read_at(0, superblock_sector_len(volume))
         .map_err(|e| format!("cannot read the XFS superblock: {e}"))?;
     let sb = match XfsSuperblock::parse(&raw) {
         Ok(sb) => sb,
@@ -147,6 +147,25 @@ fn assess_inner(scan: &VolumeScan<'_>, report: &mut TargetReport) -> Result<(), 
     .map(str::to_string);
     report.xfs = Some(details(&sb, &outcome));
     Ok(())
+}
+
+/// How much to read for the superblock: its sector (`sb_sectsize`, read from the first
+/// bytes, which the identification read already holds), or the largest sector XFS allows when
+/// that field is not a valid size (the parser then says what is wrong).
+fn superblock_sector_len(volume: &Volume<'_>) -> usize {
+    let sectsize = volume
+        .read_at(0, BBSIZE)
+        .ok()
+        .and_then(|b| {
+            b.get(102..104)
+                .map(|f| usize::from(u16::from_be_bytes([f[0], f[1]])))
+        })
+        .unwrap_or(0);
+    if sectsize.is_power_of_two() && (BBSIZE..=XFS_MAX_SECTORSIZE).contains(&sectsize) {
+        sectsize
+    } else {
+        XFS_MAX_SECTORSIZE
+    }
 }
 
 /// What xfs_repair's phase 1 finds when the primary is bad: whether the secondary

@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// What kind of file a scan source is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,11 @@ pub struct SourceFile {
     path: PathBuf,
     size: u64,
     kind: DeviceKind,
+    /// What the first read at offset 0 returned (the identification read, a few KiB): every
+    /// later read inside it is served from here. The superblock and the descriptors right
+    /// after it are then read from the source once, not once for identification and again
+    /// by each parser.
+    head: OnceLock<Vec<u8>>,
 }
 
 impl SourceFile {
@@ -74,6 +80,7 @@ impl SourceFile {
             path: path.to_path_buf(),
             size,
             kind,
+            head: OnceLock::new(),
         })
     }
 
@@ -96,6 +103,12 @@ impl SourceFile {
     pub fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let available = self.size.saturating_sub(offset);
         let len = len.min(usize::try_from(available).unwrap_or(usize::MAX));
+        if let Some(head) = self.head.get()
+            && let Ok(start) = usize::try_from(offset)
+            && let Some(bytes) = start.checked_add(len).and_then(|end| head.get(start..end))
+        {
+            return Ok(bytes.to_vec());
+        }
         let mut buf = vec![0u8; len];
         let mut filled = 0;
         while filled < len {
@@ -108,6 +121,10 @@ impl SourceFile {
             }
         }
         buf.truncate(filled);
+        if offset == 0 && filled > 0 {
+            // Only the first such read is kept (a set `OnceLock` stays as it is).
+            let _ = self.head.set(buf.clone());
+        }
         Ok(buf)
     }
 }

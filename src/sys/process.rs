@@ -508,3 +508,18 @@ impl AsFd for BootDeadline {
         self.fd.as_fd()
     }
 }
+
+/// How many CPUs this process may run on (its affinity mask, at least 1): one system call,
+/// where `std::thread::available_parallelism` also reads `/proc/self/cgroup` and the cgroup's
+/// CPU quota (a dozen more, at every start).
+pub fn usable_cpus() -> usize {
+    use nix::sched::{CpuSet, sched_getaffinity};
+    sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map(|set| {
+            (0..CpuSet::count())
+                .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+                .count()
+        })
+        .unwrap_or(1)
+        .max(1)
+}

@@ -203,7 +203,7 @@ fn corrupt(what: impl Into<String>) -> OpenError {
 
 /// The raw CRC-32C (`ext2fs_crc32c_le`, no final inversion) continuing from `seed`.
 fn crc32c_raw(seed: u32, data: &[u8]) -> u32 {
-    !crc32c::crc32c_append(!seed, data)
+    !crate::fs::crc::crc32c_append(!seed, data)
 }
 
 /// `ext2fs_superblock_csum_verify` / `ext2fs_verify_csum_type`: `Err` when metadata_csum

@@ -110,7 +110,7 @@ impl JournalSuperblock {
             {
                 field.fill(0);
             }
-            let computed = !crc32c::crc32c(&zeroed);
+            let computed = !crate::fs::crc::crc32c(&zeroed);
             if computed == checksum {
                 ChecksumStatus::Valid
             } else {

@@ -567,7 +567,7 @@ pub fn verify_checksum(raw: &[u8]) -> ChecksumStatus {
     {
         return ChecksumStatus::Absent;
     }
-    let computed = !crc32c::crc32c(covered);
+    let computed = !crate::fs::crc::crc32c(covered);
     if computed == stored {
         ChecksumStatus::Valid
     } else {
