@@ -48,9 +48,10 @@ Exit status (the Nagios convention; the worst target decides):
   1  WARNING   the worst finding is a warning
   2  CRITICAL  at least one critical finding (recorded errors, corrupt superblock)
   3  UNKNOWN   could not assess: bad usage or configuration, unreadable or truncated target,
-               unknown filesystem, features or checksum type, a TARGET that is not a block
-               filesystem (tmpfs, FIFO, socket, directory), nothing to scan (every mount
-               skipped by the configuration, no block filesystem mounted)
+               unknown filesystem, features or checksum type, a TARGET that is
+               not a block filesystem (tmpfs, FIFO, socket, directory),
+               nothing to scan (every mount skipped by the configuration, no block
+               filesystem mounted)
 When targets differ, CRITICAL beats UNKNOWN beats WARNING beats OK.
 A broken pipe on standard output is not an error.";
 
