@@ -263,15 +263,7 @@ fn a_repair_never_reuses_the_backup_names_of_an_earlier_one() {
     let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.dir_path.as_os_str()]);
     let mounted = mount_line(&fx.dir_path).is_some();
     if !mounted {
-        run(
-            "mount",
-            &[
-                OsStr::new("-o"),
-                OsStr::new(EXT4_OPTS),
-                fx.lo.dev().as_os_str(),
-                fx.dir_path.as_os_str(),
-            ],
-        );
+        fx.mount_again();
     }
     forget_record(&fx);
     let overwritten: Vec<String> = earlier
@@ -336,15 +328,7 @@ fn the_hold_message_names_a_command_that_repairs() {
     let mounted = mount_line(&fx.dir_path).is_some();
     if !mounted {
         run_any("e2fsck", &[OsStr::new("-fy"), fx.lo.dev().as_os_str()]);
-        run(
-            "mount",
-            &[
-                OsStr::new("-o"),
-                OsStr::new(EXT4_OPTS),
-                fx.lo.dev().as_os_str(),
-                fx.dir_path.as_os_str(),
-            ],
-        );
+        fx.mount_again();
     }
     forget_record(&fx);
     assert!(
@@ -557,15 +541,7 @@ fn a_failed_rollback_is_mounted_back_by_the_next_run() {
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| v["phase"].as_str().map(str::to_string));
     if after.is_none() {
-        run(
-            "mount",
-            &[
-                OsStr::new("-o"),
-                OsStr::new(EXT4_OPTS),
-                fx.lo.dev().as_os_str(),
-                fx.dir_path.as_os_str(),
-            ],
-        );
+        fx.mount_again();
     }
     forget_record(&fx);
     assert!(remedy.is_some(), "the message names a command: {message}");
@@ -727,15 +703,7 @@ fn one_filesystem_named_twice_is_repaired_once() {
     );
     let after = mount_line(&fx.dir_path);
     if after.is_none() {
-        run(
-            "mount",
-            &[
-                OsStr::new("-o"),
-                OsStr::new(EXT4_OPTS),
-                fx.lo.dev().as_os_str(),
-                fx.dir_path.as_os_str(),
-            ],
-        );
+        fx.mount_again();
     }
     forget_record(&fx);
     assert_eq!(

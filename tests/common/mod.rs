@@ -1569,6 +1569,20 @@ pub mod repair {
     }
 
     impl UncleanExt4 {
+        /// Mount it again where it was, with the options it was made with (a test putting
+        /// back what a refused or interrupted run left unmounted).
+        pub fn mount_again(&self) {
+            run(
+                "mount",
+                &[
+                    OsStr::new("-o"),
+                    OsStr::new(EXT4_OPTS),
+                    self.lo.dev().as_os_str(),
+                    self.dir_path.as_os_str(),
+                ],
+            );
+        }
+
         /// `/run/snapguard/repair-MAJOR-MINOR.json`: the state record of this device.
         pub fn record_path(&self) -> PathBuf {
             let devt = self.lo.dev_t();
