@@ -332,7 +332,7 @@ pub struct ExtDetails {
     pub label: String,
     pub uuid: String,
     pub last_mounted: String,
-    pub features: Vec<String>,
+    pub features: Vec<std::borrow::Cow<'static, str>>,
     pub errors_behavior: &'static str,
     pub mount_count: u16,
     pub max_mount_count: i16,

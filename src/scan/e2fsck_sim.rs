@@ -103,7 +103,8 @@ impl Simulation {
     /// `ext.checksum-mismatch`; a device smaller than the filesystem to `ext.truncated`.
     pub fn findings(&self, location: &Location, context: Context) -> Vec<Finding> {
         let mut findings = Vec::new();
-        let remedy = location.repair_command("e2fsck -f", false);
+        // Built only for a finding that needs it: most filesystems have none.
+        let remedy = || location.repair_command("e2fsck -f", false);
         let mut sb_problems: Vec<String> = Vec::new();
         if let Some(error) = &self.primary_open_error {
             if !matches!(error, OpenError::SbCsumInvalid { .. }) {
@@ -138,7 +139,7 @@ impl Simulation {
             findings.push(
                 rules::EXT_SUPERBLOCK_CORRUPT
                     .finding(context, format!("{message}; {outcome}"))
-                    .with_remedy(remedy.clone()),
+                    .with_remedy(remedy()),
             );
         }
         if !desc_problems.is_empty() {
@@ -151,7 +152,7 @@ impl Simulation {
             findings.push(
                 rules::EXT_GROUP_DESCRIPTORS_BAD
                     .finding(context, format!("{message}; {outcome}"))
-                    .with_remedy(remedy),
+                    .with_remedy(remedy()),
             );
         }
         if let Some(counts) = &self.summary_mismatch {

@@ -290,14 +290,15 @@ fn findings_for_state(
     from_backup: bool,
     report: &mut TargetReport,
 ) {
-    let check = scan.location.repair_command("e2fsck -f", false);
+    // Built only for a finding that needs it: most filesystems have none.
+    let check = || scan.location.repair_command("e2fsck -f", false);
     if sb.state & EXT2_ERROR_FS != 0 {
         report.findings.push(
             rules::EXT_ERRORS_FLAG.finding(
                 scan.context,
                 "the kernel or e2fsck recorded filesystem errors (state 'with errors'); e2fsck will force a full check",
             )
-            .with_remedy(check.clone()),
+            .with_remedy(check()),
         );
     }
     if sb.state & EXT2_VALID_FS == 0 {
@@ -328,7 +329,7 @@ fn findings_for_state(
         };
         let mut finding = rule.finding(scan.context, message);
         if finding.severity != Severity::Info {
-            finding = finding.with_remedy(check.clone());
+            finding = finding.with_remedy(check());
         }
         report.findings.push(finding);
     }
@@ -395,8 +396,9 @@ fn findings_for_history(scan: &ExtScan<'_>, sb: &Superblock, report: &mut Target
         return;
     }
     let describe = |label: &str, r: &ErrorRecord| {
+        let code = r.errcode_name();
         format!(
-            "{label} {}:{} at {}{}{} ({})",
+            "{label} {}:{} at {}{}{}{}",
             r.function,
             r.line,
             crate::report::human::time_or_na(r.time),
@@ -410,7 +412,11 @@ fn findings_for_history(scan: &ExtScan<'_>, sb: &Superblock, report: &mut Target
             } else {
                 String::new()
             },
-            r.errcode_name()
+            if code.is_empty() {
+                String::new()
+            } else {
+                format!(" ({code})")
+            }
         )
     };
     let mut parts = vec![format!(

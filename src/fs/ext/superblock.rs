@@ -522,7 +522,7 @@ impl Superblock {
 
     /// The "Filesystem features:" names in dumpe2fs order and spelling, unknown bits as
     /// `FEATURE_<C|I|R><bit>`. Empty when no bit is set (dumpe2fs prints "(none)").
-    pub fn feature_names(&self) -> Vec<String> {
+    pub fn feature_names(&self) -> Vec<std::borrow::Cow<'static, str>> {
         features::feature_names(
             self.feature_compat,
             self.feature_incompat,
