@@ -201,6 +201,38 @@ fn crash_copy_has_a_dirty_log_expected_in_a_crash_snapshot() {
         "{remedy}"
     );
 
+    // A fully allocated copy (no holes: every probe is read) and one whose log has data
+    // after a hole (a record's worth of nonzero bytes far into the zeroed part) agree with
+    // xfs_logprint -t too, and the full copy says what the sparse one says.
+    let full = dir.join("full.img");
+    run(
+        "cp",
+        &[
+            OsStr::new("--sparse=never"),
+            copy.as_os_str(),
+            full.as_os_str(),
+        ],
+    );
+    let (tf, _) = scan_and_compare("fully allocated crash copy", &full, &[]);
+    assert_eq!(tf["xfs"], t["xfs"], "{tf:#}");
+    assert_eq!(tf["state"], t["state"]);
+    let logstart: u64 = xfs_db_sb(&copy, "logstart").parse().unwrap();
+    let blocksize: u64 = xfs_db_sb(&copy, "blocksize").parse().unwrap();
+    let island = logstart * blocksize + 16 * 1024 * 1024;
+    run(
+        "dd",
+        &[
+            "if=/dev/urandom",
+            &format!("of={}", copy.display()),
+            "bs=4096",
+            "count=4",
+            &format!("seek={}", island / 4096),
+            "conv=notrunc",
+        ],
+    );
+    let (ti, _) = scan_and_compare("crash copy with data after a hole in its log", &copy, &[]);
+    assert!(ti["xfs"].is_object(), "{ti:#}");
+
     // After the umount the original is clean again.
     let (t, exit) = scan_and_compare("original after umount", &img, &[]);
     assert_eq!((exit, t["state"].as_str()), (0, Some("clean")), "{t:#}");

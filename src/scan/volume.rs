@@ -70,6 +70,22 @@ impl<'a> Volume<'a> {
         self.source.read_at(self.offset + offset, len)
     }
 
+    /// The holes (byte ranges that read as zeros) of `[from, to)` inside the window, as
+    /// offsets inside the window, from at most `max_calls` `lseek` calls; empty for a block
+    /// device or where the filesystem cannot tell (see [`SourceFile::holes`]).
+    pub fn holes(&self, from: u64, to: u64, max_calls: usize) -> Vec<std::ops::Range<u64>> {
+        let to = to.min(self.size);
+        if from >= to {
+            return Vec::new();
+        }
+        self.source
+            .holes(self.offset + from, self.offset + to, max_calls)
+            .holes
+            .into_iter()
+            .map(|h| h.start - self.offset..h.end - self.offset)
+            .collect()
+    }
+
     /// Read filesystem block `block` of `block_size` bytes (whole, or an error).
     pub fn read_block(&self, block: u64, block_size: u64) -> io::Result<Vec<u8>> {
         let offset = block.checked_mul(block_size).ok_or_else(|| {

@@ -153,6 +153,81 @@ impl SourceFile {
     }
 }
 
+/// Where a byte range of a source is known to read as zeros.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HoleMap {
+    /// Holes, ascending and disjoint, each inside the asked range.
+    pub holes: Vec<std::ops::Range<u64>>,
+    /// How far the map is complete: bytes from the start of the asked range up to here are
+    /// either in `holes` or data; nothing is known past it.
+    pub mapped_to: u64,
+}
+
+impl SourceFile {
+    /// The holes of an image file in `[from, to)`, found with `lseek(SEEK_HOLE/SEEK_DATA)`
+    /// walking forward from `from`, at most `max_calls` calls. A hole reads as zeros, so a
+    /// reader can answer a read inside one without issuing it. Empty (nothing mapped) for a
+    /// block device (the kernel reports it all as data), and where the filesystem does not
+    /// support the calls or one fails: the caller then reads everything, as before.
+    ///
+    /// A snapshot of the file as it is now, like every read: a file being written to may
+    /// change after it.
+    pub fn holes(&self, from: u64, to: u64, max_calls: usize) -> HoleMap {
+        let mut map = HoleMap {
+            holes: Vec::new(),
+            mapped_to: from,
+        };
+        if self.kind != DeviceKind::Image {
+            return map;
+        }
+        let to = to.min(self.size);
+        let fd = self.file.as_raw_fd();
+        let seek = |pos: u64, whence| -> Option<u64> {
+            let pos = libc::off_t::try_from(pos).ok()?;
+            match nix::unistd::lseek(fd, pos, whence) {
+                Ok(found) => u64::try_from(found).ok(),
+                // SEEK_DATA past the last data: the rest of the file is a hole.
+                Err(nix::errno::Errno::ENXIO)
+                    if matches!(whence, nix::unistd::Whence::SeekData) =>
+                {
+                    Some(u64::MAX)
+                }
+                Err(_) => None,
+            }
+        };
+        let mut pos = from;
+        let mut calls = 0;
+        // Begin with SEEK_HOLE: a log (or most metadata) starts with data, and one call then
+        // maps that first run.
+        while pos < to && calls < max_calls {
+            calls += 1;
+            let Some(hole) = seek(pos, nix::unistd::Whence::SeekHole) else {
+                break;
+            };
+            if hole < pos {
+                break; // not what the contract says; trust nothing more
+            }
+            pos = hole.min(to);
+            map.mapped_to = pos;
+            if pos >= to || calls >= max_calls {
+                break;
+            }
+            calls += 1;
+            let Some(data) = seek(pos, nix::unistd::Whence::SeekData) else {
+                break;
+            };
+            if data <= pos {
+                break; // raced with a writer, or a filesystem that reports no holes
+            }
+            let end = data.min(to);
+            map.holes.push(pos..end);
+            pos = end;
+            map.mapped_to = pos;
+        }
+        map
+    }
+}
+
 /// Open the block device `path` `O_RDONLY|O_EXCL`: the kernel claims the device for this open
 /// file until it is closed, so while it is held the device cannot be mounted, and every other
 /// `O_EXCL` open (e2fsck and xfs_repair in repair mode) fails with `EBUSY`; it fails with

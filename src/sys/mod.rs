@@ -16,7 +16,7 @@ pub mod statx;
 pub mod trusted;
 pub mod xattr;
 
-pub use blockdev::{DeviceKind, SourceFile};
+pub use blockdev::{DeviceKind, HoleMap, SourceFile};
 
 use std::path::PathBuf;
 
