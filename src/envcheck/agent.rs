@@ -223,7 +223,7 @@ pub fn parse_version(v: &str) -> Option<Vec<u64>> {
 
 /// The package manager command installing or updating the agent on this distribution
 /// (`etc/os-release`), acting on `root`.
-fn package_command(root: &SysRoot) -> String {
+fn package_command(root: &SysRoot, upgrade: bool) -> String {
     let text = read_input(&root.path(ETC_OS_RELEASE));
     let ids: String = text
         .text()
@@ -234,12 +234,16 @@ fn package_command(root: &SysRoot) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     let has = |w: &str| ids.split_whitespace().any(|i| i == w);
-    let cmd = if has("debian") || has("ubuntu") {
-        "apt-get install -y walinuxagent"
-    } else if has("suse") || has("sles") || has("opensuse") {
-        "zypper install -y python-azure-agent"
-    } else {
-        "dnf install -y WALinuxAgent"
+    let cmd = match (
+        has("debian") || has("ubuntu"),
+        has("suse") || has("sles") || has("opensuse"),
+    ) {
+        (true, _) if upgrade => "apt-get install -y --only-upgrade walinuxagent",
+        (true, _) => "apt-get install -y walinuxagent",
+        (_, true) if upgrade => "zypper update -y python-azure-agent",
+        (_, true) => "zypper install -y python-azure-agent",
+        _ if upgrade => "dnf upgrade -y WALinuxAgent",
+        _ => "dnf install -y WALinuxAgent",
     };
     in_root(root, cmd)
 }
@@ -319,7 +323,7 @@ fn installed_inner(facts: &AgentFacts) -> Check {
 /// E1's remedy needs the root: attach it here.
 fn with_install_remedy(check: Check, root: &SysRoot) -> Check {
     if check.status == CheckStatus::Fail {
-        check.with_remedy(package_command(root))
+        check.with_remedy(package_command(root, false))
     } else {
         check
     }
@@ -422,7 +426,7 @@ fn running_inner(root: &SysRoot, facts: &AgentFacts) -> Check {
 }
 
 /// E3.
-pub fn version(facts: &AgentFacts) -> Check {
+pub fn version(root: &SysRoot, facts: &AgentFacts) -> Check {
     if !facts.azure() {
         return facts.not_azure(E3, E3_TITLE);
     }
@@ -454,6 +458,7 @@ pub fn version(facts: &AgentFacts) -> Check {
             CheckStatus::Warn,
             format!("agent {newest} is older than {MIN_AGENT_VERSION}, the oldest Azure supports extensions with"),
         )
+        .with_remedy(package_command(root, true))
         .with_details(details);
     }
     c(CheckStatus::Pass, format!("agent {newest}")).with_details(details)

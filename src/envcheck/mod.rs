@@ -61,7 +61,7 @@ pub fn check_environment(root: &SysRoot, opts: &EnvOptions) -> Vec<Check> {
     let mut checks = vec![
         agent::installed(root, &facts),
         agent::running(root, &facts),
-        agent::version(&facts),
+        agent::version(root, &facts),
         agent::lib_dir(root, &facts),
         agent::snapshot_handler(&facts),
         azure_config::vmbackup_conf(root, facts.azure()),
