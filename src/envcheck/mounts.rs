@@ -102,7 +102,7 @@ pub fn fstab_duplicates_check(root: &SysRoot) -> Check {
     )
     .with_remedy(format!(
         "vi +{last} {}",
-        shell_quote(&rooted(root, "/etc/fstab"))
+        shell_quote(&rooted(root, ETC_FSTAB))
     ))
     .with_details(details)
 }
@@ -205,7 +205,7 @@ pub fn var_exec(root: &SysRoot) -> Check {
     let fstab_line = fstab_noexec.map(|(fmp, _)| {
         format!(
             "remove noexec from the options of {fmp} in {} too, or the next boot sets it again",
-            rooted(root, "/etc/fstab")
+            rooted(root, ETC_FSTAB)
         )
     });
     let remedy = if root.is_host() {
@@ -213,7 +213,7 @@ pub fn var_exec(root: &SysRoot) -> Check {
     } else {
         format!(
             "remove noexec from the options of {mp} in {}",
-            rooted(root, "/etc/fstab")
+            rooted(root, ETC_FSTAB)
         )
     };
     let which = if mp == VAR_DIR {
