@@ -7,6 +7,9 @@
 pub mod cli;
 /// The configuration file.
 pub mod config;
+/// Environment checks from Azure's VM-backup troubleshooting guide (agent, extension config,
+/// pressure, duplicate mounts, DHCP, `/var` noexec, `--probe`), read through `SysRoot`.
+pub mod envcheck;
 /// `freeze-test`, `freeze -- CMD`, `thaw`: probe, order, guardian, session, hooks, rescue.
 pub mod freeze;
 /// Pure on-disk parsers: bytes in, structs out, no I/O.

@@ -99,6 +99,64 @@ pub const SYSTEMD_AUTOMOUNT_DIRS: [&str; 5] = [
     "lib/systemd/system",
 ];
 
+// --- environment checks (`envcheck`, Azure's VM-backup troubleshooting guide) ------------
+/// Where the Azure Linux agent's executable can be installed.
+pub const WAAGENT_BINS: [&str; 2] = ["usr/sbin/waagent", "usr/bin/waagent"];
+/// Directories holding Python packages (`azurelinuxagent/`, `WALinuxAgent-<ver>*.egg-info`):
+/// each `usr/lib*/python3*/{site,dist}-packages` below these is searched.
+pub const PYTHON_LIB_DIRS: [&str; 4] = ["usr/lib", "usr/lib64", "usr/local/lib", "usr/local/lib64"];
+/// The DMI chassis asset tag; Azure VMs carry [`AZURE_ASSET_TAG`].
+pub const DMI_CHASSIS_ASSET_TAG: &str = "sys/class/dmi/id/chassis_asset_tag";
+/// The chassis asset tag of every Azure VM.
+pub const AZURE_ASSET_TAG: &str = "7783-7084-3265-9085-8269-3286-77";
+/// The VMSnapshot (VM backup) extension's pre/post-script configuration.
+pub const AZURE_SCRIPT_PLUGIN_CONF: &str = "etc/azure/VMSnapshotScriptPluginConfig.json";
+/// Pressure stall information (`cpu`, `memory`, `io`), Linux 4.20 and later.
+pub const PROC_PRESSURE: &str = "proc/pressure";
+/// Memory totals (`MemTotal`, `MemAvailable`).
+pub const PROC_MEMINFO: &str = "proc/meminfo";
+/// The IPv4 routing table (the default route names the primary interface).
+pub const PROC_NET_ROUTE: &str = "proc/net/route";
+/// Network interfaces by name (`<name>/ifindex`).
+pub const SYS_CLASS_NET: &str = "sys/class/net";
+/// systemd-networkd `.network` files, in systemd's search order.
+pub const NETWORKD_DIRS: [&str; 4] = [
+    "etc/systemd/network",
+    "run/systemd/network",
+    "usr/lib/systemd/network",
+    "lib/systemd/network",
+];
+/// NetworkManager keyfiles (`*.nmconnection`).
+pub const NM_CONNECTION_DIRS: [&str; 2] = [
+    "etc/NetworkManager/system-connections",
+    "run/NetworkManager/system-connections",
+];
+/// ifupdown's configuration, and its `source` directory.
+pub const IFUPDOWN_INTERFACES: &str = "etc/network/interfaces";
+/// ifupdown's drop-in directory.
+pub const IFUPDOWN_INTERFACES_D: &str = "etc/network/interfaces.d";
+/// netplan's configuration (`*.yaml`), in netplan's order (later names win).
+pub const NETPLAN_DIRS: [&str; 3] = ["lib/netplan", "etc/netplan", "run/netplan"];
+/// cloud-init's configuration drop-ins (a `network:` key holds its network config).
+pub const CLOUD_CFG_D: &str = "etc/cloud/cloud.cfg.d";
+/// RHEL's interface scripts (`ifcfg-<name>`, `BOOTPROTO=`).
+pub const IFCFG_DIR: &str = "etc/sysconfig/network-scripts";
+/// DHCP lease directories: dhclient (Debian, RHEL), NetworkManager.
+pub const DHCP_LEASE_DIRS: [&str; 4] = [
+    "var/lib/dhcp",
+    "var/lib/dhclient",
+    "var/lib/NetworkManager",
+    "var/lib/dhcpcd",
+];
+/// systemd-networkd's leases, one file per interface index.
+pub const NETWORKD_LEASES: &str = "run/systemd/netif/leases";
+/// The distribution's identity (`ID=`, `ID_LIKE=`), to name its package manager in remedies.
+pub const ETC_OS_RELEASE: &str = "etc/os-release";
+/// The VMSnapshot (VM backup) extension's handler directories in `/var/lib/waagent` start so.
+pub const VMSNAPSHOT_HANDLER_PREFIX: &str = "Microsoft.Azure.RecoveryServices.VMSnapshotLinux-";
+/// The directory whose mount must allow exec (extensions run from `/var/lib/waagent`).
+pub const VAR_DIR: &str = "/var";
+
 /// The directory that stands in for `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysRoot {

@@ -1,9 +1,17 @@
-//! Every parser of untrusted text (configuration files, `/proc` tables, audit records, fstab)
+//! Every parser of untrusted text (configuration files, `/proc` tables, audit records, fstab,
+//! the environment checks' network configs, leases, PSI, meminfo and `--probe` endpoints)
 //! returns on arbitrary input instead of panicking, and keeps the invariants its callers rely
 //! on. On-disk structures have their own property tests beside their parsers (`src/fs/`) and
 //! coverage-guided fuzz targets (`fuzz/`, `scripts/fuzz.sh`).
 
 use proptest::prelude::*;
+use snapguard::envcheck::azure_config::parse_ini;
+use snapguard::envcheck::netconf::{
+    default_route_interface, normalise_mac, parse_dhclient_leases, parse_ifcfg, parse_ifupdown,
+    parse_netplan, parse_networkd, parse_networkd_lease, parse_nmconnection, parse_yaml_subset,
+};
+use snapguard::envcheck::pressure::{parse_meminfo, parse_psi};
+use snapguard::envcheck::probe::parse_endpoint;
 use snapguard::mount::table::MountTable;
 use snapguard::repair::discover::{parse_fstab, parse_swaps, unit_name_path_escape};
 use snapguard::selinux::audit::{
@@ -222,6 +230,210 @@ proptest! {
     fn mountinfo_never_panics(text in table_bytes()) {
         if let Ok(table) = MountTable::from_mountinfo(&text) {
             let _ = table.by_mount_point(Path::new("/"));
+        }
+    }
+}
+
+/// Text built from the keys, separators and values the network, INI, PSI and meminfo parsers
+/// of `envcheck` look for, with arbitrary characters between them.
+fn envcheck_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("\n".to_string()),
+        Just(" ".to_string()),
+        Just("  ".to_string()),
+        Just("\t".to_string()),
+        Just("- ".to_string()),
+        Just(": ".to_string()),
+        Just(":".to_string()),
+        Just("=".to_string()),
+        Just("#".to_string()),
+        Just("[".to_string()),
+        Just("]".to_string()),
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just(",".to_string()),
+        Just("\"".to_string()),
+        Just("'".to_string()),
+        Just("[SnapshotThread]".to_string()),
+        Just("MountsToSkip".to_string()),
+        Just("[Match]\nName=".to_string()),
+        Just("[Network]\nDHCP=".to_string()),
+        Just("[ipv4]\nmethod=".to_string()),
+        Just("interface-name=eth0".to_string()),
+        Just("mac-address=".to_string()),
+        Just("00:22:48:aa:bb:cc".to_string()),
+        Just("iface eth0 inet ".to_string()),
+        Just("BOOTPROTO=".to_string()),
+        Just("IPADDR=".to_string()),
+        Just("network:\n  ethernets:\n    eth0:\n      ".to_string()),
+        Just("dhcp4: ".to_string()),
+        Just("addresses:".to_string()),
+        Just("match:".to_string()),
+        Just("interface \"eth0\";".to_string()),
+        Just("ADDRESS=".to_string()),
+        Just("some ".to_string()),
+        Just("full ".to_string()),
+        Just("some".to_string()),
+        Just("avg10=".to_string()),
+        Just("avg60=".to_string()),
+        Just("avg300=".to_string()),
+        Just("total=".to_string()),
+        Just("NaN".to_string()),
+        Just("inf".to_string()),
+        Just("MemTotal:".to_string()),
+        Just("MemAvailable:".to_string()),
+        Just(" kB".to_string()),
+        Just(" GB".to_string()),
+        Just("99999999999999999999".to_string()),
+        Just("eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000".to_string()),
+        Just("é".to_string()),
+        Just("\u{1F600}".to_string()),
+        any::<String>(),
+        "[a-zA-Z0-9_./*!:-]{0,10}",
+        "[0-9]{1,6}(\\.[0-9]{1,2})?",
+    ];
+    proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+}
+
+/// A complete, valid /proc/meminfo body with `total` and `available` (kB).
+fn meminfo_text(total: u64, available: u64) -> String {
+    let mut text = format!("MemTotal: {total} kB\nMemFree: 1 kB\nMemAvailable: {available} kB\n");
+    for key in [
+        "Buffers",
+        "Cached",
+        "SwapCached",
+        "Active",
+        "Inactive",
+        "SwapTotal",
+        "SwapFree",
+        "Dirty",
+        "Writeback",
+        "Mapped",
+        "Shmem",
+        "Slab",
+        "SReclaimable",
+        "SUnreclaim",
+        "KernelStack",
+        "PageTables",
+        "NFS_Unstable",
+        "Bounce",
+        "WritebackTmp",
+        "CommitLimit",
+        "Committed_AS",
+        "VmallocTotal",
+        "VmallocUsed",
+        "VmallocChunk",
+    ] {
+        text.push_str(&format!("{key}: 0 kB\n"));
+    }
+    text
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// `/etc/azure/vmbackup.conf` (ConfigParser rules): every entry is in a section, keys
+    /// are lower-cased and non-empty, line numbers are within the text.
+    #[test]
+    fn vmbackup_ini_never_panics(text in envcheck_text()) {
+        let ini = parse_ini(&text);
+        let lines = text.lines().count();
+        for e in &ini.entries {
+            prop_assert!(!e.key.is_empty());
+            prop_assert_eq!(e.key.to_ascii_lowercase(), e.key.clone());
+            prop_assert!(e.line >= 1 && e.line <= lines);
+        }
+        for (n, _) in &ini.errors {
+            prop_assert!(*n >= 1 && *n <= lines);
+        }
+        let _ = ini.get("SnapshotThread", "MountsToSkip");
+    }
+
+    /// vmbackup.conf round trip: a written key is read back.
+    #[test]
+    fn vmbackup_ini_round_trip(key in "[A-Za-z][A-Za-z0-9]{0,12}", value in "[a-z0-9/,]{0,16}") {
+        let text = format!("# c\n[SnapshotThread]\n{key} = {value}\n");
+        let ini = parse_ini(&text);
+        let e = ini.get("SnapshotThread", &key).expect("the key");
+        prop_assert_eq!(&e.value, &value);
+        prop_assert_eq!(e.line, 3);
+        prop_assert!(ini.errors.is_empty());
+    }
+
+    /// ifupdown, NetworkManager keyfiles, ifcfg, networkd, netplan/cloud-init YAML, leases,
+    /// the route table, MACs: no panic on any text, and the invariants callers rely on.
+    #[test]
+    fn network_parsers_never_panic(text in envcheck_text(), iface in "[a-z]{1,4}[0-9]?") {
+        for (name, method) in parse_ifupdown(&text) {
+            prop_assert!(!name.is_empty() && !method.is_empty());
+        }
+        let nm = parse_nmconnection(&text);
+        let _ = (nm.applies(&iface, Some("00:22:48:aa:bb:cc")), nm.method());
+        let ifcfg = parse_ifcfg(&text);
+        let _ = ifcfg.method();
+        if let Some(mac) = &ifcfg.hwaddr {
+            prop_assert_eq!(mac.len(), 17);
+        }
+        let nd = parse_networkd(&text);
+        let _ = (nd.applies(&iface, None), nd.method());
+        for n in parse_netplan(&text) {
+            let _ = (n.applies(&iface, Some("00:22:48:aa:bb:cc")), n.method());
+        }
+        let _ = parse_yaml_subset(&text);
+        for name in parse_dhclient_leases(&text) {
+            prop_assert!(!name.is_empty());
+        }
+        let _ = parse_networkd_lease(&text);
+        if let Some(i) = default_route_interface(&text) {
+            prop_assert!(!i.is_empty());
+        }
+        if let Some(mac) = normalise_mac(&text) {
+            prop_assert_eq!(mac.len(), 17);
+        }
+    }
+
+    /// Netplan round trip: an interface's dhcp4 and set-name are read back.
+    #[test]
+    fn netplan_round_trip(id in "[a-z]{1,6}[0-9]", dhcp in any::<bool>(), indent in 1usize..5) {
+        let pad = " ".repeat(indent);
+        let text = format!(
+            "network:\n{pad}version: 2\n{pad}ethernets:\n{pad}{pad}{id}:  # the NIC\n{pad}{pad}{pad}dhcp4: {dhcp}\n{pad}{pad}{pad}set-name: \"{id}\"\n"
+        );
+        let ifaces = parse_netplan(&text);
+        prop_assert_eq!(ifaces.len(), 1);
+        prop_assert_eq!(&ifaces[0].id, &id);
+        prop_assert_eq!(ifaces[0].dhcp4, Some(dhcp));
+        prop_assert_eq!(ifaces[0].set_name.as_deref(), Some(id.as_str()));
+        prop_assert!(ifaces[0].applies(&id, None));
+    }
+
+    /// PSI (procfs's record parser, guarded): any text, and values stay percentages.
+    #[test]
+    fn psi_never_panics(text in envcheck_text()) {
+        if let Some(p) = parse_psi(&text) {
+            for v in [p.some.avg10, p.some.avg60, p.some.avg300] {
+                prop_assert!((0.0..=100.0).contains(&v));
+            }
+        }
+    }
+
+    /// meminfo (procfs's parser, guarded): any text, including values that overflow when
+    /// multiplied by 1024 and units procfs multiplies further.
+    #[test]
+    fn meminfo_never_panics(text in envcheck_text(), total in 1u64..1_000_000_000_000, avail in 0u64..1_000_000_000_000) {
+        let _ = parse_meminfo(&text);
+        let mixed = format!("{text}\n{}", meminfo_text(total, avail));
+        let _ = parse_meminfo(&mixed);
+        let parsed = parse_meminfo(&meminfo_text(total, avail));
+        prop_assert_eq!(parsed, Some((total * 1024, Some(avail * 1024))));
+    }
+
+    /// `--probe` endpoints: any text gives a host and a non-zero port, or a reason.
+    #[test]
+    fn probe_endpoint_never_panics(text in envcheck_text()) {
+        if let Ok((host, port)) = parse_endpoint(&text) {
+            prop_assert!(!host.is_empty());
+            prop_assert!(port > 0);
         }
     }
 }
