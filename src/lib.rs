@@ -7,12 +7,16 @@
 pub mod cli;
 /// The configuration file.
 pub mod config;
+/// Environment checks from Azure's troubleshooting guide (agent, extension, pressure, ...).
+pub mod envcheck;
 /// `freeze-test`, `freeze -- CMD`, `thaw`: probe, order, guardian, session, hooks, rescue.
 pub mod freeze;
 /// Pure on-disk parsers: bytes in, structs out, no I/O.
 pub mod fs;
 /// Pure mountinfo parser and the mount table keyed by superblock.
 pub mod mount;
+/// `snapguard preflight`: every read-only check at once, what blocks a backup, exit profiles.
+pub mod preflight;
 /// `snapguard repair`: umount → fsck → remount with a plan, consent and a state record.
 pub mod repair;
 /// The report model and the only code that prints (human, JSON).
