@@ -2,7 +2,7 @@
 //! text exposition format 0.0.4), built as a string from the report. Pure: writing it is
 //! [`super::textfile`]'s job.
 
-use crate::report::{Decision, Item, PreflightReport, Section, Status, Verdict};
+use crate::report::{Decision, PreflightReport, Status, TargetReport, Verdict};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
@@ -67,10 +67,6 @@ fn bool_value(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
-fn items_of(report: &PreflightReport, section: Section) -> impl Iterator<Item = &Item> {
-    report.items.iter().filter(move |i| i.section == section)
-}
-
 /// The whole textfile for `report`, run at Unix time `now` (seconds).
 pub fn render(report: &PreflightReport, now: f64) -> String {
     let mut out = String::new();
@@ -132,20 +128,22 @@ pub fn render(report: &PreflightReport, now: f64) -> String {
         "1 when the filesystem is clean enough to back up, 0 when not clean or with recorded \
          errors, NaN when it could not be assessed.",
     );
-    for i in items_of(report, Section::Scan) {
-        let value = match (i.status.status(), i.blocks_backup) {
-            (Status::Unknown, _) => f64::NAN,
-            (_, blocks) => bool_value(!blocks),
+    let targets = report.scan.as_ref().map_or(&[][..], |s| &s.targets[..]);
+    for t in targets {
+        let value = match t.status {
+            Status::Unknown => f64::NAN,
+            _ => bool_value(super::blocking::filesystem_blocks(t).is_none()),
         };
-        clean.sample(&fs_labels(i), value);
+        clean.sample(&fs_labels(t), value);
     }
     let mut fs_status = Family::new(
         &mut out,
         "snapguard_filesystem_status",
-        "Scan status of each filesystem: 0 ok, 1 warning, 2 critical, 3 unknown.",
+        "Scan status of each filesystem: 0 ok, 1 warning, 2 critical, 3 unknown (the scan's \
+         own, before blocking).",
     );
-    for i in items_of(report, Section::Scan) {
-        fs_status.sample(&fs_labels(i), f64::from(i.status.status().exit_code()));
+    for t in targets {
+        fs_status.sample(&fs_labels(t), f64::from(t.status.exit_code()));
     }
     let mut freezable = Family::new(
         &mut out,
@@ -180,11 +178,11 @@ pub fn render(report: &PreflightReport, now: f64) -> String {
     out
 }
 
-fn fs_labels(i: &Item) -> [(&'static str, &str); 3] {
+fn fs_labels(t: &TargetReport) -> [(&'static str, &str); 3] {
     [
-        ("device", i.device.as_deref().unwrap_or(&i.id)),
-        ("mountpoint", i.mountpoint.as_deref().unwrap_or("")),
-        ("fstype", i.fstype.as_deref().unwrap_or("")),
+        ("device", t.device.as_deref().unwrap_or(&t.target)),
+        ("mountpoint", t.mountpoint.as_deref().unwrap_or("")),
+        ("fstype", t.fstype.as_deref().unwrap_or("")),
     ]
 }
 
