@@ -43,7 +43,13 @@ pub fn filesystem_blocks(t: &TargetReport) -> Option<String> {
             .findings
             .iter()
             .find(|f| f.severity >= Severity::Warning && UNCLEAN_FINDINGS.contains(&f.id))
-            .map(|f| format!("not clean: {}", f.message)),
+            .map(|f| {
+                if f.message.starts_with("not clean") {
+                    f.message.clone()
+                } else {
+                    format!("not clean: {}", f.message)
+                }
+            }),
     }
 }
 
