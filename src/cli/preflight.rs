@@ -99,9 +99,8 @@ pub struct PreflightArgs {
     /// Also check that HOST:PORT can be reached over TCP (repeatable); never by default.
     #[arg(long = "probe", value_name = "HOST:PORT", value_parser = parse_probe)]
     pub probes: Vec<String>,
-    /// Time allowed for each --probe.
-    #[arg(long, value_name = "DURATION", default_value = "3s",
-          value_parser = super::freeze::parse_duration)]
+    /// Time allowed for each --probe (100ms to 60s).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_probe_timeout)]
     pub probe_timeout: Duration,
     /// Also write the result as a node_exporter textfile-collector file, atomically.
     #[arg(long, value_name = "FILE")]
@@ -124,6 +123,15 @@ pub fn parse_probe(s: &str) -> Result<String, String> {
         Ok(p) if p > 0 => Ok(s.to_string()),
         _ => Err(format!("'{s}': the port must be 1-65535")),
     }
+}
+
+/// `--probe-timeout`: a duration from 100 ms to 60 s (a probe is meant to be short).
+pub fn parse_probe_timeout(s: &str) -> Result<Duration, String> {
+    let d = super::freeze::parse_duration(s)?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(60) {
+        return Err(format!("{s} is out of range: between 100ms and 60s"));
+    }
+    Ok(d)
 }
 
 /// Run every section and package the report.
@@ -203,5 +211,8 @@ mod tests {
         assert!(parse_probe(":443").is_err());
         assert!(parse_probe("example.com:0").is_err());
         assert!(parse_probe("example.com:70000").is_err());
+        assert!(super::parse_probe_timeout("3s").is_ok());
+        assert!(super::parse_probe_timeout("0").is_err());
+        assert!(super::parse_probe_timeout("2m").is_err());
     }
 }
