@@ -4,7 +4,9 @@
 #   scripts/test.sh [ARGS...]
 #
 # 1. Installs the filesystem tools the tests drive (apt-get, only when one is missing), and
-#    cargo-afl at the version fuzz/Cargo.lock pins (cargo install, only when missing).
+#    cargo-afl at the version fuzz/Cargo.lock pins (cargo install, only when missing), and
+#    the prometheus_client Python module (pip install, only when missing): tests/preflight.rs
+#    parses the --prometheus textfile with its parser.
 # 2. Makes sure loop devices can be set up (privileged tests need them).
 # 3. cargo fmt --check, cargo clippy --all-targets -- -D warnings, then scripts/lib-pure.sh:
 #    the unit tests as nobody with PATH=/nonexistent, executing no tool.
@@ -118,6 +120,20 @@ if ((${#missing_tools[@]})); then
   done
 else
   echo "all present"
+fi
+
+# prometheus_client: the real text-format parser tests/preflight.rs checks the textfile with.
+if python3 -c 'import prometheus_client.parser' 2>/dev/null; then
+  echo "prometheus_client present"
+elif [[ ${SNAPGUARD_NO_INSTALL:-0} == 1 ]]; then
+  die "SNAPGUARD_NO_INSTALL=1 and the prometheus_client Python module is missing;" \
+    "install: python3 -m pip install prometheus_client"
+else
+  command -v python3 >/dev/null 2>&1 || die "python3 is missing (the preflight tests need it)"
+  # A distribution Python may refuse pip outside a venv (PEP 668): the flag is for that case.
+  run python3 -m pip install -q prometheus_client ||
+    run python3 -m pip install -q --break-system-packages prometheus_client
+  python3 -c 'import prometheus_client.parser' || die "prometheus_client still missing after pip install"
 fi
 
 # cargo-afl for the fuzz smoke, at the version of the afl crate fuzz/Cargo.lock pins: its

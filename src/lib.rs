@@ -16,6 +16,8 @@ pub mod freeze;
 pub mod fs;
 /// Pure mountinfo parser and the mount table keyed by superblock.
 pub mod mount;
+/// `snapguard preflight`: every read-only check at once, what blocks a backup, exit profiles.
+pub mod preflight;
 /// `snapguard repair`: umount → fsck → remount with a plan, consent and a state record.
 pub mod repair;
 /// The report model and the only code that prints (human, JSON).

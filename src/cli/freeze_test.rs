@@ -8,7 +8,8 @@ use crate::config::Config;
 use crate::freeze::Plan;
 use crate::freeze::skip::SkipRules;
 use crate::freeze::test_run::{self, TestRun};
-use crate::report;
+use crate::report::{self, FreezeTestReport};
+use crate::root::SysRoot;
 use crate::sys::process::{SignalWatch, euid};
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -80,7 +81,23 @@ pub struct FreezeTestArgs {
 
 /// Run the test and package the report.
 pub fn run(args: &FreezeTestArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outcome> {
-    let root = cli.sys_root();
+    let report = report_of(args, &cli.sys_root(), config)?;
+    let exit_code = report.summary.worst().exit_code();
+    let format = cli.output_format();
+    Ok(Outcome {
+        render: Box::new(move |out| report::write_freeze_test(&report, format, out)),
+        problems: Vec::new(),
+        exit_code,
+    })
+}
+
+/// The `freeze-test` report for `args` under `root`, nothing printed (`preflight` embeds
+/// it). A real freeze (no `--probe-only`) needs the host's root and CAP_SYS_ADMIN.
+pub fn report_of(
+    args: &FreezeTestArgs,
+    root: &SysRoot,
+    config: &Config,
+) -> anyhow::Result<FreezeTestReport> {
     if !args.probe_only {
         if !root.is_host() {
             bail!(
@@ -101,9 +118,9 @@ pub fn run(args: &FreezeTestArgs, cli: &Cli, config: &Config) -> anyhow::Result<
     } else {
         Some(SignalWatch::new().context("cannot block signals")?)
     };
-    let table = load_table(&root)?;
-    let (targets, order) = crate::freeze::prepare(&table, &args.mounts, args.all, &root)?;
-    let skip = SkipRules::load(&config.freeze, &root)?;
+    let table = load_table(root)?;
+    let (targets, order) = crate::freeze::prepare(&table, &args.mounts, args.all, root)?;
+    let skip = SkipRules::load(&config.freeze, root)?;
     let opts = options(
         config,
         args.timeout,
@@ -120,18 +137,12 @@ pub fn run(args: &FreezeTestArgs, cli: &Cli, config: &Config) -> anyhow::Result<
             table: &table,
             skip: &skip,
             opts: &opts,
-            root: &root,
+            root,
         },
         signals: signals.as_ref(),
     })?;
-    let interrupted = signals.as_ref().and_then(|s| s.take());
+    // A signal taken during the test is consumed here, not delivered when the mask is lifted.
+    let _interrupted = signals.as_ref().and_then(|s| s.take());
     drop(signals);
-    let exit_code = report.summary.worst().exit_code();
-    let _ = interrupted;
-    let format = cli.output_format();
-    Ok(Outcome {
-        render: Box::new(move |out| report::write_freeze_test(&report, format, out)),
-        problems: Vec::new(),
-        exit_code,
-    })
+    Ok(report)
 }

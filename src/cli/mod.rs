@@ -2,6 +2,7 @@
 
 pub mod freeze;
 pub mod freeze_test;
+pub mod preflight;
 pub mod repair;
 pub mod scan;
 pub mod selinux;
@@ -27,6 +28,9 @@ Exit status (each command's --help has the details):
   freeze -- CMD: CMD's status passed through, and timeout(1)'s for its own
     124 deadline passed, 125 snapguard failed (also bad usage and configuration),
     126 CMD not executable, 127 CMD not found, 128+N snapguard got signal N
+  preflight: by --profile: nagios (default) and human as above (anything blocking a
+    backup is at least 2); systemd 0 go, 1 blocked, 2 cannot tell; azure 0 healthy,
+    2 warnings only (Azure goes on), 1 blocked or cannot tell
   repair: fsck's bitmask, OR-ed over the filesystems
     0 clean, 1 repaired, 2 reboot needed, 4 errors left, 8 operational error,
     16 usage, 32 declined at the prompt
@@ -95,6 +99,9 @@ pub enum Command {
     /// Is /var/lib/waagent excluded from SELinux enforcement, and if not, the exact fix.
     #[command(long_about = selinux::SELINUX_HELP, after_long_help = selinux::SELINUX_EXIT_HELP)]
     Selinux(selinux::SelinuxArgs),
+    /// Every read-only check at once, what blocks a backup, one exit code per --profile.
+    #[command(long_about = preflight::HELP, after_long_help = preflight::EXIT_HELP)]
+    Preflight(preflight::PreflightArgs),
     /// umount -> fsck -> mount, safely: a plan, a prompt, a fence, a backup, a verified remount.
     #[command(long_about = repair::HELP, after_long_help = repair::REPAIR_EXIT_HELP)]
     Repair(repair::RepairArgs),
@@ -196,5 +203,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         }
         Command::Selinux(args) => selinux::run(args, cli, &config),
         Command::Repair(args) => repair::run(args, cli, &config),
+        Command::Preflight(args) => preflight::run(args, cli, &config),
     }
 }

@@ -71,28 +71,50 @@ pub struct ScanArgs {
 
 /// Run the scan and package the report.
 pub fn run(args: &ScanArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outcome> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let options = ScanOptions {
-        targets: args.targets.clone(),
-        snapshot: args.snapshot,
-        now,
-        skip_fstypes: config.scan.skip_fstypes.clone(),
-        skip_mountpoints: config.scan.skip_mountpoints.clone(),
-    };
-    let (report, problems) = scan::run(&options, &cli.sys_root())?;
-    // Nothing looked at is not OK: UNKNOWN (3), and `scan::run` said why on stderr.
-    let exit_code = if report.targets.is_empty() {
-        3
-    } else {
-        report.summary.worst().exit_code()
-    };
+    let (report, problems) = report_of(&args.targets, args.snapshot, &cli.sys_root(), config)?;
+    let exit_code = exit_code(&report);
     let format = cli.output_format();
     Ok(Outcome {
         render: Box::new(move |out| report::write_scan(&report, format, out)),
         problems,
         exit_code,
     })
+}
+
+/// The scan report of `targets` (none: every mounted block filesystem, minus the
+/// configuration's `[scan]` skips), and one line per target that could not be opened.
+/// Nothing is printed (`preflight` embeds it).
+pub fn report_of(
+    targets: &[PathBuf],
+    snapshot: Option<Snapshot>,
+    root: &crate::root::SysRoot,
+    config: &Config,
+) -> anyhow::Result<(crate::report::ScanReport, scan::Problems)> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let options = ScanOptions {
+        targets: targets.to_vec(),
+        snapshot,
+        now,
+        skip_fstypes: config.scan.skip_fstypes.clone(),
+        skip_mountpoints: config.scan.skip_mountpoints.clone(),
+    };
+    scan::run(&options, root)
+}
+
+/// The status of a scan: the worst target's, and UNKNOWN when nothing was looked at
+/// (`scan::run` said why in its problems).
+pub fn status(report: &crate::report::ScanReport) -> crate::report::Status {
+    if report.targets.is_empty() {
+        crate::report::Status::Unknown
+    } else {
+        report.summary.worst()
+    }
+}
+
+/// The Nagios exit code of a scan (see [`status`]).
+pub fn exit_code(report: &crate::report::ScanReport) -> u8 {
+    status(report).exit_code()
 }

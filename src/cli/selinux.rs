@@ -70,6 +70,18 @@ pub struct SelinuxArgs {}
 
 /// Run the checks and package the report.
 pub fn run(_args: &SelinuxArgs, cli: &Cli, _config: &Config) -> anyhow::Result<Outcome> {
+    let report = report_of(&cli.sys_root())?;
+    let exit_code = report.status.exit_code();
+    let format = cli.output_format();
+    Ok(Outcome {
+        render: Box::new(move |out| report::write_selinux(&report, format, out)),
+        problems: Vec::new(),
+        exit_code,
+    })
+}
+
+/// The `selinux` report of `root`, nothing printed (`preflight` embeds it).
+pub fn report_of(root: &crate::root::SysRoot) -> anyhow::Result<crate::report::SelinuxReport> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -78,12 +90,5 @@ pub fn run(_args: &SelinuxArgs, cli: &Cli, _config: &Config) -> anyhow::Result<O
         now,
         window_days: DEFAULT_WINDOW_DAYS,
     };
-    let report = selinux::run(&cli.sys_root(), &options)?;
-    let exit_code = report.status.exit_code();
-    let format = cli.output_format();
-    Ok(Outcome {
-        render: Box::new(move |out| report::write_selinux(&report, format, out)),
-        problems: Vec::new(),
-        exit_code,
-    })
+    selinux::run(root, &options)
 }

@@ -1,11 +1,14 @@
 //! Reports: the data model and the only code that writes to stdout (human and JSON renderers).
 
 pub mod human;
+pub mod human_preflight;
 pub mod json;
 pub mod model;
+pub mod preflight;
 pub mod repair;
 
 pub use model::*;
+pub use preflight::*;
 pub use repair::*;
 
 use std::io::{self, Write};
@@ -85,6 +88,18 @@ pub fn write_repair_status(
 ) -> io::Result<()> {
     match format {
         Format::Human => human::write_repair_status(report, out),
+        Format::Json => json::write(report, out),
+    }
+}
+
+/// Write a `preflight` document.
+pub fn write_preflight(
+    report: &PreflightReport,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        Format::Human => human_preflight::write_preflight(report, out),
         Format::Json => json::write(report, out),
     }
 }
