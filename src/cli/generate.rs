@@ -56,7 +56,7 @@ pub fn run(args: &GenerateArgs) -> Outcome {
             let shell = *shell;
             Outcome {
                 render: Box::new(move |out| {
-                    clap_complete::generate(shell, &mut Cli::command(), "snapguard", out);
+                    clap_complete::generate(shell, &mut public_command(), "snapguard", out);
                     Ok(())
                 }),
                 problems: Vec::new(),
@@ -64,6 +64,20 @@ pub fn run(args: &GenerateArgs) -> Outcome {
             }
         }
     }
+}
+
+/// The command line without its hidden subcommands (the freeze engine's helpers, `generate`):
+/// clap_complete's bash script offers hidden ones too, and nobody types them.
+fn public_command() -> clap::Command {
+    let full = Cli::command();
+    let mut public = clap::Command::new("snapguard")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    if let Some(about) = full.get_about() {
+        public = public.about(about.clone());
+    }
+    public
 }
 
 /// Write every page into `dir`; the paths written, snapguard.1 first.
