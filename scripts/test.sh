@@ -81,6 +81,10 @@ declare -A pkg_of=(
   [matchpathcon]=selinux-utils [semanage]=policycoreutils-python-utils
   [restorecon]=policycoreutils
   [/etc/selinux/default/contexts/files/file_contexts]=selinux-policy-default
+  # tests/systemd_units.rs verifies every unit (systemd-analyze verify; installing the package
+  # does not make systemd PID 1); tests/install.rs renders the man pages (man -l, with groff's
+  # warnings) and shellchecks scripts/install.sh.
+  [systemd-analyze]=systemd [man]=man-db [shellcheck]=shellcheck
 )
 
 say "checking test tools"

@@ -69,7 +69,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr through tracing; `SNAPGUARD_LOG` (an env-filter) overrides -v/-q.
+/// Logs go to stderr through tracing, or to the journal with priorities (ERROR 3, WARN 4,
+/// INFO 5, DEBUG 6, TRACE 7) when stderr is the journal stream systemd connected
+/// (`$JOURNAL_STREAM` matching fstat of fd 2) and its socket answers; `--log-file` wins over
+/// both. `SNAPGUARD_LOG` (an env-filter) overrides -v/-q.
 fn init_logging(cli: &Cli) {
     let level = if cli.quiet {
         "error"
@@ -95,6 +98,19 @@ fn init_logging(cli: &Cli) {
                 "snapguard: cannot open the log file '{}': {why}; logging to stderr",
                 path.display()
             ),
+        }
+    }
+    if !to_file && snapguard::sys::journal::stderr_is_journal() {
+        // No socket (journald not running, a container): stderr, which the journal may still
+        // read, without priorities.
+        if let Ok(layer) = tracing_journald::layer() {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            use tracing_subscriber::util::SubscriberInitExt as _;
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(layer.with_syslog_identifier("snapguard".into()))
+                .init();
+            return;
         }
     }
     let builder = tracing_subscriber::fmt()

@@ -2,6 +2,7 @@
 
 pub mod freeze;
 pub mod freeze_test;
+pub mod generate;
 pub mod preflight;
 pub mod repair;
 pub mod scan;
@@ -33,7 +34,7 @@ Exit status (each command's --help has the details):
     2 warnings only (Azure goes on), 1 blocked or cannot tell
   repair: fsck's bitmask, OR-ed over the filesystems
     0 clean, 1 repaired, 2 reboot needed, 4 errors left, 8 operational error,
-    16 usage, 32 declined at the prompt
+    16 usage, 32 declined at the prompt, 64 --maintenance outside the window
 A broken pipe on standard output is not an error.";
 
 /// snapguard: will this machine give a consistent snapshot, and if not, why and how to fix it.
@@ -105,6 +106,9 @@ pub enum Command {
     /// umount -> fsck -> mount, safely: a plan, a prompt, a fence, a backup, a verified remount.
     #[command(long_about = repair::HELP, after_long_help = repair::REPAIR_EXIT_HELP)]
     Repair(repair::RepairArgs),
+    /// Internal: man pages and shell completions (scripts/install.sh).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 impl Cli {
@@ -130,13 +134,23 @@ impl Cli {
     }
 
     /// Load the configuration named by `--config`, or the default one if present.
+    /// Ownership rules ([`crate::config::Trust`]): the default file and every directory
+    /// above it must be root's and writable by root only; a `--config FILE` must be when
+    /// running as root (the file itself); a non-root caller's own `--config FILE` is not checked.
     pub fn load_config(&self) -> anyhow::Result<Config> {
-        match &self.config {
-            Some(path) => Config::load(path, true),
+        use crate::config::Trust;
+        let euid = crate::sys::process::euid();
+        let loaded = match &self.config {
+            Some(path) => Config::load(path, true, Trust::for_file(true, euid)),
             // The host's, never one under --root: a fixture tree or an offline disk does not
             // configure the snapguard that reads it.
-            None => Config::load(std::path::Path::new(DEFAULT_CONFIG), false),
-        }
+            None => Config::load(
+                std::path::Path::new(DEFAULT_CONFIG),
+                false,
+                Trust::for_file(false, euid),
+            ),
+        };
+        Ok(loaded?)
     }
 }
 
@@ -182,6 +196,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Guardian(args) => return Ok(freeze::run_guardian(args)),
         Command::Syncfs(args) => return Ok(freeze::run_syncfs(args)),
         Command::Fithaw(args) => return Ok(freeze::run_fithaw(args)),
+        // Reads nothing but the clap definition.
+        Command::Generate(args) => return Ok(generate::run(args)),
         _ => {}
     }
     let config = match cli.load_config() {
@@ -198,7 +214,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::FreezeTest(args) => freeze_test::run(args, cli, &config),
         Command::Freeze(args) => freeze::run(args, cli, &config),
         Command::Thaw(args) => thaw::run(args, cli),
-        Command::Guardian(_) | Command::Syncfs(_) | Command::Fithaw(_) => {
+        Command::Guardian(_) | Command::Syncfs(_) | Command::Fithaw(_) | Command::Generate(_) => {
             unreachable!("handled above")
         }
         Command::Selinux(args) => selinux::run(args, cli, &config),

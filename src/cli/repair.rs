@@ -69,6 +69,8 @@ Examples:
   snapguard repair --dry-run /data          what would happen, nothing changed
   snapguard repair /data                    plan, ask, repair, remount, freeze-test
   snapguard repair --yes --terminate-holders /data   for a maintenance window
+  snapguard repair --maintenance            what snapguard-repair.timer runs: only inside
+                                            [repair] window, tier from the configuration
   snapguard repair --status                 state records of running or held repairs
   snapguard repair --resume /dev/sdb1       verify a held filesystem and mount it again
                                             (or close the record if mounted by hand)
@@ -88,7 +90,9 @@ Exit status (fsck's bitmask, OR-ed over the filesystems):
       the other bits: 9 = repaired, then interrupted), a record written for another
       filesystem, a mount point replaced while unmounted (record held), not root
   16  usage: bad arguments or configuration, no terminal and no --yes
-  32  declined at the prompt";
+  32  declined at the prompt
+  64  --maintenance outside the [repair] window: nothing done (snapguard-repair.service
+      counts it as success)";
 
 /// Arguments of `snapguard repair`.
 #[derive(Debug, Args)]
@@ -152,6 +156,11 @@ pub struct RepairArgs {
     /// change nothing else.
     #[arg(long, conflicts_with_all = ["dry_run", "resume", "status"])]
     pub discard_record: bool,
+    /// Unattended run for a maintenance window (snapguard-repair.service): outside the
+    /// configuration's [repair] window nothing is done (exit 64); the tier is the
+    /// configuration's, at most preen (never full); never asks (as --yes).
+    #[arg(long, conflicts_with_all = ["tier", "zero_log", "status", "resume", "discard_record"])]
+    pub maintenance: bool,
 }
 
 /// `--tier` values.
@@ -196,6 +205,11 @@ pub fn run(args: &RepairArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outc
         Ok(o) => o,
         Err(e) => return Ok(cannot_run(e, exit::USAGE)),
     };
+    if args.maintenance {
+        if let Err(outcome) = maintenance_window(config) {
+            return Ok(outcome);
+        }
+    }
     if euid() != 0 {
         return Ok(cannot_run(
             anyhow::anyhow!("needs root (it unmounts, fences and repairs block devices)"),
@@ -219,7 +233,7 @@ pub fn run(args: &RepairArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outc
             exit::OPERATIONAL,
         ));
     }
-    let yes = args.yes;
+    let yes = args.yes || args.maintenance;
     let mut ask = |plans: &[RepairTarget]| confirm(plans, yes);
     // The machine works from `/` (it must hold no filesystem): relative names are the caller's.
     let targets: Vec<PathBuf> = args.targets.iter().map(|t| absolute(t)).collect();
@@ -246,14 +260,49 @@ pub fn run(args: &RepairArgs, cli: &Cli, config: &Config) -> anyhow::Result<Outc
     }
 }
 
+/// `--maintenance`: Ok inside the configured window; else the outcome that ends the run before
+/// anything is touched (64 outside, 16 without a window, 8 when the clock cannot be read).
+fn maintenance_window(config: &Config) -> Result<(), Outcome> {
+    let Some(windows) = &config.repair.window else {
+        return Err(cannot_run(
+            anyhow::anyhow!(
+                "--maintenance needs [repair] window in the configuration, e.g. window = \"Sun 02:00-04:00\""
+            ),
+            exit::USAGE,
+        ));
+    };
+    let Some(now) = crate::sys::localtime::now() else {
+        return Err(cannot_run(
+            anyhow::anyhow!("--maintenance: cannot read the local time; nothing done"),
+            exit::OPERATIONAL,
+        ));
+    };
+    if !windows.contains(now) {
+        return Err(cannot_run(
+            anyhow::anyhow!("outside the maintenance window ({windows}, local time): nothing done"),
+            exit::OUTSIDE_WINDOW,
+        ));
+    }
+    tracing::info!("inside the maintenance window ({windows}): repairing");
+    Ok(())
+}
+
 /// The options from the arguments within the `[repair]` policy.
 fn options(args: &RepairArgs, config: &Config) -> anyhow::Result<Options> {
     let policy = &config.repair;
     let ceiling = policy.tier.unwrap_or(Tier::Preen).max(Tier::Check);
-    let tier = args
+    let mut tier = args
         .tier
         .map(Tier::from)
         .unwrap_or(policy.tier.unwrap_or(Tier::Preen));
+    if args.maintenance && tier > Tier::Preen {
+        // The destructive tier (e2fsck -y: files may end in lost+found) is never unattended.
+        tracing::warn!(
+            "[repair] tier = \"{}\": a --maintenance run stops at preen; run the full tier by hand",
+            tier.word()
+        );
+        tier = Tier::Preen;
+    }
     if policy.tier.is_some() && tier > ceiling {
         anyhow::bail!(
             "--tier {} is above the configuration's [repair] tier = \"{}\"",

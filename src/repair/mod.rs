@@ -19,6 +19,7 @@ pub mod quiesce;
 pub mod state;
 pub mod subject;
 pub mod units;
+pub mod window;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ pub mod exit {
     pub const USAGE: u8 = 16;
     /// Declined at the prompt.
     pub const DECLINED: u8 = 32;
+    /// `--maintenance` outside the configured window: nothing done (never OR-ed with others).
+    pub const OUTSIDE_WINDOW: u8 = 64;
 }
 
 /// What the admin (or the `[repair]` policy) allows.

@@ -7,6 +7,8 @@ pub mod blockdev;
 pub mod freeze;
 pub mod interrupt;
 mod ioctl;
+pub mod journal;
+pub mod localtime;
 pub mod loopdev;
 pub mod pathfd;
 pub mod procdir;
