@@ -1,4 +1,5 @@
-//! `snapguard preflight` as the preflight unit runs it (`--profile systemd`), against `--root`
+//! `snapguard preflight` as the preflight unit runs it (the unit file's own `ExecStart=`
+//! arguments, `--profile systemd`), against `--root`
 //! fixture trees whose mount table lists real loop devices: an unclean ext4, an unfreezable
 //! mount and a confined agent each stop the backup, a healthy machine does not; the azure and
 //! nagios codes; every document validated against `docs/json-schema/preflight-v1.schema.json`
@@ -63,6 +64,28 @@ impl Fx {
         (out.exit, doc)
     }
 
+    /// The preflight unit's own command line (`ExecStart=` of
+    /// systemd/snapguard-preflight.service, the binary left out) with `--root` and `--config`
+    /// added: (exit code, schema-checked document).
+    fn run_as_the_unit_does(&self) -> (i32, Value) {
+        let mut args: Vec<OsString> = vec![
+            "--root".into(),
+            self.root.clone().into(),
+            "--config".into(),
+            self.config.clone().into(),
+        ];
+        args.extend(preflight_unit_arguments().into_iter().map(OsString::from));
+        let out = run_snapguard(args, SCAN_TIMEOUT);
+        let doc = out.json();
+        check_schemas(&doc);
+        assert_eq!(doc["exit_code"], out.exit, "{out:?}");
+        assert_eq!(
+            doc["profile"], "systemd",
+            "the unit must use --profile systemd"
+        );
+        (out.exit, doc)
+    }
+
     /// The three profiles' codes: (nagios, systemd, azure).
     fn codes(&self) -> (i32, i32, i32) {
         (
@@ -71,6 +94,38 @@ impl Fx {
             self.run("azure", &[]).0,
         )
     }
+}
+
+/// The arguments of the one `ExecStart=` line of systemd/snapguard-preflight.service after
+/// the binary. The line must be plain words (no quotes, escapes or specifiers), so splitting
+/// on whitespace is what systemd does with it.
+fn preflight_unit_arguments() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/snapguard-preflight.service"
+    );
+    let unit = std::fs::read_to_string(path).unwrap();
+    let exec: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ExecStart="))
+        .collect();
+    assert_eq!(
+        exec.len(),
+        1,
+        "{path}: one ExecStart= expected, got {exec:?}"
+    );
+    assert!(
+        !exec[0].contains(['"', '\\', '\'', '%', '$']),
+        "{path}: ExecStart= is not plain words: {}",
+        exec[0]
+    );
+    let mut words = exec[0].split_whitespace();
+    let binary = words.next().expect("ExecStart= names a binary");
+    assert!(
+        binary.ends_with("/snapguard"),
+        "{path}: ExecStart= runs {binary}"
+    );
+    words.map(String::from).collect()
 }
 
 /// The document against its schema, and each embedded document against its own.
@@ -136,7 +191,7 @@ fn the_systemd_profile_stops_the_backup_for_each_blocker_and_not_for_a_healthy_m
         "preflight-healthy",
         &format!("{ROOT_LINE}{}", line(30, &clean, "/data", "ext4")),
     );
-    let (code, doc) = healthy.run("systemd", &[]);
+    let (code, doc) = healthy.run_as_the_unit_does();
     assert_eq!(code, 0, "{doc:#}");
     assert_eq!(doc["decision"], "go");
     assert_eq!(doc["items"][0]["id"], clean.dev().display().to_string());
@@ -154,7 +209,7 @@ fn the_systemd_profile_stops_the_backup_for_each_blocker_and_not_for_a_healthy_m
             line(31, &unclean, "/srv", "ext4")
         ),
     );
-    let (code, doc) = fx.run("systemd", &[]);
+    let (code, doc) = fx.run_as_the_unit_does();
     assert_eq!(code, 1, "{doc:#}");
     let why = blocked_by(&doc);
     assert_eq!(why.len(), 1, "{why:?}");
@@ -201,7 +256,7 @@ fn the_systemd_profile_stops_the_backup_for_each_blocker_and_not_for_a_healthy_m
             line(32, &vfat, "/boot/efi", "vfat")
         ),
     );
-    let (code, doc) = fx.run("systemd", &[]);
+    let (code, doc) = fx.run_as_the_unit_does();
     assert_eq!(code, 1, "{doc:#}");
     assert_eq!(
         blocked_by(&doc),
@@ -224,7 +279,7 @@ fn the_systemd_profile_stops_the_backup_for_each_blocker_and_not_for_a_healthy_m
         &format!("{ROOT_LINE}{}", line(30, &clean, "/data", "ext4")),
     );
     confined_agent(&fx);
-    let (code, doc) = fx.run("systemd", &[]);
+    let (code, doc) = fx.run_as_the_unit_does();
     assert_eq!(code, 1, "{doc:#}");
     let why = blocked_by(&doc);
     assert!(
