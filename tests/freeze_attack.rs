@@ -658,8 +658,7 @@ fn the_printed_thaw_force_remedy_works_for_a_mount_point_with_a_newline() {
     let rec = wait_for_state(ctl, 0, "freezing", Duration::from_secs(20));
     let guardian = guardian_of(&rec);
     // Both die inside the FIFREEZE: its outcome is unknown, the rescue prints the remedy.
-    sigkill(guardian);
-    sigkill(ctl as i32);
+    sigkill_both(guardian, ctl as i32);
     bg.wait(Duration::from_secs(5));
     held.thaw();
     let end = Instant::now() + Duration::from_secs(5);
@@ -810,8 +809,7 @@ fn the_rcu_knob_is_not_left_on_when_the_guardian_dies_inside_fifreeze() {
         std::thread::sleep(Duration::from_micros(200));
         during = rcu_knob().unwrap_or_default();
     }
-    sigkill(guardian);
-    sigkill(ctl as i32);
+    sigkill_both(guardian, ctl as i32);
     bg.wait(Duration::from_secs(5));
     held.thaw();
     let end = Instant::now() + Duration::from_secs(5);
@@ -1001,8 +999,7 @@ fn the_rescue_keeps_the_record_of_a_mount_it_could_not_reach() {
     let cmd = wait_for_pid_file(&pid_file, Duration::from_secs(20));
     let _kill_cmd = KillOnDrop(cmd);
     let rec = wait_for_state(ctl, 0, "frozen", Duration::from_secs(5));
-    sigkill(guardian_of(&rec));
-    sigkill(ctl as i32);
+    sigkill_both(guardian_of(&rec), ctl as i32);
     bg.wait(Duration::from_secs(5));
     let cover = Cover::over(fs.dir());
     let first = thaw_json(fs.dir());
@@ -1084,8 +1081,7 @@ fn a_new_run_with_a_reused_pid_does_not_destroy_a_stale_record() {
     let cmd = wait_for_pid_file(&pid_file, Duration::from_secs(20));
     let _kill_cmd = KillOnDrop(cmd);
     let rec = wait_for_state(ctl, 0, "frozen", Duration::from_secs(5));
-    sigkill(guardian_of(&rec));
-    sigkill(ctl as i32);
+    sigkill_both(guardian_of(&rec), ctl as i32);
     first.wait(Duration::from_secs(5));
     sigkill(cmd);
     assert_eq!(
@@ -1603,8 +1599,7 @@ fn the_rescue_thaws_nested_filesystems_outer_first() {
     wait_for_state(ctl, 1, "frozen", Duration::from_secs(5));
     let rec = wait_for_state(ctl, 0, "frozen", Duration::from_secs(5));
     // Both die while everything is frozen: the rescue's turn.
-    sigkill(guardian_of(&rec));
-    sigkill(ctl as i32);
+    sigkill_both(guardian_of(&rec), ctl as i32);
     bg.wait(Duration::from_secs(5));
     let mut rescue = std::process::Command::new(bin())
         .args(["thaw", "--json"])

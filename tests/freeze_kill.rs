@@ -181,8 +181,7 @@ fn thaw_rescues_when_controller_and_guardian_are_both_killed() {
             .expect("record json");
     assert_eq!(rec["mounts"][0]["state"], "frozen", "{rec:#}");
     let guardian = rec["guardian"]["pid"].as_i64().expect("guardian pid") as i32;
-    sigkill(guardian);
-    sigkill(ctl as i32);
+    sigkill_both(guardian, ctl as i32);
     assert!(bg.wait(Duration::from_secs(5)).is_none());
     let (blocked, mut w) = write_blocks(fs.dir(), Duration::from_millis(200));
     assert!(blocked, "nobody should have thawed yet");

@@ -356,6 +356,20 @@ pub fn sigkill(pid: i32) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
 }
 
+/// SIGKILL the guardian and the controller as one event. Each thaws when it sees the other
+/// die, so two plain kills in a row race: under load the controller can notice the dead
+/// guardian and thaw before its own SIGKILL arrives. Both are stopped first (a stopped process
+/// is not gone, so neither reacts), then both are killed.
+pub fn sigkill_both(guardian: i32, controller: i32) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for signal in [Signal::SIGSTOP, Signal::SIGKILL] {
+        for pid in [guardian, controller] {
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
+    }
+}
+
 /// The mount row named `mp` in a freeze-test / freeze document.
 pub fn row<'a>(doc: &'a Value, mp: &Path) -> &'a Value {
     doc["mounts"]
