@@ -170,7 +170,15 @@ printf 'all: %s\n' "${COMPREPLY[*]}""#,
         .collect();
     assert_eq!(first, ["scan"], "{text}");
     let all = text.lines().find(|l| l.starts_with("all:")).expect("all");
-    for sub in ["scan", "freeze-test", "freeze", "thaw", "selinux", "repair"] {
+    for sub in [
+        "scan",
+        "freeze-test",
+        "freeze",
+        "thaw",
+        "selinux",
+        "preflight",
+        "repair",
+    ] {
         assert!(all.split_whitespace().any(|w| w == sub), "{sub}: {all}");
     }
     assert!(
