@@ -4,9 +4,10 @@
 #   scripts/test.sh [ARGS...]
 #
 # 1. Installs the filesystem tools the tests drive (apt-get, only when one is missing), and
-#    cargo-afl at the version fuzz/Cargo.lock pins (cargo install, only when missing), and
-#    the prometheus_client Python module (pip install, only when missing): tests/preflight.rs
-#    parses the --prometheus textfile with its parser.
+#    cargo-afl at the version fuzz/Cargo.lock pins (cargo install, only when missing), the
+#    prometheus_client Python module (pip install, only when missing): tests/preflight.rs
+#    parses the --prometheus textfile with its parser, and ansible-core (pip install, only
+#    when ansible-playbook is missing): tests/ansible.rs runs scripts/ansible/ with it.
 # 2. Makes sure loop devices can be set up (privileged tests need them).
 # 3. cargo fmt --check, cargo clippy --all-targets -- -D warnings, then scripts/lib-pure.sh:
 #    the unit tests as nobody with PATH=/nonexistent, executing no tool.
@@ -19,8 +20,8 @@
 #
 # Environment:
 #   SNAPGUARD_TEST_RUNNER=nextest|cargo  force a runner (default: nextest if available)
-#   SNAPGUARD_NO_INSTALL=1               never call apt-get or cargo install; fail if a tool
-#                                        is missing
+#   SNAPGUARD_NO_INSTALL=1               never call apt-get, pip or cargo install; fail if a
+#                                        tool is missing
 #   SNAPGUARD_FUZZ_SMOKE=0               leave out the fuzz smoke (CI runs it)
 #   SNAPGUARD_CORPUS                     e2fsprogs image corpus; defaults to ../shared/corpus
 #                                        beside the repository when that directory exists
@@ -138,6 +139,22 @@ else
   run python3 -m pip install -q prometheus_client ||
     run python3 -m pip install -q --break-system-packages prometheus_client
   python3 -c 'import prometheus_client.parser' || die "prometheus_client still missing after pip install"
+fi
+
+# ansible-core: tests/ansible.rs runs scripts/ansible/snapguard-preflight.yml with the real
+# ansible-playbook (-c local).
+if have ansible-playbook; then
+  echo "ansible-playbook present"
+elif [[ ${SNAPGUARD_NO_INSTALL:-0} == 1 ]]; then
+  die "SNAPGUARD_NO_INSTALL=1 and ansible-playbook is missing;" \
+    "install: python3 -m pip install ansible-core"
+else
+  command -v python3 >/dev/null 2>&1 || die "python3 is missing (ansible-core needs it)"
+  run python3 -m pip install -q ansible-core ||
+    run python3 -m pip install -q --break-system-packages ansible-core
+  hash -r
+  have ansible-playbook || die "ansible-playbook still missing after pip install ansible-core" \
+    "(is pip's script directory on PATH?)"
 fi
 
 # cargo-afl for the fuzz smoke, at the version of the afl crate fuzz/Cargo.lock pins: its
