@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install snapguard: the binary, the systemd units, the example configuration, man pages and
-# bash/zsh/fish completions. Every file and directory it creates is listed in a manifest, so
+# Install snapguard: the binary, the systemd units, the example configuration, man pages,
+# bash/zsh/fish completions, and the Azure VM backup pre/post scripts and qemu-ga fsfreeze
+# hook (under PREFIX/share/snapguard/{azure,qemu-ga}; never into /etc/azure or /etc/qemu). Every file and directory it creates is listed in a manifest, so
 # --uninstall removes exactly those (a file changed since, such as an edited configuration,
 # is kept and named).
 #
@@ -215,6 +216,23 @@ for example in "$repo"/systemd/examples/*/*.conf; do
   sed "s|/usr/local/bin/snapguard|$bindir/snapguard|g" "$example" >"$stage/examples/$rel"
   put "$stage/examples/$rel" "$manifest_dir/examples/$rel" 0644
 done
+
+# Azure VMSnapshot pre/post scripts with a sample plugin configuration, and the qemu-ga
+# fsfreeze hook: under PREFIX/share/snapguard only. Nothing is written to /etc/azure or
+# /etc/qemu (enabling them is the admin's step, see README.md). The scripts name this
+# prefix's binary; the sample names this prefix's scripts. The Azure extension refuses scripts
+# that are not root-only (mode 0700) and a configuration that is (0600).
+mkdir -p -- "$stage/azure" "$stage/qemu-ga"
+for script in snapguard-pre.sh snapguard-post.sh; do
+  sed "s|/usr/local/bin/snapguard|$bindir/snapguard|g; s|/usr/local/share/snapguard|$manifest_dir|g" \
+    "$repo/scripts/azure/$script" >"$stage/azure/$script"
+  put "$stage/azure/$script" "$manifest_dir/azure/$script" 0700
+done
+sed "s|/usr/local/share/snapguard|$manifest_dir|g" \
+  "$repo/scripts/azure/VMSnapshotScriptPluginConfig.json" >"$stage/azure/VMSnapshotScriptPluginConfig.json"
+put "$stage/azure/VMSnapshotScriptPluginConfig.json" "$manifest_dir/azure/VMSnapshotScriptPluginConfig.json" 0600
+sed "s|/usr/local/bin/snapguard|$bindir/snapguard|g" "$repo/scripts/qemu-ga/snapguard" >"$stage/qemu-ga/snapguard"
+put "$stage/qemu-ga/snapguard" "$manifest_dir/qemu-ga/snapguard" 0755
 
 # Configuration: the example always; the configuration only when there is none.
 put "$repo/config/snapguard.toml.example" "$confdir/snapguard.toml.example" 0644

@@ -1,7 +1,9 @@
 //! `scripts/install.sh` into a `DESTDIR`: the installed binary runs, the units name it under
 //! `--prefix`, every man page renders with `man -l` without groff warnings, the bash completion
 //! completes subcommands, an existing configuration is never overwritten, and `--uninstall`
-//! removes exactly what was installed (an edited file is kept). `shellcheck` finds nothing.
+//! removes exactly what was installed (an edited file is kept); the Azure pre/post scripts, their
+//! sample configuration and the qemu-ga hook land under `PREFIX/share/snapguard` with the modes
+//! their agents demand and this prefix's paths. `shellcheck` finds nothing.
 
 mod common;
 
@@ -97,6 +99,42 @@ fn install_into_destdir_and_uninstall() {
         std::fs::read_to_string(d.join("etc/snapguard/snapguard.toml")).expect("config"),
         example
     );
+
+    // The Azure pre/post scripts (root-only, as the extension demands), the sample plugin
+    // configuration naming them, and the qemu-ga hook (executable); nothing in /etc/azure or
+    // /etc/qemu.
+    let share = d.join("usr/local/share/snapguard");
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(p).expect("installed").permissions(),
+        ) & 0o7777
+    };
+    for (rel, want) in [
+        ("azure/snapguard-pre.sh", 0o700),
+        ("azure/snapguard-post.sh", 0o700),
+        ("azure/VMSnapshotScriptPluginConfig.json", 0o600),
+        ("qemu-ga/snapguard", 0o755),
+    ] {
+        assert_eq!(mode(&share.join(rel)), want, "{rel}");
+    }
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(share.join("azure/VMSnapshotScriptPluginConfig.json")).unwrap(),
+    )
+    .expect("the sample is JSON");
+    assert_eq!(
+        sample["preScriptLocation"],
+        "/usr/local/share/snapguard/azure/snapguard-pre.sh"
+    );
+    assert_eq!(
+        sample["postScriptLocation"],
+        "/usr/local/share/snapguard/azure/snapguard-post.sh"
+    );
+    let pre = std::fs::read_to_string(share.join("azure/snapguard-pre.sh")).unwrap();
+    assert!(
+        pre.contains("bin=/usr/local/bin/snapguard"),
+        "default binary"
+    );
+    assert!(!d.join("etc/azure").exists() && !d.join("etc/qemu").exists());
 
     // Man pages render without warnings.
     let man1 = d.join("usr/local/share/man/man1");
@@ -224,6 +262,29 @@ fn an_existing_config_is_kept_and_prefix_moves_the_units() {
     assert!(repair.contains("\nExecStart=/opt/sg/bin/snapguard repair --maintenance"));
     assert!(!repair.contains("/usr/local/bin"), "{repair}");
     assert!(d.join("opt/sg/bin/snapguard").is_file());
+    // The integrations name this prefix too: the scripts its binary, the sample its scripts.
+    let azure = d.join("opt/sg/share/snapguard/azure");
+    let sample =
+        std::fs::read_to_string(azure.join("VMSnapshotScriptPluginConfig.json")).expect("sample");
+    assert!(
+        sample.contains("\"/opt/sg/share/snapguard/azure/snapguard-pre.sh\""),
+        "{sample}"
+    );
+    for script in [
+        azure.join("snapguard-pre.sh"),
+        azure.join("snapguard-post.sh"),
+        d.join("opt/sg/share/snapguard/qemu-ga/snapguard"),
+    ] {
+        let text = std::fs::read_to_string(&script).expect("script");
+        assert!(
+            !text.contains("/usr/local/bin/snapguard")
+                && !text.contains("/usr/local/share/snapguard"),
+            "{}",
+            script.display()
+        );
+    }
+    let hook = std::fs::read_to_string(d.join("opt/sg/share/snapguard/qemu-ga/snapguard")).unwrap();
+    assert!(hook.contains("bin=/opt/sg/bin/snapguard"));
 
     // An edited installed file is kept on uninstall; the configuration was never ours.
     let man = d.join("opt/sg/share/man/man1/snapguard.1");

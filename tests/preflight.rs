@@ -8,40 +8,22 @@
 
 mod common;
 
-use common::fixtures;
 use common::*;
 use serde_json::Value;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A fixture root: `proc/self/mountinfo` and whatever a test adds; an empty config.
-struct Fx {
-    dir: TestDir,
-    root: PathBuf,
-    config: PathBuf,
-}
+// The fixture roots are common::preflight_root's; how this file runs preflight on them:
+use common::preflight_root::{
+    FixtureRoot as Fx, ROOT_LINE, confined_agent, ext4_on_loop, line, unclean_ext4_on_loop,
+    vfat_on_loop,
+};
 
 impl Fx {
-    fn new(tag: &str, mountinfo: &str) -> Self {
-        let dir = TestDir::new(tag);
-        let root = dir.mkdir("root");
-        std::fs::create_dir_all(root.join("proc/self")).unwrap();
-        std::fs::write(root.join("proc/self/mountinfo"), mountinfo).unwrap();
-        let config = dir.join("snapguard.toml");
-        std::fs::write(&config, "").unwrap();
-        Fx { dir, root, config }
-    }
-
-    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
-        let p = self.root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, contents).unwrap();
-    }
-
     /// `snapguard --root ROOT --config CONFIG preflight --json --profile PROFILE EXTRA...`:
     /// (exit code, schema-checked document).
     fn run(&self, profile: &str, extra: &[&str]) -> (i32, Value) {
@@ -159,26 +141,6 @@ fn blocked_by(doc: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A mountinfo line for `dev` at `mountpoint`.
-fn line(id: u32, dev: &LoopDevice, mountpoint: &str, fstype: &str) -> String {
-    format!(
-        "{id} 20 {} / {mountpoint} rw,relatime - {fstype} {} rw\n",
-        dev.dev_t(),
-        dev.dev().display()
-    )
-}
-
-const ROOT_LINE: &str =
-    "20 1 0:20 / / rw - tmpfs tmpfs rw\n21 20 0:5 / /proc rw,nosuid - proc proc rw\n";
-
-/// A 64 MiB ext4 image, clean, on a loop device (not mounted: the fixture's mount table says
-/// where it is).
-fn ext4_on_loop(dir: &TestDir, name: &str) -> (PathBuf, LoopDevice) {
-    let img = fixtures::ext4(dir, name, &[]);
-    let lo = LoopDevice::attach(&img);
-    (img, lo)
-}
-
 #[test]
 fn the_systemd_profile_stops_the_backup_for_each_blocker_and_not_for_a_healthy_machine() {
     if !require_root("preflight_systemd") {
@@ -198,9 +160,7 @@ fn the_systemd_profile_stops_the_backup_for_each_blocker_and_not_for_a_healthy_m
     assert_eq!(healthy.codes(), (0, 0, 0));
 
     // (a) An unclean ext4 (state 0: "not clean", as after a crash), listed as mounted.
-    let unclean_img = fixtures::ext4(&scratch, "unclean.img", &[]);
-    fixtures::debugfs_w(&unclean_img, "ssv state 0");
-    let unclean = LoopDevice::attach(&unclean_img);
+    let unclean = unclean_ext4_on_loop(&scratch, "unclean.img");
     let fx = Fx::new(
         "preflight-unclean",
         &format!(
@@ -246,8 +206,7 @@ fn the_systemd_profile_stops_the_backup_for_each_blocker_and_not_for_a_healthy_m
     );
 
     // (b) A mount that cannot be frozen: a vfat (no freeze support in its driver).
-    let vfat_img = fixtures::made_by(&scratch, "efi.img", 64 << 20, "mkfs.fat", &["-F", "32"]);
-    let vfat = LoopDevice::attach(&vfat_img);
+    let vfat = vfat_on_loop(&scratch, "efi.img");
     let fx = Fx::new(
         "preflight-unfreezable",
         &format!(
@@ -278,7 +237,7 @@ fn the_systemd_profile_stops_the_backup_for_each_blocker_and_not_for_a_healthy_m
         "preflight-confined",
         &format!("{ROOT_LINE}{}", line(30, &clean, "/data", "ext4")),
     );
-    confined_agent(&fx);
+    confined_agent(&fx.root);
     let (code, doc) = fx.run_as_the_unit_does();
     assert_eq!(code, 1, "{doc:#}");
     let why = blocked_by(&doc);
@@ -290,37 +249,6 @@ fn the_systemd_profile_stops_the_backup_for_each_blocker_and_not_for_a_healthy_m
     );
     assert_eq!(doc["selinux"]["excluded"], false);
     assert_eq!(fx.codes(), (2, 1, 1));
-}
-
-/// SELinux enforcing, the agent running as waagent_t, one of its denials enforced an hour ago.
-fn confined_agent(fx: &Fx) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    fx.write(
-        "proc/filesystems",
-        "nodev\tproc\nnodev\tselinuxfs\n\text4\n",
-    );
-    fx.write("proc/cmdline", "root=/dev/sda ro\n");
-    fx.write("sys/kernel/security/lsm", "capability,selinux");
-    fx.write("sys/fs/selinux/enforce", "1");
-    fx.write(
-        "etc/selinux/config",
-        "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
-    );
-    fx.write(
-        "proc/1234/cmdline",
-        "/usr/bin/python3\0-u\0/usr/sbin/waagent\0-daemon\0",
-    );
-    fx.write("proc/1234/attr/current", "system_u:system_r:waagent_t:s0\0");
-    fx.write(
-        "var/log/audit/audit.log",
-        format!(
-            "type=AVC msg=audit({}.123:4521): avc:  denied  {{ execute }} for  pid=3120 comm=\"sh\" path=\"/var/lib/waagent/Microsoft.Azure.RecoveryServices.VMSnapshotLinux-1.0.9220.0/main/handle.sh\" dev=\"dm-3\" ino=393281 scontext=system_u:system_r:waagent_t:s0 tcontext=system_u:object_r:var_lib_t:s0 tclass=file permissive=0\n",
-            now - 3600
-        ),
-    );
 }
 
 #[test]

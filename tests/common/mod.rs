@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod preflight_root;
+
 /// How long a single snapguard run on a handful of targets may take before it counts as a hang.
 pub const SCAN_TIMEOUT: Duration = Duration::from_secs(60);
 
