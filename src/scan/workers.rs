@@ -9,13 +9,62 @@ use std::time::{Duration, Instant};
 /// scanning a couple of images from the page cache, so a few targets stay on one thread.
 const TARGETS_PER_WORKER: usize = 4;
 
-/// The mean time per target above which more threads are started. A target read from the
-/// page cache takes 15–40 µs; starting, feeding and joining a thread (its first allocation
-/// maps a new malloc arena) costs about 300 µs on the 2-core VM we measure on, so with
-/// cached data a second thread never earned its start (measured: 100 cached ext4 images took
-/// 2.6 ms on one thread, 2.9 ms on two). A target that waits for a device takes far longer
-/// than this, and then every core keeps a read in flight.
+/// The mean time per target spent *waiting* (wall time the thread was not on a CPU: a read
+/// that waits for the device) above which more threads are started, so that every core keeps
+/// a read in flight. A target read from the page cache takes 15–40 µs and waits for nothing;
+/// starting, feeding and joining a thread (its first allocation maps a new malloc arena)
+/// costs about 300 µs on the 2-core VM we measure on, so with cached data a second thread
+/// never earned its start (measured: 100 cached ext4 images took 2.6 ms on one thread, 2.9 ms
+/// on two; 20 XFS images, where one dirty log's first search pays one-time costs of its own,
+/// spawned a thread that cost more than it saved).
 const SLOW_TARGET: Duration = Duration::from_micros(250);
+
+/// The mean CPU time per target above which more threads are started even though the targets
+/// wait for nothing: then a second core's share is worth several thread starts.
+const HEAVY_TARGET: Duration = Duration::from_millis(1);
+
+/// Where the time of the targets since the window's start went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spent {
+    /// Targets finished in the window.
+    pub done: usize,
+    /// Wall time the thread spent off a CPU (blocked on a read, or waiting to run).
+    pub waited: Duration,
+    /// CPU time the thread used.
+    pub computed: Duration,
+}
+
+/// A window of targets on the calling thread: from the end of one target on. The thread's
+/// CPU clock (a system call) is read only when the wall clock says the targets were slow.
+struct Window {
+    started: Instant,
+    cpu_at_start: Option<Duration>,
+    done: usize,
+}
+
+impl Window {
+    fn start() -> Self {
+        Self {
+            cpu_at_start: crate::sys::process::thread_cpu_time(),
+            started: Instant::now(),
+            done: 0,
+        }
+    }
+
+    /// The split of the window's `wall` time, reading the CPU clock; without a CPU clock all
+    /// of it counts as waiting.
+    fn spent(&mut self, wall: Duration) -> Spent {
+        let cpu = match (self.cpu_at_start, crate::sys::process::thread_cpu_time()) {
+            (Some(start), Some(now)) => now.saturating_sub(start),
+            _ => Duration::ZERO,
+        };
+        Spent {
+            done: self.done,
+            waited: wall.saturating_sub(cpu),
+            computed: cpu,
+        }
+    }
+}
 
 /// `work` applied to every item, in the items' order. The calling thread starts alone; once
 /// the items prove slow (see [`SLOW_TARGET`]) up to [`worker_count`] threads in all share
@@ -44,23 +93,34 @@ where
         let mut all = Vec::with_capacity(items.len());
         // Timed from the end of the first target: it also pays one-time costs (code paged
         // in, tables built) that say nothing about the others.
-        let mut since_first: Option<Instant> = None;
+        let mut window: Option<Window> = None;
         while let Some((index, item)) = take() {
             all.push((index, work(item)));
             let left = items.len().saturating_sub(index + 1);
-            let Some(first_done) = since_first else {
-                since_first = Some(Instant::now());
+            let Some(current) = window.as_mut() else {
+                window = Some(Window::start());
                 continue;
             };
-            if helpers.is_empty()
-                && workers > 1
-                && worth_more_threads(all.len() - 1, left, first_done.elapsed())
-            {
+            current.done += 1;
+            if !helpers.is_empty() || workers == 1 || left < 2 {
+                continue;
+            }
+            let wall = current.started.elapsed();
+            // Cheap test first: targets fast on the wall clock neither waited nor computed
+            // long, and the CPU clock (a system call) is not read for them.
+            if wall < SLOW_TARGET * u32::try_from(current.done).unwrap_or(u32::MAX) {
+                continue;
+            }
+            if worth_more_threads(current.spent(wall), left) {
                 // A thread that cannot be started (a low RLIMIT_NPROC) is no error: the
                 // others, the calling thread at least, take its share.
                 helpers = (1..workers)
                     .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, run).ok())
                     .collect();
+            } else {
+                // Slow but busy on the CPU (first use of a code path, page faults): judge
+                // the next targets afresh, so that a later run of device reads still counts.
+                window = Some(Window::start());
             }
         }
         for helper in helpers {
@@ -75,11 +135,15 @@ where
     all.into_iter().map(|(_, result)| result).collect()
 }
 
-/// Whether more threads pay for the `left` targets still to do, after `done` (the first one
-/// not counted) took `elapsed`:
-/// when the targets are slow (waiting for a device) and at least two are left.
-pub fn worth_more_threads(done: usize, left: usize, elapsed: Duration) -> bool {
-    done > 0 && left >= 2 && elapsed >= SLOW_TARGET * u32::try_from(done).unwrap_or(u32::MAX)
+/// Whether more threads pay for the `left` targets still to do, after the targets of `spent`
+/// (the first one not counted): when at least two are left and the targets either waited
+/// (reads from a device: [`SLOW_TARGET`] each on average) or computed long enough
+/// ([`HEAVY_TARGET`] each) for another core's share to be worth a thread's start.
+pub fn worth_more_threads(spent: Spent, left: usize) -> bool {
+    let per = |limit: Duration| limit * u32::try_from(spent.done).unwrap_or(u32::MAX);
+    spent.done > 0
+        && left >= 2
+        && (spent.waited >= per(SLOW_TARGET) || spent.computed >= per(HEAVY_TARGET))
 }
 
 /// How many threads scan `targets` targets on `cpus` CPUs: one per CPU, but none with fewer
@@ -134,16 +198,63 @@ mod tests {
     #[test]
     fn more_threads_only_for_slow_targets_with_work_left() {
         let us = Duration::from_micros;
+        let spent = |done, waited, computed| Spent {
+            done,
+            waited: us(waited),
+            computed: us(computed),
+        };
         assert!(
-            !worth_more_threads(10, 90, us(300)),
+            !worth_more_threads(spent(10, 50, 250), 90),
             "30 µs a target: cached"
         );
-        assert!(worth_more_threads(1, 99, us(5_000)), "a read from a device");
         assert!(
-            !worth_more_threads(1, 1, us(5_000)),
+            worth_more_threads(spent(1, 4_900, 100), 99),
+            "a read from a device"
+        );
+        assert!(
+            !worth_more_threads(spent(1, 20, 400), 18),
+            "400 µs on the CPU, waiting for nothing: a one-time cost, not worth a thread"
+        );
+        assert!(
+            worth_more_threads(spent(2, 0, 3_000), 10),
+            "1.5 ms of CPU a target: another core's share pays"
+        );
+        assert!(
+            !worth_more_threads(spent(1, 5_000, 0), 1),
             "one left: no thread for it"
         );
-        assert!(!worth_more_threads(0, 100, us(5_000)));
+        assert!(!worth_more_threads(spent(0, 5_000, 0), 100));
+    }
+
+    #[test]
+    fn cached_work_that_only_computes_stays_on_one_thread() {
+        // 300 µs of CPU per target (above the wall-clock test, below HEAVY_TARGET), waiting
+        // for nothing: the calling thread does it all. A CPU clock that is missing makes
+        // this a wall-clock test again, so only assert where the clock runs.
+        if crate::sys::process::thread_cpu_time().is_none() {
+            return;
+        }
+        let items: Vec<u32> = (0..12).collect();
+        let caller = std::thread::current().id();
+        let ids = map_in_order(&items, |_| {
+            let start = crate::sys::process::thread_cpu_time().unwrap_or_default();
+            while crate::sys::process::thread_cpu_time()
+                .unwrap_or_default()
+                .saturating_sub(start)
+                < Duration::from_micros(300)
+            {
+                std::hint::spin_loop();
+            }
+            std::thread::current().id()
+        });
+        // Preemption on a busy machine counts as waiting and may start a thread late, as a
+        // device read would; judged on the wall clock, a helper took half from the third on.
+        let on_caller = ids.iter().filter(|&&id| id == caller).count();
+        assert!(
+            on_caller >= items.len() - 2,
+            "{on_caller} of {}",
+            items.len()
+        );
     }
 
     #[test]

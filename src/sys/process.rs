@@ -509,6 +509,17 @@ impl AsFd for BootDeadline {
     }
 }
 
+/// CPU time the calling thread has used so far (user and system, in nanoseconds; the
+/// kernel's exact runtime, not a sampled tick count), or `None` where the clock is missing.
+/// Time the thread spends blocked (a read waiting for a device) is not in it. A system call
+/// (no vDSO for this clock): read it seldom.
+pub fn thread_cpu_time() -> Option<Duration> {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .ok()
+        .map(Duration::from)
+}
+
 /// How many CPUs this process may run on (its affinity mask, at least 1): one system call,
 /// where `std::thread::available_parallelism` also reads `/proc/self/cgroup` and the cgroup's
 /// CPU quota (a dozen more, at every start).
