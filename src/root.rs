@@ -115,8 +115,12 @@ pub const AZURE_SCRIPT_PLUGIN_CONF: &str = "etc/azure/VMSnapshotScriptPluginConf
 pub const PROC_PRESSURE: &str = "proc/pressure";
 /// Memory totals (`MemTotal`, `MemAvailable`).
 pub const PROC_MEMINFO: &str = "proc/meminfo";
-/// The IPv4 routing table (the default route names the primary interface).
+/// The IPv4 routing table of the caller's network namespace (the default route names the
+/// primary interface).
 pub const PROC_NET_ROUTE: &str = "proc/net/route";
+/// PID 1's IPv4 routing table: the host's network namespace, also from a unit with
+/// `PrivateNetwork=yes` (whose own table has no default route).
+pub const PROC_1_NET_ROUTE: &str = "proc/1/net/route";
 /// Network interfaces by name (`<name>/ifindex`).
 pub const SYS_CLASS_NET: &str = "sys/class/net";
 /// systemd-networkd `.network` files, in systemd's search order.

@@ -937,6 +937,75 @@ fn e12_leases_and_cannot_tell() {
     assert_status(&fx.check("E12"), CheckStatus::Skip, "offline root");
 }
 
+/// The preflight unit runs with `PrivateNetwork=yes`: its own `/proc/net/route` (the
+/// caller's network namespace) has no default route, while PID 1's, the host's, has it. E12
+/// must read the host's routing table, or it never looks under the unit.
+#[test]
+fn e12_reads_the_host_routing_table_not_a_private_network_namespace() {
+    let fx = Fx::healthy();
+    let route = std::fs::read_to_string(fx.p("proc/net/route")).expect("route");
+    fx.write("proc/1/net/route", &route).write(
+        "proc/net/route",
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
+    );
+    let c = fx.check("E12");
+    assert_status(
+        &c,
+        CheckStatus::Pass,
+        "eth0 (the default route's interface) uses DHCP",
+    );
+    // Without PID 1's table (a fixture, hidepid=) the caller's is used.
+    fx.remove("proc/1/net/route");
+    assert_status(&fx.check("E12"), CheckStatus::Skip, "no default IPv4 route");
+}
+
+/// The same on the real host: `unshare -n` (what PrivateNetwork=yes does) does not change
+/// what E12 says.
+#[test]
+fn e12_is_the_same_in_a_private_network_namespace() {
+    if !needs_root("e12_is_the_same_in_a_private_network_namespace") {
+        return;
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let e12 = |unshare: bool| -> Option<Value> {
+        let mut cmd = if unshare {
+            let mut c = std::process::Command::new("unshare");
+            c.arg("-n").arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd
+            .args(["--exact", "host_e12_as_json", "--nocapture", "--ignored"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.starts_with("E12JSON "))?;
+        serde_json::from_str(&line["E12JSON ".len()..]).ok()
+    };
+    let host = e12(false).expect("E12 on the host");
+    let Some(private) = e12(true) else {
+        common::skip(
+            "e12_is_the_same_in_a_private_network_namespace",
+            "unshare -n failed",
+        );
+        return;
+    };
+    assert_eq!(host, private);
+}
+
+/// Helper of the test above (run by it, ignored otherwise): E12 of this host as JSON.
+#[test]
+#[ignore]
+#[allow(clippy::print_stdout)]
+fn host_e12_as_json() {
+    let c = find(
+        &check_environment(&SysRoot::new("/"), &EnvOptions::default()),
+        "E12",
+    );
+    println!("E12JSON {}", serde_json::to_string(&c).expect("json"));
+}
+
 #[test]
 fn e12_cannot_read_as_nobody() {
     if !needs_root("e12_cannot_read_as_nobody") {
