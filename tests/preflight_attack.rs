@@ -1,0 +1,88 @@
+//! Hostile cases of `snapguard preflight` found in review: what a killed run leaves in the
+//! node_exporter textfile directory, and how errors read.
+
+mod common;
+
+use common::*;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An empty fixture root (no mount table: preflight cannot tell, exit 3) and an empty config.
+fn fixture(dir: &TestDir) -> (PathBuf, PathBuf) {
+    let root = dir.mkdir("root");
+    let config = dir.join("snapguard.toml");
+    std::fs::write(&config, "").unwrap();
+    (root, config)
+}
+
+fn preflight(root: &Path, config: &Path, extra: &[&str]) -> Outcome {
+    let mut args: Vec<OsString> = vec![
+        "--root".into(),
+        root.into(),
+        "--config".into(),
+        config.into(),
+        "preflight".into(),
+        "-q".into(),
+    ];
+    args.extend(extra.iter().map(OsString::from));
+    run_snapguard(args, TIMEOUT)
+}
+
+/// The pid of a process that has ended (and been reaped).
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+/// A run killed (SIGKILL, or SIGTERM from TimeoutStartSec=) between creating its temporary
+/// file and renaming it leaves `.NAME.tmp-PID` behind; the next run removes the ones of dead
+/// processes, and nothing else: not a live run's, not another file's, and never through a
+/// symlink.
+#[test]
+fn temporary_files_of_killed_runs_are_removed_by_the_next_run() {
+    let dir = TestDir::new("preflight-stale-tmp");
+    let (root, config) = fixture(&dir);
+    let out_dir = dir.mkdir("textfile");
+    let prom = out_dir.join("snapguard.prom");
+    let dead = dead_pid();
+    let stale = out_dir.join(format!(".snapguard.prom.tmp-{dead}"));
+    std::fs::write(&stale, "# half a file\nsnapguard_preflight_bl").unwrap();
+    // A live process's temporary file (a concurrent run) is kept.
+    let live = out_dir.join(format!(".snapguard.prom.tmp-{}", std::process::id()));
+    std::fs::write(&live, "in progress").unwrap();
+    // A symlink with a stale name: the link goes, its target stays.
+    let target = dir.join("precious");
+    std::fs::write(&target, "keep me").unwrap();
+    let dead2 = dead_pid();
+    let link = out_dir.join(format!(".snapguard.prom.tmp-{dead2}"));
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    // Not ours: another file's temporary, a name that is not a pid, a directory.
+    let other = out_dir.join(format!(".other.prom.tmp-{dead}"));
+    std::fs::write(&other, "x").unwrap();
+    let not_pid = out_dir.join(".snapguard.prom.tmp-abc");
+    std::fs::write(&not_pid, "x").unwrap();
+    let a_dir = out_dir.join(format!(".snapguard.prom.tmp-{}", dead_pid()));
+    std::fs::create_dir(&a_dir).unwrap();
+
+    let out = preflight(&root, &config, &["--prometheus", prom.to_str().unwrap()]);
+    assert_eq!(out.exit, 3, "{out:?}");
+    assert!(prom.is_file(), "{out:?}");
+    assert!(
+        !stale.exists(),
+        "a dead run's temporary file is left forever"
+    );
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "a stale symlink is left"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    assert!(live.exists(), "a live process's temporary file was removed");
+    assert!(other.exists() && not_pid.exists() && a_dir.is_dir());
+}
