@@ -86,3 +86,29 @@ fn temporary_files_of_killed_runs_are_removed_by_the_next_run() {
     assert!(live.exists(), "a live process's temporary file was removed");
     assert!(other.exists() && not_pid.exists() && a_dir.is_dir());
 }
+
+/// Every `--probe` the checks would call invalid is a usage error (exit 3, nothing run), not
+/// an E14 failure that blocks the backup: the command line and E14 agree on the syntax.
+#[test]
+fn a_probe_the_checks_reject_is_a_usage_error() {
+    let dir = TestDir::new("preflight-bad-probe");
+    let (root, config) = fixture(&dir);
+    for bad in [
+        "::1:22",
+        "[::1]",
+        "[::1]22",
+        "host:",
+        "host:0",
+        "host:65536",
+        "",
+    ] {
+        let out = preflight(&root, &config, &["--json", "--probe", bad]);
+        assert_eq!(out.exit, 3, "{bad:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{bad:?} ran: {out:?}");
+        assert!(out.stderr.contains("--probe"), "{bad:?}: {out:?}");
+    }
+    for good in ["[::1]:9", "127.0.0.1:9", "localhost:9"] {
+        let out = preflight(&root, &config, &["--json", "--probe", good]);
+        assert!(!out.stdout.is_empty(), "{good:?}: {out:?}");
+    }
+}
