@@ -622,6 +622,60 @@ fn e7_every_status() {
     assert_status(&fx.check("E7"), CheckStatus::Skip, "no pre/post scripts");
 }
 
+/// The extension runs the pre/post scripts as root. A root-owned mode-700 script in a
+/// directory another user can write (or reached through a symlink into one) is replaced by
+/// that user at will: E7 must not call that "root-only".
+#[test]
+fn e7_warns_when_a_user_can_replace_the_scripts_or_the_configuration() {
+    if !needs_root("e7_warns_when_a_user_can_replace_the_scripts_or_the_configuration") {
+        return;
+    }
+    let conf = "etc/azure/VMSnapshotScriptPluginConfig.json";
+    let fx = Fx::healthy();
+    assert_status(&fx.check("E7"), CheckStatus::Pass, "root-only");
+
+    // The scripts' and the configuration's directory writable by everyone.
+    chmod(&fx.p("etc/azure"), 0o777);
+    let c = fx.check("E7");
+    assert_status(&c, CheckStatus::Warn, "/etc/azure");
+    assert!(c.message.contains("writable"), "{c:#?}");
+    assert!(!blocks_backup(&c));
+    let remedy = c.remedy.clone().unwrap_or_default();
+    assert!(
+        remedy.contains(&format!("chmod go-w {}", fx.p("etc/azure").display())),
+        "{remedy}"
+    );
+    // The sticky bit keeps others from replacing root's files: fine.
+    chmod(&fx.p("etc/azure"), 0o1777);
+    assert_status(&fx.check("E7"), CheckStatus::Pass, "root-only");
+    chmod(&fx.p("etc/azure"), 0o755);
+
+    // A script in a directory owned by a user.
+    fx.write("opt/app/scripts/pre.sh", "#!/bin/sh\n");
+    chmod(&fx.p("opt/app/scripts/pre.sh"), 0o700);
+    chown(&fx.p("opt/app"), 1000);
+    fx.write(
+        conf,
+        &PLUGIN_JSON.replace("/etc/azure/pre.sh", "/opt/app/scripts/pre.sh"),
+    );
+    chmod(&fx.p(conf), 0o600);
+    let c = fx.check("E7");
+    assert_status(&c, CheckStatus::Warn, "/opt/app");
+    assert!(c.message.contains("uid 1000"), "{c:#?}");
+    chown(&fx.p("opt/app"), 0);
+    assert_status(&fx.check("E7"), CheckStatus::Pass, "root-only");
+
+    // The script a symlink into a user's directory: where it leads counts.
+    fx.write("home/user/pre.sh", "#!/bin/sh\n");
+    chmod(&fx.p("home/user/pre.sh"), 0o700);
+    chown(&fx.p("home/user"), 1000);
+    std::fs::remove_file(fx.p("opt/app/scripts/pre.sh")).unwrap();
+    std::os::unix::fs::symlink("../../../home/user/pre.sh", fx.p("opt/app/scripts/pre.sh"))
+        .unwrap();
+    let c = fx.check("E7");
+    assert_status(&c, CheckStatus::Warn, "/home/user");
+}
+
 // ---- E8 pressure, E9 memory --------------------------------------------------------------
 
 #[test]
