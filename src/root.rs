@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// The mount table of the calling process's mount namespace, relative to the root.
 pub const MOUNTINFO: &str = "proc/self/mountinfo";
+/// PID 1's mount table: the host's, also from a unit with `PrivateTmp=`/`ProtectSystem=`
+/// (whose own namespace adds bind mounts and read-only flags the host does not have).
+pub const PID1_MOUNTINFO: &str = "proc/1/mountinfo";
 /// Per-filesystem ext4 attributes (`errors_count`, `first_error_*`, ...).
 pub const SYS_FS_EXT4: &str = "sys/fs/ext4";
 /// `major:minor` → device symlinks, used to find a device's kernel name.

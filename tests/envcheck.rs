@@ -775,6 +775,71 @@ fn e10_every_status() {
     assert_status(&fx.check("E10"), CheckStatus::Skip, "no /etc/fstab");
 }
 
+/// The preflight unit has `PrivateTmp=yes`: in its mount namespace systemd bind-mounts a
+/// private directory over /tmp and /var/tmp. Where /tmp is a partition of its own (CIS
+/// benchmarks ask for one), the unit sees two block mounts on /tmp, which the host (and the
+/// agent that freezes) does not have. E11 judges PID 1's mount table, the host's.
+#[test]
+fn e11_judges_the_host_mount_table_not_a_private_tmp() {
+    let fx = Fx::healthy();
+    let host = format!("{MOUNTINFO}25 22 8:49 / /tmp rw,relatime shared:3 - ext4 /dev/sdd1 rw\n");
+    fx.write("proc/1/mountinfo", &host).write(
+        "proc/self/mountinfo",
+        &format!(
+            "{host}90 25 8:49 /systemd-private-0123-snapguard-preflight.service-AbCd/tmp /tmp rw,relatime - ext4 /dev/sdd1 rw\n"
+        ),
+    );
+    assert_status(&fx.check("E11"), CheckStatus::Pass, "no block filesystem");
+    // Without PID 1's table (a fixture, hidepid=) the caller's is judged.
+    fx.remove("proc/1/mountinfo");
+    assert_status(
+        &fx.check("E11"),
+        CheckStatus::Fail,
+        "/tmp has 2 block filesystems",
+    );
+}
+
+/// The same for real: two bind mounts stacked in a private mount namespace (what PrivateTmp=
+/// does to a /tmp partition) do not change what E11 says about the host.
+#[test]
+fn e11_is_the_same_in_a_private_mount_namespace() {
+    if !needs_root("e11_is_the_same_in_a_private_mount_namespace") {
+        return;
+    }
+    let _turn = common::mount_namespace_turn(false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for d in ["a", "b", "x"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let p = |d: &str| dir.path().join(d).display().to_string();
+    let script = format!(
+        "mount --bind {a} {x} && mount --bind {b} {x} && exec \"$0\" \"$@\"",
+        a = p("a"),
+        b = p("b"),
+        x = p("x")
+    );
+    let host = host_check_through("E11", &[]).expect("E11 on the host");
+    let Some(private) = host_check_through(
+        "E11",
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ],
+    ) else {
+        common::skip(
+            "e11_is_the_same_in_a_private_mount_namespace",
+            "unshare -m failed",
+        );
+        return;
+    };
+    assert_eq!(host, private);
+}
+
 #[test]
 fn e11_every_status() {
     let fx = Fx::healthy();
@@ -1013,6 +1078,28 @@ fn e12_reads_the_host_routing_table_not_a_private_network_namespace() {
     assert_status(&fx.check("E12"), CheckStatus::Skip, "no default IPv4 route");
 }
 
+/// The check `id` of this host as this test binary sees it when run through `wrapper` (a
+/// command line that ends by running the binary it is given): `None` when the wrapper failed.
+fn host_check_through(id: &str, wrapper: &[&str]) -> Option<Value> {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = std::process::Command::new(first);
+            c.args(rest).arg(&exe);
+            c
+        }
+        None => std::process::Command::new(&exe),
+    };
+    let out = cmd
+        .args(["--exact", "host_check_as_json", "--nocapture", "--ignored"])
+        .env("SNAPGUARD_TEST_CHECK", id)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("CHECKJSON "))?;
+    serde_json::from_str(&line["CHECKJSON ".len()..]).ok()
+}
+
 /// The same on the real host: `unshare -n` (what PrivateNetwork=yes does) does not change
 /// what E12 says.
 #[test]
@@ -1020,25 +1107,8 @@ fn e12_is_the_same_in_a_private_network_namespace() {
     if !needs_root("e12_is_the_same_in_a_private_network_namespace") {
         return;
     }
-    let exe = std::env::current_exe().expect("current exe");
-    let e12 = |unshare: bool| -> Option<Value> {
-        let mut cmd = if unshare {
-            let mut c = std::process::Command::new("unshare");
-            c.arg("-n").arg(&exe);
-            c
-        } else {
-            std::process::Command::new(&exe)
-        };
-        let out = cmd
-            .args(["--exact", "host_e12_as_json", "--nocapture", "--ignored"])
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().find(|l| l.starts_with("E12JSON "))?;
-        serde_json::from_str(&line["E12JSON ".len()..]).ok()
-    };
-    let host = e12(false).expect("E12 on the host");
-    let Some(private) = e12(true) else {
+    let host = host_check_through("E12", &[]).expect("E12 on the host");
+    let Some(private) = host_check_through("E12", &["unshare", "-n"]) else {
         common::skip(
             "e12_is_the_same_in_a_private_network_namespace",
             "unshare -n failed",
@@ -1048,16 +1118,18 @@ fn e12_is_the_same_in_a_private_network_namespace() {
     assert_eq!(host, private);
 }
 
-/// Helper of the test above (run by it, ignored otherwise): E12 of this host as JSON.
+/// Helper of the tests above (run by them, ignored otherwise): the check named by
+/// `$SNAPGUARD_TEST_CHECK` of this host, as JSON.
 #[test]
 #[ignore]
 #[allow(clippy::print_stdout)]
-fn host_e12_as_json() {
+fn host_check_as_json() {
+    let id = std::env::var("SNAPGUARD_TEST_CHECK").unwrap_or_else(|_| "E12".into());
     let c = find(
         &check_environment(&SysRoot::new("/"), &EnvOptions::default()),
-        "E12",
+        &id,
     );
-    println!("E12JSON {}", serde_json::to_string(&c).expect("json"));
+    println!("CHECKJSON {}", serde_json::to_string(&c).expect("json"));
 }
 
 #[test]
