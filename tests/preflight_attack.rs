@@ -112,3 +112,97 @@ fn a_probe_the_checks_reject_is_a_usage_error() {
         assert!(!out.stdout.is_empty(), "{good:?}: {out:?}");
     }
 }
+
+/// SELinux enforcing and the agent confined as waagent_t, one of its denials enforced an hour
+/// ago (as tests/preflight.rs's fixture), with selinuxfs listed in the mount tables.
+fn confined_agent(root: &Path, own_selinuxfs_opts: &str, pid1_selinuxfs_opts: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let table = |opts: &str| {
+        format!(
+            "20 1 0:20 / / rw - tmpfs tmpfs rw\n21 20 0:5 / /proc rw,nosuid - proc proc rw\n\
+             22 20 0:21 / /sys {opts},nosuid,nodev,noexec - sysfs sysfs rw\n\
+             23 22 0:22 / /sys/fs/selinux {opts},nosuid,noexec,relatime - selinuxfs selinuxfs rw\n"
+        )
+    };
+    let files: [(&str, String); 10] = [
+        ("proc/self/mountinfo", table(own_selinuxfs_opts)),
+        ("proc/1/mountinfo", table(pid1_selinuxfs_opts)),
+        (
+            "proc/filesystems",
+            "nodev\tproc\nnodev\tselinuxfs\n\text4\n".into(),
+        ),
+        ("proc/cmdline", "root=/dev/sda ro\n".into()),
+        ("sys/kernel/security/lsm", "capability,selinux".into()),
+        ("sys/fs/selinux/enforce", "1".into()),
+        (
+            "etc/selinux/config",
+            "SELINUX=enforcing\nSELINUXTYPE=targeted\n".into(),
+        ),
+        (
+            "proc/1234/cmdline",
+            "/usr/bin/python3\0-u\0/usr/sbin/waagent\0-daemon\0".into(),
+        ),
+        (
+            "proc/1234/attr/current",
+            "system_u:system_r:waagent_t:s0\0".into(),
+        ),
+        (
+            "var/log/audit/audit.log",
+            format!(
+                "type=AVC msg=audit({}.123:4521): avc:  denied  {{ execute }} for  pid=3120 comm=\"sh\" path=\"/var/lib/waagent/Microsoft.Azure.RecoveryServices.VMSnapshotLinux-1.0.9220.0/main/handle.sh\" dev=\"dm-3\" ino=393281 scontext=system_u:system_r:waagent_t:s0 tcontext=system_u:object_r:var_lib_t:s0 tclass=file permissive=0\n",
+                now - 3600
+            ),
+        ),
+    ];
+    for (rel, text) in files {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+/// The preflight unit has ProtectKernelTunables=yes (and ProtectSystem=strict): in its mount
+/// namespace /sys and the selinuxfs under it carry the per-mount "ro" flag, which a container
+/// also shows. PID 1's table says whether the host's selinuxfs is read-only: under the unit a
+/// confined agent must still stop the backup.
+#[test]
+fn a_read_only_selinuxfs_in_the_unit_s_own_namespace_is_not_a_container() {
+    let dir = TestDir::new("preflight-selinux-ro");
+    let (root, config) = fixture(&dir);
+    confined_agent(&root, "ro", "rw");
+    let out = preflight(&root, &config, &["--json", "--profile", "systemd"]);
+    let doc = out.json();
+    let blocked: Vec<String> = doc["blocked_by"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        blocked.iter().any(|w| w.starts_with("selinux S6")),
+        "exit {}: {blocked:?}\n{:#}",
+        out.exit,
+        doc["selinux"]["checks"]
+    );
+    assert_eq!(out.exit, 1);
+
+    // A real container: read-only for PID 1 too. The host's SELinux decides (not judged here).
+    let dir = TestDir::new("preflight-selinux-container");
+    let (root, config) = fixture(&dir);
+    confined_agent(&root, "ro", "ro");
+    let out = preflight(&root, &config, &["--json", "--profile", "systemd"]);
+    let doc = out.json();
+    let container = doc["selinux"]["checks"].as_array().is_some_and(|checks| {
+        checks.iter().any(|c| {
+            c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("read-only") && m.contains("container"))
+        })
+    });
+    assert!(container, "{:#}", doc["selinux"]);
+}
