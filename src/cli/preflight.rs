@@ -99,7 +99,7 @@ pub struct PreflightArgs {
     /// Also check that HOST:PORT can be reached over TCP (repeatable); never by default.
     #[arg(long = "probe", value_name = "HOST:PORT", value_parser = parse_probe)]
     pub probes: Vec<String>,
-    /// Time allowed for each --probe (100ms to 60s).
+    /// Time allowed for each --probe as a whole: resolution and every address (100ms to 60s).
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_probe_timeout)]
     pub probe_timeout: Duration,
     /// Also write the result as a node_exporter textfile-collector file, atomically.
