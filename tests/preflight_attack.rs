@@ -206,3 +206,32 @@ fn a_read_only_selinuxfs_in_the_unit_s_own_namespace_is_not_a_container() {
     });
     assert!(container, "{:#}", doc["selinux"]);
 }
+
+/// A `--prometheus` FILE that cannot be written (a directory, a directory that is not
+/// there): one clear line on stderr naming it, no Rust "(os error N)" noise, no temporary file
+/// left, and the exit code still the checks' (3 here: no mount table).
+#[test]
+fn an_unwritable_textfile_is_one_clear_line_and_does_not_change_the_exit_code() {
+    let dir = TestDir::new("preflight-unwritable");
+    let (root, config) = fixture(&dir);
+    let a_dir = dir.mkdir("is-a-directory.prom");
+    let missing = dir.join("no-such-dir/snapguard.prom");
+    for target in [&a_dir, &missing] {
+        let out = preflight(&root, &config, &["--prometheus", target.to_str().unwrap()]);
+        assert_eq!(out.exit, 3, "{out:?}");
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("cannot write"))
+            .unwrap_or_else(|| panic!("no error line: {out:?}"));
+        assert!(line.contains(&target.display().to_string()), "{line}");
+        assert!(!line.contains("(os error"), "{line}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
