@@ -19,8 +19,9 @@
 #   -h, --help      this text
 #
 # Environment:
-#   DESTDIR         stage everything under this directory (packaging, tests); nothing outside
-#                   it is touched, and the paths inside files stay the final ones
+#   DESTDIR         stage everything under this directory (packaging, tests; created when
+#                   missing); nothing outside it is touched, and the paths inside files stay
+#                   the final ones
 #
 # The configuration lives in /etc/snapguard whatever the prefix (snapguard reads
 # /etc/snapguard/snapguard.toml): the documented example is installed as
@@ -102,8 +103,15 @@ fi
 [[ $unitdir == /* ]] || bad_usage "--unitdir must be an absolute path, not '$unitdir'"
 destdir=${DESTDIR:-}
 destdir=${destdir%/}
-if [[ -n $destdir && $destdir != /* ]]; then
-  destdir=$(cd "$destdir" && pwd) || die "DESTDIR '$DESTDIR' does not exist"
+if [[ -n $destdir ]]; then
+  # As with `make install DESTDIR=...`, the staging directory need not exist yet (an
+  # uninstall needs its manifest, so there it must).
+  if ((!uninstall)) && [[ ! -d $destdir ]]; then
+    mkdir -p -- "$destdir" || die "cannot create DESTDIR '$DESTDIR'"
+  fi
+  if [[ $destdir != /* ]]; then
+    destdir=$(cd -- "$destdir" && pwd) || die "DESTDIR '$DESTDIR' does not exist"
+  fi
 fi
 
 bindir=$prefix/bin

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             use snapguard::freeze::logbuf::may_block;
             if !may_block(io::stderr().as_fd()) {
                 for problem in &outcome.problems {
-                    eprintln!("snapguard: {problem}");
+                    eprintln!("snapguard: {}", without_os_error_codes(problem));
                 }
             }
             if may_block(io::stdout().as_fd()) {

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// The mount table of the calling process's mount namespace, relative to the root.
 pub const MOUNTINFO: &str = "proc/self/mountinfo";
+/// PID 1's mount table: the host's, also from a unit with `PrivateTmp=`/`ProtectSystem=`
+/// (whose own namespace adds bind mounts and read-only flags the host does not have).
+pub const PID1_MOUNTINFO: &str = "proc/1/mountinfo";
 /// Per-filesystem ext4 attributes (`errors_count`, `first_error_*`, ...).
 pub const SYS_FS_EXT4: &str = "sys/fs/ext4";
 /// `major:minor` → device symlinks, used to find a device's kernel name.
@@ -115,8 +118,12 @@ pub const AZURE_SCRIPT_PLUGIN_CONF: &str = "etc/azure/VMSnapshotScriptPluginConf
 pub const PROC_PRESSURE: &str = "proc/pressure";
 /// Memory totals (`MemTotal`, `MemAvailable`).
 pub const PROC_MEMINFO: &str = "proc/meminfo";
-/// The IPv4 routing table (the default route names the primary interface).
+/// The IPv4 routing table of the caller's network namespace (the default route names the
+/// primary interface).
 pub const PROC_NET_ROUTE: &str = "proc/net/route";
+/// PID 1's IPv4 routing table: the host's network namespace, also from a unit with
+/// `PrivateNetwork=yes` (whose own table has no default route).
+pub const PROC_1_NET_ROUTE: &str = "proc/1/net/route";
 /// Network interfaces by name (`<name>/ifindex`).
 pub const SYS_CLASS_NET: &str = "sys/class/net";
 /// systemd-networkd `.network` files, in systemd's search order.

@@ -622,6 +622,60 @@ fn e7_every_status() {
     assert_status(&fx.check("E7"), CheckStatus::Skip, "no pre/post scripts");
 }
 
+/// The extension runs the pre/post scripts as root. A root-owned mode-700 script in a
+/// directory another user can write (or reached through a symlink into one) is replaced by
+/// that user at will: E7 must not call that "root-only".
+#[test]
+fn e7_warns_when_a_user_can_replace_the_scripts_or_the_configuration() {
+    if !needs_root("e7_warns_when_a_user_can_replace_the_scripts_or_the_configuration") {
+        return;
+    }
+    let conf = "etc/azure/VMSnapshotScriptPluginConfig.json";
+    let fx = Fx::healthy();
+    assert_status(&fx.check("E7"), CheckStatus::Pass, "root-only");
+
+    // The scripts' and the configuration's directory writable by everyone.
+    chmod(&fx.p("etc/azure"), 0o777);
+    let c = fx.check("E7");
+    assert_status(&c, CheckStatus::Warn, "/etc/azure");
+    assert!(c.message.contains("writable"), "{c:#?}");
+    assert!(!blocks_backup(&c));
+    let remedy = c.remedy.clone().unwrap_or_default();
+    assert!(
+        remedy.contains(&format!("chmod go-w {}", fx.p("etc/azure").display())),
+        "{remedy}"
+    );
+    // The sticky bit keeps others from replacing root's files: fine.
+    chmod(&fx.p("etc/azure"), 0o1777);
+    assert_status(&fx.check("E7"), CheckStatus::Pass, "root-only");
+    chmod(&fx.p("etc/azure"), 0o755);
+
+    // A script in a directory owned by a user.
+    fx.write("opt/app/scripts/pre.sh", "#!/bin/sh\n");
+    chmod(&fx.p("opt/app/scripts/pre.sh"), 0o700);
+    chown(&fx.p("opt/app"), 1000);
+    fx.write(
+        conf,
+        &PLUGIN_JSON.replace("/etc/azure/pre.sh", "/opt/app/scripts/pre.sh"),
+    );
+    chmod(&fx.p(conf), 0o600);
+    let c = fx.check("E7");
+    assert_status(&c, CheckStatus::Warn, "/opt/app");
+    assert!(c.message.contains("uid 1000"), "{c:#?}");
+    chown(&fx.p("opt/app"), 0);
+    assert_status(&fx.check("E7"), CheckStatus::Pass, "root-only");
+
+    // The script a symlink into a user's directory: where it leads counts.
+    fx.write("home/user/pre.sh", "#!/bin/sh\n");
+    chmod(&fx.p("home/user/pre.sh"), 0o700);
+    chown(&fx.p("home/user"), 1000);
+    std::fs::remove_file(fx.p("opt/app/scripts/pre.sh")).unwrap();
+    std::os::unix::fs::symlink("../../../home/user/pre.sh", fx.p("opt/app/scripts/pre.sh"))
+        .unwrap();
+    let c = fx.check("E7");
+    assert_status(&c, CheckStatus::Warn, "/home/user");
+}
+
 // ---- E8 pressure, E9 memory --------------------------------------------------------------
 
 #[test]
@@ -719,6 +773,71 @@ fn e10_every_status() {
     assert!(c.remedy.unwrap_or_default().starts_with("vi +4 "));
     fx.remove("etc/fstab");
     assert_status(&fx.check("E10"), CheckStatus::Skip, "no /etc/fstab");
+}
+
+/// The preflight unit has `PrivateTmp=yes`: in its mount namespace systemd bind-mounts a
+/// private directory over /tmp and /var/tmp. Where /tmp is a partition of its own (CIS
+/// benchmarks ask for one), the unit sees two block mounts on /tmp, which the host (and the
+/// agent that freezes) does not have. E11 judges PID 1's mount table, the host's.
+#[test]
+fn e11_judges_the_host_mount_table_not_a_private_tmp() {
+    let fx = Fx::healthy();
+    let host = format!("{MOUNTINFO}25 22 8:49 / /tmp rw,relatime shared:3 - ext4 /dev/sdd1 rw\n");
+    fx.write("proc/1/mountinfo", &host).write(
+        "proc/self/mountinfo",
+        &format!(
+            "{host}90 25 8:49 /systemd-private-0123-snapguard-preflight.service-AbCd/tmp /tmp rw,relatime - ext4 /dev/sdd1 rw\n"
+        ),
+    );
+    assert_status(&fx.check("E11"), CheckStatus::Pass, "no block filesystem");
+    // Without PID 1's table (a fixture, hidepid=) the caller's is judged.
+    fx.remove("proc/1/mountinfo");
+    assert_status(
+        &fx.check("E11"),
+        CheckStatus::Fail,
+        "/tmp has 2 block filesystems",
+    );
+}
+
+/// The same for real: two bind mounts stacked in a private mount namespace (what PrivateTmp=
+/// does to a /tmp partition) do not change what E11 says about the host.
+#[test]
+fn e11_is_the_same_in_a_private_mount_namespace() {
+    if !needs_root("e11_is_the_same_in_a_private_mount_namespace") {
+        return;
+    }
+    let _turn = common::mount_namespace_turn(false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for d in ["a", "b", "x"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let p = |d: &str| dir.path().join(d).display().to_string();
+    let script = format!(
+        "mount --bind {a} {x} && mount --bind {b} {x} && exec \"$0\" \"$@\"",
+        a = p("a"),
+        b = p("b"),
+        x = p("x")
+    );
+    let host = host_check_through("E11", &[]).expect("E11 on the host");
+    let Some(private) = host_check_through(
+        "E11",
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ],
+    ) else {
+        common::skip(
+            "e11_is_the_same_in_a_private_mount_namespace",
+            "unshare -m failed",
+        );
+        return;
+    };
+    assert_eq!(host, private);
 }
 
 #[test]
@@ -935,6 +1054,82 @@ fn e12_leases_and_cannot_tell() {
     assert_status(&fx.check("E12"), CheckStatus::Skip, "no default IPv4 route");
     fx.remove("proc/net/route");
     assert_status(&fx.check("E12"), CheckStatus::Skip, "offline root");
+}
+
+/// The preflight unit runs with `PrivateNetwork=yes`: its own `/proc/net/route` (the
+/// caller's network namespace) has no default route, while PID 1's, the host's, has it. E12
+/// must read the host's routing table, or it never looks under the unit.
+#[test]
+fn e12_reads_the_host_routing_table_not_a_private_network_namespace() {
+    let fx = Fx::healthy();
+    let route = std::fs::read_to_string(fx.p("proc/net/route")).expect("route");
+    fx.write("proc/1/net/route", &route).write(
+        "proc/net/route",
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
+    );
+    let c = fx.check("E12");
+    assert_status(
+        &c,
+        CheckStatus::Pass,
+        "eth0 (the default route's interface) uses DHCP",
+    );
+    // Without PID 1's table (a fixture, hidepid=) the caller's is used.
+    fx.remove("proc/1/net/route");
+    assert_status(&fx.check("E12"), CheckStatus::Skip, "no default IPv4 route");
+}
+
+/// The check `id` of this host as this test binary sees it when run through `wrapper` (a
+/// command line that ends by running the binary it is given): `None` when the wrapper failed.
+fn host_check_through(id: &str, wrapper: &[&str]) -> Option<Value> {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = std::process::Command::new(first);
+            c.args(rest).arg(&exe);
+            c
+        }
+        None => std::process::Command::new(&exe),
+    };
+    let out = cmd
+        .args(["--exact", "host_check_as_json", "--nocapture", "--ignored"])
+        .env("SNAPGUARD_TEST_CHECK", id)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("CHECKJSON "))?;
+    serde_json::from_str(&line["CHECKJSON ".len()..]).ok()
+}
+
+/// The same on the real host: `unshare -n` (what PrivateNetwork=yes does) does not change
+/// what E12 says.
+#[test]
+fn e12_is_the_same_in_a_private_network_namespace() {
+    if !needs_root("e12_is_the_same_in_a_private_network_namespace") {
+        return;
+    }
+    let host = host_check_through("E12", &[]).expect("E12 on the host");
+    let Some(private) = host_check_through("E12", &["unshare", "-n"]) else {
+        common::skip(
+            "e12_is_the_same_in_a_private_network_namespace",
+            "unshare -n failed",
+        );
+        return;
+    };
+    assert_eq!(host, private);
+}
+
+/// Helper of the tests above (run by them, ignored otherwise): the check named by
+/// `$SNAPGUARD_TEST_CHECK` of this host, as JSON.
+#[test]
+#[ignore]
+#[allow(clippy::print_stdout)]
+fn host_check_as_json() {
+    let id = std::env::var("SNAPGUARD_TEST_CHECK").unwrap_or_else(|_| "E12".into());
+    let c = find(
+        &check_environment(&SysRoot::new("/"), &EnvOptions::default()),
+        &id,
+    );
+    println!("CHECKJSON {}", serde_json::to_string(&c).expect("json"));
 }
 
 #[test]

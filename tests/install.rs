@@ -343,3 +343,39 @@ fn usage_errors_and_shellcheck() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Packaging convention (`make install DESTDIR=...`): the staging directory need not exist,
+/// install.sh creates it, also when named relatively and with blanks in its path; an uninstall
+/// then leaves only the directories it did not create.
+#[test]
+fn a_destdir_that_does_not_exist_yet_is_created() {
+    let base = tempfile::TempDir::new().expect("temp dir");
+    let dest = base.path().join("pkg root/stage");
+    install(&dest, &[]);
+    assert!(dest.join("usr/local/bin/snapguard").is_file());
+    let out = Command::new("bash")
+        .arg(script())
+        .arg("--uninstall")
+        .env("DESTDIR", &dest)
+        .output()
+        .expect("run install.sh --uninstall");
+    assert!(out.status.success(), "{out:?}");
+    assert!(files_under(&dest).is_empty(), "{:?}", files_under(&dest));
+
+    // Relative to the current directory.
+    let bin = assert_cmd::cargo::cargo_bin("snapguard");
+    let out = Command::new("bash")
+        .arg(script())
+        .arg("--binary")
+        .arg(&bin)
+        .env("DESTDIR", "relative stage/x")
+        .current_dir(base.path())
+        .output()
+        .expect("run install.sh");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        base.path()
+            .join("relative stage/x/usr/local/bin/snapguard")
+            .is_file()
+    );
+}

@@ -99,7 +99,7 @@ pub struct PreflightArgs {
     /// Also check that HOST:PORT can be reached over TCP (repeatable); never by default.
     #[arg(long = "probe", value_name = "HOST:PORT", value_parser = parse_probe)]
     pub probes: Vec<String>,
-    /// Time allowed for each --probe (100ms to 60s).
+    /// Time allowed for each --probe as a whole: resolution and every address (100ms to 60s).
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_probe_timeout)]
     pub probe_timeout: Duration,
     /// Also write the result as a node_exporter textfile-collector file, atomically.
@@ -107,22 +107,13 @@ pub struct PreflightArgs {
     pub prometheus: Option<PathBuf>,
 }
 
-/// `--probe`: `HOST:PORT` with a non-empty host and a port in 1-65535 (`[v6]:PORT` too).
+/// `--probe`: `HOST:PORT` with a non-empty host and a port in 1-65535 (`[v6]:PORT` for
+/// IPv6), exactly the syntax the E14 check accepts, so that a typo is a usage error and not a
+/// failed check that blocks the backup.
 pub fn parse_probe(s: &str) -> Result<String, String> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("'{s}' has no usable host"));
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(s.to_string()),
-        _ => Err(format!("'{s}': the port must be 1-65535")),
-    }
+    envcheck::probe::parse_endpoint(s)
+        .map(|_| s.to_string())
+        .map_err(|why| format!("'{s}': {why} (expected HOST:PORT)"))
 }
 
 /// `--probe-timeout`: a duration from 100 ms to 60 s (a probe is meant to be short).
@@ -211,6 +202,8 @@ mod tests {
         assert!(parse_probe(":443").is_err());
         assert!(parse_probe("example.com:0").is_err());
         assert!(parse_probe("example.com:70000").is_err());
+        assert!(parse_probe("::1:22").is_err());
+        assert!(parse_probe("[::1]22").is_err());
         assert!(super::parse_probe_timeout("3s").is_ok());
         assert!(super::parse_probe_timeout("0").is_err());
         assert!(super::parse_probe_timeout("2m").is_err());

@@ -9,7 +9,7 @@ use crate::report::model::{Check, CheckStatus};
 use crate::root::{AZURE_SCRIPT_PLUGIN_CONF, AZURE_VMBACKUP_CONF, MOUNTINFO, SysRoot};
 use crate::selinux::{Input, read_input, shell_quote};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const E6: &str = "E6";
 pub const E7: &str = "E7";
@@ -139,6 +139,45 @@ fn fix_permissions(root: &SysRoot, paths: &[(String, &str)]) -> String {
         .join(" && ")
 }
 
+/// Directories through which a user other than root could replace `absolute` (a file as the
+/// checked system names it), with why: owned by another uid, or writable by group or others
+/// without the sticky bit. Both the directories of the name and, when it is (or passes
+/// through) a symbolic link, those of where it leads are judged; the root directory of
+/// `root` and what lies above it are not (a fixture's location is the caller's).
+fn replaceable_by_others(root: &SysRoot, absolute: &str) -> Vec<(String, String)> {
+    let base = root.base();
+    let lexical = Path::new(absolute.trim_start_matches('/')).to_path_buf();
+    let mut candidates: Vec<PathBuf> = lexical.ancestors().skip(1).map(Path::to_path_buf).collect();
+    if let Ok(real) = std::fs::canonicalize(root.host(absolute)) {
+        if let Ok(rel) = real.strip_prefix(base) {
+            candidates.extend(rel.ancestors().skip(1).map(Path::to_path_buf));
+        }
+    }
+    let mut found: Vec<(String, String)> = Vec::new();
+    for rel in candidates {
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let shown = format!("/{}", rel.display());
+        if found.iter().any(|(d, _)| *d == shown) {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(base.join(&rel)) else {
+            continue;
+        };
+        let mode = meta.mode() & 0o7777;
+        let why = if meta.uid() != 0 {
+            format!("owned by uid {}", meta.uid())
+        } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            format!("writable by group or others (mode {mode:04o})")
+        } else {
+            continue;
+        };
+        found.push((shown, why));
+    }
+    found
+}
+
 /// E6.
 pub fn vmbackup_conf(root: &SysRoot, azure: bool) -> Check {
     let c = |status, msg: String| Check::new(E6, E6_TITLE, status, msg);
@@ -266,6 +305,22 @@ pub fn script_plugin_conf(root: &SysRoot, azure: bool) -> Check {
         }
         fails.extend(p);
     }
+    // Directories a user could replace the configuration or a script through (the
+    // extension does not look, but a user who can swap them runs code as root).
+    let mut dir_warns = Vec::new();
+    let mut dir_fixes: Vec<String> = Vec::new();
+    let mut note_dirs = |what: &str, absolute: &str| {
+        for (dir, why) in replaceable_by_others(root, absolute) {
+            if dir_fixes.contains(&dir) {
+                continue;
+            }
+            dir_warns.push(format!(
+                "{dir} is {why}: a user other than root can replace {what} that the extension runs as root"
+            ));
+            dir_fixes.push(dir);
+        }
+    };
+    note_dirs(&format!("{shown} (and so the scripts)"), &shown);
     let doc: serde_json::Value = match serde_json::from_str(&text) {
         Ok(d) => d,
         Err(e) => {
@@ -320,6 +375,7 @@ pub fn script_plugin_conf(root: &SysRoot, azure: bool) -> Check {
                 fails.push(format!("{key} {loc} is not a regular file"));
             }
             Ok(m) => {
+                note_dirs(&format!("the {which}-script {loc}"), loc);
                 let p = permission_problems(&m, loc, "mode 700");
                 if !p.is_empty() {
                     chmods.push((loc.to_string(), "700"));
@@ -396,7 +452,27 @@ pub fn script_plugin_conf(root: &SysRoot, azure: bool) -> Check {
         } else {
             check.with_remedy(format!("vi {}", shell_quote(&path.to_string_lossy())))
         };
-        return check.with_details(fails.into_iter().chain(warns).chain(details).collect());
+        return check.with_details(
+            fails
+                .into_iter()
+                .chain(dir_warns)
+                .chain(warns)
+                .chain(details)
+                .collect(),
+        );
+    }
+    if !dir_warns.is_empty() {
+        let remedy = dir_fixes
+            .iter()
+            .map(|d| {
+                let q = shell_quote(&root.host(d).to_string_lossy());
+                format!("chown root:root {q} && chmod go-w {q}")
+            })
+            .collect::<Vec<_>>()
+            .join(" && ");
+        return c(CheckStatus::Warn, dir_warns[0].clone())
+            .with_remedy(remedy)
+            .with_details(dir_warns.into_iter().chain(warns).chain(details).collect());
     }
     if !warns.is_empty() {
         let remedy = format!("vi {}", shell_quote(&path.to_string_lossy()));

@@ -1,6 +1,7 @@
 //! E12: DHCP on the primary interface (Azure requires it: a static address breaks the
 //! agent's and the extension's connection to the platform). The primary interface is the one
-//! of the default route (`/proc/net/route`); its configuration is read from every place a
+//! of the default route (PID 1's `/proc/1/net/route`, the host's network namespace even
+//! under `PrivateNetwork=yes`; `/proc/net/route` when that is missing); its configuration is read from every place a
 //! distribution keeps it (systemd-networkd, NetworkManager, ifupdown, netplan, cloud-init,
 //! RHEL ifcfg) and, failing those, its DHCP leases. No network traffic.
 
@@ -13,8 +14,8 @@ use super::netconf::{
 use crate::report::model::{Check, CheckStatus};
 use crate::root::{
     CLOUD_CFG_D, DHCP_LEASE_DIRS, IFCFG_DIR, IFUPDOWN_INTERFACES, IFUPDOWN_INTERFACES_D,
-    NETPLAN_DIRS, NETWORKD_DIRS, NETWORKD_LEASES, NM_CONNECTION_DIRS, PROC_NET_ROUTE,
-    SYS_CLASS_NET, SysRoot,
+    NETPLAN_DIRS, NETWORKD_DIRS, NETWORKD_LEASES, NM_CONNECTION_DIRS, PROC_1_NET_ROUTE,
+    PROC_NET_ROUTE, SYS_CLASS_NET, SysRoot,
 };
 use crate::selinux::{Input, read_input, shell_quote};
 
@@ -87,7 +88,14 @@ fn q(root: &SysRoot, rel: &str) -> String {
 /// E12.
 pub fn primary_interface(root: &SysRoot) -> Check {
     let c = |status, msg: String| Check::new(E12, E12_TITLE, status, msg);
-    let route = match read_input(&root.path(PROC_NET_ROUTE)) {
+    // PID 1's table first: the caller may be in a private network namespace (the preflight
+    // unit's PrivateNetwork=yes, `unshare -n`) whose table has no default route. Without it
+    // (an offline fixture, hidepid=) the caller's own.
+    let route = match read_input(&root.path(PROC_1_NET_ROUTE)) {
+        text @ Input::Text(_) => text,
+        _ => read_input(&root.path(PROC_NET_ROUTE)),
+    };
+    let route = match route {
         Input::Missing => {
             return c(
                 CheckStatus::Skip,

@@ -2,11 +2,13 @@
 //! extensions: the same mount point twice in `/etc/fstab` (E10), a block filesystem stacked
 //! on another at the same mount point in mountinfo (E11: the hidden one cannot be thawed,
 //! "Failed to FITHAW"), and `/var/lib/waagent` on a `noexec` mount (E13: extensions exit 126).
+//! E11 and E13 judge PID 1's mount table (the host's, as the agent sees it), not the caller's:
+//! the preflight unit's own namespace has PrivateTmp='s bind mounts stacked on /tmp.
 
 use crate::mount::{MountInfo, MountTable, is_block_backed};
 use crate::repair::discover::parse_fstab;
 use crate::report::model::{Check, CheckStatus};
-use crate::root::{ETC_FSTAB, MOUNTINFO, SysRoot, VAR_DIR, WAAGENT_LIB_DIR};
+use crate::root::{ETC_FSTAB, MOUNTINFO, PID1_MOUNTINFO, SysRoot, VAR_DIR, WAAGENT_LIB_DIR};
 use crate::selinux::lookalikes::fstab_entry_for;
 use crate::selinux::{Input, read_input, shell_quote};
 use std::collections::BTreeMap;
@@ -38,8 +40,16 @@ pub fn fstab_duplicates(text: &[u8]) -> Vec<(String, Vec<usize>)> {
     by_point.into_iter().filter(|(_, l)| l.len() > 1).collect()
 }
 
-/// The root's mount table, or the check to return instead.
+/// The root's mount table as the host (and the agent that freezes) sees it, or the check to
+/// return instead: PID 1's, since the caller may run in a mount namespace of its own (the
+/// preflight unit's PrivateTmp= stacks bind mounts on /tmp and /var/tmp there); the caller's
+/// own when PID 1's is missing (a fixture, hidepid=) or unreadable.
 fn mount_table(root: &SysRoot, id: &'static str, title: &'static str) -> Result<MountTable, Check> {
+    if let Input::Text(t) = read_input(&root.path(PID1_MOUNTINFO)) {
+        if let Ok(table) = MountTable::from_mountinfo(t.as_bytes()) {
+            return Ok(table);
+        }
+    }
     match read_input(&root.path(MOUNTINFO)) {
         Input::Missing => Err(Check::new(
             id,

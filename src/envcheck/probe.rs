@@ -1,5 +1,6 @@
 //! E14: a TCP connect to each `--probe HOST:PORT` the user names (Azure's WireServer
-//! `168.63.129.16:80`, a proxy, a storage endpoint), with a timeout. The only network traffic
+//! `168.63.129.16:80`, a proxy, a storage endpoint), with a timeout for the whole probe
+//! (resolution and every address tried). The only network traffic
 //! of the environment checks: none without probes.
 
 use crate::report::model::{Check, CheckStatus};
@@ -87,6 +88,8 @@ pub fn probe(spec: &str, timeout: Duration) -> Check {
             .with_remedy("--probe HOST:PORT, e.g. --probe 168.63.129.16:80");
         }
     };
+    // The whole probe (name resolution and every address) within `timeout`.
+    let deadline = Instant::now() + timeout;
     let retry = format!("nc -vz -w {} {host} {port}", timeout.as_secs().max(1));
     let addrs = match resolve(&host, port, timeout) {
         Ok(a) => a,
@@ -95,31 +98,46 @@ pub fn probe(spec: &str, timeout: Duration) -> Check {
                 .with_remedy(format!("getent ahosts {host}"));
         }
     };
+    match connect_any(&addrs, deadline) {
+        Ok((addr, took)) => c(
+            CheckStatus::Pass,
+            format!(
+                "{host}:{port} accepts TCP connections ({addr}, {} ms)",
+                took.as_millis()
+            ),
+        ),
+        Err(errors) => c(
+            CheckStatus::Fail,
+            format!("{host}:{port} cannot be reached: {}", errors.join("; ")),
+        )
+        .with_remedy(retry),
+    }
+}
+
+/// TCP-connect to the first of `addrs` (at most [`MAX_ADDRESSES`]) that answers before
+/// `deadline`, each attempt given the time that is left: the address and how long its connect
+/// took, or why each failed.
+fn connect_any(
+    addrs: &[SocketAddr],
+    deadline: Instant,
+) -> Result<(SocketAddr, Duration), Vec<String>> {
     let mut errors = Vec::new();
     for addr in addrs.iter().take(MAX_ADDRESSES) {
         let started = Instant::now();
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(_stream) => {
-                return c(
-                    CheckStatus::Pass,
-                    format!(
-                        "{host}:{port} accepts TCP connections ({addr}, {} ms)",
-                        started.elapsed().as_millis()
-                    ),
-                );
+        let left = deadline.saturating_duration_since(started);
+        if left < Duration::from_millis(1) {
+            errors.push(format!("{addr}: not tried, the probe's time is up"));
+            continue;
+        }
+        match TcpStream::connect_timeout(addr, left) {
+            Ok(_stream) => return Ok((*addr, started.elapsed())),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                errors.push(format!("{addr}: no answer within {} ms", left.as_millis()))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => errors.push(format!(
-                "{addr}: no answer within {} ms",
-                timeout.as_millis()
-            )),
             Err(e) => errors.push(format!("{addr}: {}", crate::sys::describe_io(&e))),
         }
     }
-    c(
-        CheckStatus::Fail,
-        format!("{host}:{port} cannot be reached: {}", errors.join("; ")),
-    )
-    .with_remedy(retry)
+    Err(errors)
 }
 
 /// E14 for every probe, or one `skip` when none was asked for.
@@ -136,4 +154,33 @@ pub fn probes(opts: &super::EnvOptions) -> Vec<Check> {
         .iter()
         .map(|p| probe(p, opts.probe_timeout))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two addresses that never answer (2001:db8::/32 is documentation space, not routed):
+    /// together they get the probe's time once, not once each.
+    #[test]
+    fn every_address_shares_one_deadline() {
+        let addrs: Vec<SocketAddr> = ["[2001:db8::1]:80", "[2001:db8::2]:80", "192.0.2.1:9"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let timeout = Duration::from_millis(400);
+        let started = Instant::now();
+        let result = connect_any(&addrs, started + timeout);
+        let took = started.elapsed();
+        assert!(result.is_err(), "{result:?}");
+        assert!(took < timeout + Duration::from_millis(300), "{took:?}");
+        assert_eq!(result.unwrap_err().len(), 3);
+    }
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(parse_endpoint("[::1]:22"), Ok(("::1".into(), 22)));
+        assert!(parse_endpoint("::1:22").is_err());
+        assert!(parse_endpoint("h:0").is_err());
+    }
 }

@@ -28,7 +28,7 @@ use crate::mount::MountTable;
 use crate::report::{
     Check, CheckStatus, CheckSummary, SCHEMA_VERSION, SelinuxMode, SelinuxReport, Status,
 };
-use crate::root::{MOUNTINFO, SysRoot};
+use crate::root::{MOUNTINFO, PID1_MOUNTINFO, SysRoot};
 use anyhow::Context as _;
 use std::io::{self, Read};
 use std::path::Path;
@@ -246,8 +246,17 @@ pub fn run(root: &SysRoot, options: &Options) -> anyhow::Result<SelinuxReport> {
     })
 }
 
-/// `<root>/proc/self/mountinfo` as a table; `None` when missing or unparseable.
+/// The mount table as the host (and the agent) sees it: `<root>/proc/1/mountinfo`, since the
+/// caller may run in a namespace of its own (the preflight unit's ProtectKernelTunables= and
+/// ProtectSystem= make every mount there read-only, selinuxfs included, which would read as a
+/// container); `<root>/proc/self/mountinfo` when PID 1's is missing or unreadable; `None` when
+/// neither can be read and parsed.
 fn read_mounts(root: &SysRoot) -> Option<MountTable> {
+    if let Ok(bytes) = std::fs::read(root.path(PID1_MOUNTINFO)) {
+        if let Ok(table) = MountTable::from_mountinfo(&bytes) {
+            return Some(table);
+        }
+    }
     let path = root.path(MOUNTINFO);
     let bytes = std::fs::read(&path).ok()?;
     match MountTable::from_mountinfo(&bytes) {
