@@ -1078,26 +1078,31 @@ fn e12_reads_the_host_routing_table_not_a_private_network_namespace() {
     assert_status(&fx.check("E12"), CheckStatus::Skip, "no default IPv4 route");
 }
 
-/// The check `id` of this host as this test binary sees it when run through `wrapper` (a
+/// The check `id` of this host as `snapguard preflight` sees it when run through `wrapper` (a
 /// command line that ends by running the binary it is given): `None` when the wrapper failed.
 fn host_check_through(id: &str, wrapper: &[&str]) -> Option<Value> {
-    let exe = std::env::current_exe().expect("current exe");
+    // The built binary's `preflight --json` (which runs every environment check on this host),
+    // started through `wrapper` (e.g. `unshare -n`): the check named `id` from its report.
+    let exe = env!("CARGO_BIN_EXE_snapguard");
     let mut cmd = match wrapper.split_first() {
         Some((first, rest)) => {
             let mut c = std::process::Command::new(first);
-            c.args(rest).arg(&exe);
+            c.args(rest).arg(exe);
             c
         }
-        None => std::process::Command::new(&exe),
+        None => std::process::Command::new(exe),
     };
     let out = cmd
-        .args(["--exact", "host_check_as_json", "--nocapture", "--ignored"])
-        .env("SNAPGUARD_TEST_CHECK", id)
+        .args(["preflight", "--json"])
+        .stdin(std::process::Stdio::null())
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("CHECKJSON "))?;
-    serde_json::from_str(&line["CHECKJSON ".len()..]).ok()
+    let doc: Value = serde_json::from_slice(&out.stdout).ok()?;
+    doc["environment"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
 }
 
 /// The same on the real host: `unshare -n` (what PrivateNetwork=yes does) does not change
@@ -1116,20 +1121,6 @@ fn e12_is_the_same_in_a_private_network_namespace() {
         return;
     };
     assert_eq!(host, private);
-}
-
-/// Helper of the tests above (run by them, ignored otherwise): the check named by
-/// `$SNAPGUARD_TEST_CHECK` of this host, as JSON.
-#[test]
-#[ignore]
-#[allow(clippy::print_stdout)]
-fn host_check_as_json() {
-    let id = std::env::var("SNAPGUARD_TEST_CHECK").unwrap_or_else(|_| "E12".into());
-    let c = find(
-        &check_environment(&SysRoot::new("/"), &EnvOptions::default()),
-        &id,
-    );
-    println!("CHECKJSON {}", serde_json::to_string(&c).expect("json"));
 }
 
 #[test]
