@@ -8,10 +8,10 @@ mod common;
 
 use common::fixtures;
 use common::repair::{
-    EXT4_OPTS, MIB, hashes, mount_line, one_at_a_time, repair, repair_env, scan_status, step,
-    write_files,
+    EXT4_OPTS, MIB, RUN_LIMIT, hashes, mount_line, one_at_a_time, repair, repair_env, scan_status,
+    step, write_files,
 };
-use common::{TestDir, require_root, run, run_any, wait_until};
+use common::{TestDir, require_root, run, run_any, run_snapguard, wait_until};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -170,6 +170,17 @@ fn a_mount_o_loop_ext4_is_repaired_and_its_loop_device_autoclears_again() {
     assert_ne!(
         status, "ok",
         "the fixture must be unclean (state {state:?})"
+    );
+    // What the scan tells the admin to run for exactly this mount.
+    let scan = run_snapguard(
+        [OsStr::new("scan"), OsStr::new("--json"), fx.mnt.as_os_str()],
+        RUN_LIMIT,
+    )
+    .json();
+    assert_eq!(
+        common::expect_finding(&scan["targets"][0], "ext.not-clean")["remedy"],
+        format!("snapguard repair {}", fx.mnt.display()),
+        "{scan:#}"
     );
 
     let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.mnt.as_os_str()]);
