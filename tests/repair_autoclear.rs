@@ -251,8 +251,8 @@ fn the_dry_run_plan_says_autoclear_is_cleared_while_unmounted() {
 }
 
 #[test]
-fn a_failed_check_rolls_back_on_the_same_loop_device_with_autoclear_set_again() {
-    if !require_root("a_failed_check_rolls_back_on_the_same_loop_device_with_autoclear_set_again") {
+fn a_failed_step_rolls_back_on_the_same_loop_device_with_autoclear_set_again() {
+    if !require_root("a_failed_step_rolls_back_on_the_same_loop_device_with_autoclear_set_again") {
         return;
     }
     let _turn = one_at_a_time();
@@ -260,31 +260,42 @@ fn a_failed_check_rolls_back_on_the_same_loop_device_with_autoclear_set_again() 
     let fx = LoopMounted::new(&dir, "acr");
     let name = fx.loop_name();
     let before = mount_line(&fx.mnt).unwrap();
-    let (code, doc, stderr) = repair_env(
-        &dir,
-        &[OsStr::new("--yes"), fx.mnt.as_os_str()],
-        &[("SNAPGUARD_FAILPOINT", "check")],
-    );
-    let t = &doc["targets"][0];
-    assert_eq!(code, 8, "a failed step:\n{doc:#}\n{stderr}");
-    assert_eq!(t["outcome"], "failed");
-    assert!(
-        step(t, "fence").iter().any(|s| s["result"] == "ok"),
-        "the device survived the umount and was fenced: {doc:#}"
-    );
-    assert!(
-        step(t, "rollback").iter().any(|s| s["result"] == "ok"),
-        "{doc:#}"
-    );
-    assert_eq!(mount_line(&fx.mnt).unwrap(), before, "mounted as before");
-    assert_eq!(fx.loop_name(), name, "on the same loop device");
-    assert_eq!(
-        autoclear(&name).as_deref(),
-        Some("1"),
-        "the rollback sets autoclear again"
-    );
-    let r = record(&fx.record_path()).expect("the record of the rollback");
-    assert_eq!(r["phase"], "rolled-back", "{r:#}");
+    // The flag step itself, the umount right after the flag was cleared (nothing unmounted),
+    // and the checker after the umount and the fence.
+    for point in ["autoclear", "unmount", "check"] {
+        let (code, doc, stderr) = repair_env(
+            &dir,
+            &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+            &[("SNAPGUARD_FAILPOINT", point)],
+        );
+        let t = &doc["targets"][0];
+        assert_eq!(code, 8, "{point}: a failed step:\n{doc:#}\n{stderr}");
+        assert_eq!(t["outcome"], "failed", "{point}");
+        if point == "check" {
+            assert!(
+                step(t, "fence").iter().any(|s| s["result"] == "ok"),
+                "the device survived the umount and was fenced: {doc:#}"
+            );
+        }
+        assert!(
+            step(t, "rollback").iter().any(|s| s["result"] == "ok"),
+            "{point}: {doc:#}"
+        );
+        assert_eq!(
+            mount_line(&fx.mnt).unwrap(),
+            before,
+            "{point}: mounted as before"
+        );
+        assert_eq!(fx.loop_name(), name, "{point}: on the same loop device");
+        assert_eq!(
+            autoclear(&name).as_deref(),
+            Some("1"),
+            "{point}: the rollback leaves autoclear set: {doc:#}"
+        );
+        let r = record(&fx.record_path()).expect("the record of the rollback");
+        assert_eq!(r["phase"], "rolled-back", "{point}: {r:#}");
+        assert_eq!(r["autoclear"], false, "{point}: {r:#}");
+    }
     assert_eq!(hashes(&fx.mnt), fx.files);
     umount_detaches(&fx, &name);
 }
