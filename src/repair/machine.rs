@@ -4,6 +4,7 @@
 //! before the first write rolls back to the mounts as they were; a failure after it leaves the
 //! filesystem unmounted for a human, with the record saying why.
 
+use super::autoclear::{self, AutoclearLoop};
 use super::boot_check::{self, BootFacts};
 use super::checker::{self, Phase as CheckPhase, Verdict};
 use super::discover::{self, Discovery};
@@ -69,6 +70,9 @@ struct Job {
     units_to_stop: Vec<String>,
     /// A recorded mount point was found replaced (a symlink, another directory) at restore.
     mount_point_replaced: bool,
+    /// The loop device under it detaches itself at its last close (`mount -o loop`), as the
+    /// plan saw it: its flag is cleared while unmounted.
+    autoclear: Option<AutoclearLoop>,
 }
 
 /// Run `repair` for `targets` (empty: every filesystem the scan reports unclean). `ask` is
@@ -381,6 +385,7 @@ impl Machine<'_> {
             stopped_units: Vec::new(),
             phase: Phase::Discovered,
             replay_mount: None,
+            autoclear: false,
             steps: Vec::new(),
             updated: 0,
         };
@@ -398,6 +403,7 @@ impl Machine<'_> {
             pending: false,
             units_to_stop: Vec::new(),
             mount_point_replaced: false,
+            autoclear: None,
         }
     }
 
@@ -515,6 +521,15 @@ impl Machine<'_> {
             job.report.message = format!("{why}: choose another --backup-dir; nothing was changed");
             return Ok(());
         }
+        // `mount -o loop`: the umount would detach the device under the fence and the check.
+        match autoclear::find(self.root, job.subject.disk_name(self.root).as_deref()) {
+            Ok(found) => job.autoclear = found,
+            Err(e) => {
+                job.report.outcome = RepairOutcome::Refused;
+                job.report.message = format!("{e}: nothing was changed");
+                return Ok(());
+            }
+        }
         self.record_covered_directories(job);
         self.plan_steps(job);
         job.pending = true;
@@ -629,6 +644,21 @@ impl Machine<'_> {
                 format!(
                     "end the holding processes: SIGTERM, SIGKILL after {} s",
                     self.options.grace.as_secs()
+                ),
+                None,
+            ));
+        }
+        if let Some(l) = &job.autoclear {
+            planned.push((
+                "autoclear",
+                format!(
+                    "loop device {}: autoclear cleared while unmounted, set again after the mount \
+                     ({}without it the umount would detach the device)",
+                    l.node.display(),
+                    l.image
+                        .as_ref()
+                        .map(|i| format!("image {}; ", i.display()))
+                        .unwrap_or_default()
                 ),
                 None,
             ));
@@ -974,6 +1004,7 @@ impl Machine<'_> {
             pending: false,
             units_to_stop: Vec::new(),
             mount_point_replaced: false,
+            autoclear: None,
         };
         let mounted_now = mounted_again(&self.table, &record);
         job.unmounted = record
@@ -1317,6 +1348,7 @@ impl Machine<'_> {
             job.report.differences.extend(diffs);
             push(job, "restore", "ok", detail, None, Instant::now());
         }
+        self.set_autoclear_again(job);
         job.record.phase = Phase::Done;
         self.save(job);
         let scan = self.scan(&job.subject.device);
@@ -1386,6 +1418,19 @@ impl Machine<'_> {
                     job.report.message.push_str(&format!(
                         "; its log replay mount {} may still be mounted: `umount` it by hand",
                         quote_path(dir)
+                    ));
+                }
+                if job.record.autoclear {
+                    let node = job
+                        .subject
+                        .disk_name(self.root)
+                        .map_or_else(|| job.subject.device.clone(), |d| autoclear::node(&d));
+                    job.report.message.push_str(&format!(
+                        "; loop device {} keeps its autoclear flag cleared (it stays attached \
+                         after a umount): `losetup -d {}` detaches it (at once when unused, at \
+                         the umount while mounted)",
+                        node.display(),
+                        quote_path(&node)
                     ));
                 }
             }
@@ -1680,6 +1725,7 @@ impl Machine<'_> {
             let list: Vec<String> = left.iter().map(blocker_line).collect();
             anyhow::bail!("still in use after quiescing: {}", list.join("; "));
         }
+        self.clear_autoclear(job)?;
         job.record.phase = Phase::Unmounting;
         self.save(job);
         let mounts: Vec<RecordedMount> = job.record.mounts.iter().rev().cloned().collect();
@@ -2363,6 +2409,16 @@ impl Machine<'_> {
                 job.record.stopped_units.join(", ")
             ));
         }
+        if job.record.autoclear {
+            job.report.message.push_str(&format!(
+                "; loop device {} stays attached until then (its autoclear flag is cleared while \
+                 unmounted and set again once it is mounted)",
+                job.autoclear.as_ref().map_or_else(
+                    || job.subject.device.display().to_string(),
+                    |l| l.describe()
+                )
+            ));
+        }
         tracing::error!("{}", job.report.message);
     }
 
@@ -2416,7 +2472,92 @@ impl Machine<'_> {
         Self::release_fence(job);
         self.remount(job);
         if job.unmounted.is_empty() {
+            self.set_autoclear_again(job);
             self.restart_units(job);
+        }
+    }
+
+    /// Before the first umount: a loop device that detaches itself at its last close
+    /// (`mount -o loop`) gets its flag cleared, so that it outlives the umount. The record says
+    /// so before the flag is touched (a crash right after still sets it again).
+    fn clear_autoclear(&mut self, job: &mut Job) -> anyhow::Result<()> {
+        // As it is now (the plan's view may be minutes old).
+        let found = autoclear::find(self.root, job.subject.disk_name(self.root).as_deref())?;
+        let Some(l) = found else {
+            return Ok(());
+        };
+        job.record.autoclear = true;
+        self.save(job);
+        self.step(job, "autoclear", |_, _| {
+            autoclear::set(&l.node, false)?;
+            Ok((
+                format!(
+                    "loop device {}: autoclear cleared while unmounted (set again after the mount)",
+                    l.describe()
+                ),
+                None,
+                None,
+            ))
+        })?;
+        job.autoclear = Some(l);
+        Ok(())
+    }
+
+    /// Once the filesystem is mounted again: set the autoclear flag this run (or the
+    /// interrupted run of the record) cleared. Never while it is unmounted: with no mount
+    /// holding the device, our own close would detach it.
+    fn set_autoclear_again(&mut self, job: &mut Job) {
+        if !job.record.autoclear {
+            return;
+        }
+        if let Ok(table) = load_table(self.root) {
+            self.table = table;
+        }
+        if mounted_again(&self.table, &job.record).is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let Some(disk) = job.subject.disk_name(self.root) else {
+            push(
+                job,
+                "autoclear",
+                "failed",
+                format!(
+                    "cannot find the loop device of {} to set autoclear again",
+                    job.subject.device.display()
+                ),
+                None,
+                started,
+            );
+            return;
+        };
+        let node = autoclear::node(&disk);
+        match autoclear::set(&node, true) {
+            Ok(()) => {
+                job.record.autoclear = false;
+                push(
+                    job,
+                    "autoclear",
+                    "ok",
+                    format!(
+                        "loop device {}: autoclear set again (a umount detaches it, as before)",
+                        node.display()
+                    ),
+                    None,
+                    started,
+                );
+                self.save(job);
+            }
+            Err(e) => {
+                let line = format!(
+                    "{e}: it stays attached after a umount; `losetup -d {}` detaches it (at the \
+                     umount while mounted)",
+                    quote_path(&node)
+                );
+                push(job, "autoclear", "failed", line.clone(), None, started);
+                self.save(job);
+                self.messages.push(line);
+            }
         }
     }
 
@@ -2799,6 +2940,7 @@ fn report_only(target: &Path, report: RepairTarget) -> Job {
             stopped_units: Vec::new(),
             phase: Phase::Discovered,
             replay_mount: None,
+            autoclear: false,
             steps: Vec::new(),
             updated: 0,
         },
@@ -2811,6 +2953,7 @@ fn report_only(target: &Path, report: RepairTarget) -> Job {
         pending: false,
         mount_point_replaced: false,
         units_to_stop: Vec::new(),
+        autoclear: None,
     }
 }
 
@@ -3408,6 +3551,7 @@ mod tests {
             stopped_units: Vec::new(),
             phase,
             replay_mount: None,
+            autoclear: false,
             steps: Vec::new(),
             updated: 0,
         }

@@ -4,9 +4,11 @@
 //! [`discover`] (every mount of the superblock in every namespace, swap, loop, units, fstab),
 //! [`holders`] (processes holding it, through `procfs` under `SysRoot`), [`checker`] (the
 //! per-filesystem commands and how their exit codes read), [`mountops`] (unmount, fence,
-//! restore with the recorded options, verify), [`boot_check`] (`/` and friends), [`state`]
+//! restore with the recorded options, verify), [`autoclear`] (the loop device of `mount -o
+//! loop` kept attached while unmounted), [`boot_check`] (`/` and friends), [`state`]
 //! (the record in `/run/snapguard`), [`plan`] (what will happen, printed before it happens).
 
+pub mod autoclear;
 pub mod boot_check;
 pub mod checker;
 pub mod discover;

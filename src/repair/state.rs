@@ -169,6 +169,12 @@ pub struct Record {
         with = "path_json::option"
     )]
     pub replay_mount: Option<PathBuf>,
+    /// The device is a loop device with autoclear (`mount -o loop`) whose flag this run clears
+    /// before the umount (set here before it is cleared): it must be set again once the
+    /// filesystem is mounted again, and is false again once it is. A crash in between leaves the
+    /// device attached (nothing lost) and this says to restore the flag.
+    #[serde(default)]
+    pub autoclear: bool,
     pub steps: Vec<RepairStep>,
     /// Unix time of the last write.
     pub updated: u64,
@@ -355,6 +361,7 @@ mod tests {
             stopped_units: vec![],
             phase: Phase::Fenced,
             replay_mount: None,
+            autoclear: true,
             steps: vec![],
             updated: 0,
         };
@@ -371,6 +378,7 @@ mod tests {
         assert_eq!(loaded.mounts, saved.mounts);
         assert_eq!(loaded.phase, Phase::Fenced);
         assert_eq!(loaded.uuid, saved.uuid);
+        assert!(loaded.autoclear);
         for phase in [Phase::RepairStarted, Phase::RolledBack, Phase::Held] {
             assert_eq!(
                 serde_json::to_value(phase).unwrap(),
@@ -383,6 +391,23 @@ mod tests {
         assert_eq!(records(&root).unwrap().readable.len(), 1);
         loaded.remove(&root).unwrap();
         assert!(Record::load(&root, 7, 3).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_record_written_before_the_autoclear_field_loads_as_false() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(dir.path());
+        let saved = sample(&root);
+        let path = record_path(&root, saved.major, saved.minor);
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(value["autoclear"], true);
+        value.as_object_mut().unwrap().remove("autoclear");
+        std::fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+        let old = Record::load(&root, saved.major, saved.minor)
+            .unwrap()
+            .unwrap();
+        assert!(!old.autoclear);
     }
 
     #[test]

@@ -1,0 +1,406 @@
+//! `snapguard repair` of a filesystem mounted with `mount -o loop IMG M` (privileged): the loop
+//! device `mount` sets up has the autoclear flag, so the kernel would detach it at the umount.
+//! The repair clears the flag before the umount and sets it again once the filesystem is
+//! mounted back, on success, rollback and `--resume`: the device survives the fence, check and
+//! hold, and after the repair a plain `umount M` still detaches it.
+
+mod common;
+
+use common::fixtures;
+use common::repair::{
+    EXT4_OPTS, MIB, RUN_LIMIT, hashes, mount_line, one_at_a_time, repair, repair_env, scan_status,
+    step, write_files,
+};
+use common::{TestDir, require_root, run, run_any, run_snapguard, wait_until};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+/// An unclean ext4 image mounted with `mount -o loop,OPTS IMG M`: files written, unmounted, a
+/// preenable inconsistency (a wrong link count) and state 0 set with debugfs on the image,
+/// mounted again. Drop unmounts it and detaches any loop device still backed by the image.
+struct LoopMounted {
+    img: PathBuf,
+    mnt: PathBuf,
+    files: BTreeMap<String, String>,
+}
+
+impl LoopMounted {
+    fn new(dir: &TestDir, name: &str) -> Self {
+        let img = fixtures::mkfs(
+            dir,
+            &format!("{name}.img"),
+            fixtures::Kind::Ext4,
+            4096,
+            &[],
+            64 * MIB,
+        );
+        let img = fs::canonicalize(&img).unwrap();
+        let mnt = dir.mkdir(name);
+        let mut me = LoopMounted {
+            img,
+            mnt,
+            files: BTreeMap::new(),
+        };
+        me.mount(EXT4_OPTS);
+        write_files(&me.mnt);
+        me.files = hashes(&me.mnt);
+        let ino = fs::metadata(me.mnt.join("file3")).unwrap().ino();
+        let first = me.loop_name();
+        run("umount", &[me.mnt.as_os_str()]);
+        wait_until("the autoclear loop device detaches at umount", || {
+            backing(&first).as_deref() != Some(me.img.as_path())
+        });
+        fixtures::debugfs_w_script(
+            &me.img,
+            &[&format!("sif <{ino}> links_count 5"), "ssv state 0"],
+        );
+        me.mount(EXT4_OPTS);
+        // A record left by an earlier user of this loop number is not this filesystem's.
+        let _ = fs::remove_file(me.record_path());
+        me
+    }
+
+    /// `mount -o loop,OPTS IMG M`.
+    fn mount(&self, opts: &str) {
+        run(
+            "mount",
+            &[
+                OsStr::new("-o"),
+                OsStr::new(&format!("loop,{opts}")),
+                self.img.as_os_str(),
+                self.mnt.as_os_str(),
+            ],
+        );
+    }
+
+    /// `loopN` of the mount at M (its mountinfo source).
+    fn loop_name(&self) -> String {
+        let (_, _, _, source) = mount_line(&self.mnt).expect("M is mounted");
+        let name = Path::new(&source)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a device source")
+            .to_string();
+        assert!(name.starts_with("loop"), "mounted from {source}");
+        assert_eq!(
+            backing(&name).as_deref(),
+            Some(self.img.as_path()),
+            "{name} is backed by our image"
+        );
+        name
+    }
+
+    /// `/run/snapguard/repair-MAJ-MIN.json` of the loop device M is mounted from.
+    fn record_path(&self) -> PathBuf {
+        let devt = fs::read_to_string(format!("/sys/block/{}/dev", self.loop_name())).unwrap();
+        let (major, minor) = devt.trim().split_once(':').unwrap();
+        PathBuf::from(format!("/run/snapguard/repair-{major}-{minor}.json"))
+    }
+}
+
+impl Drop for LoopMounted {
+    fn drop(&mut self) {
+        for _ in 0..10 {
+            if mount_line(&self.mnt).is_none() {
+                break;
+            }
+            run_any("umount", &[self.mnt.as_os_str()]);
+        }
+        // Detach only devices whose backing file is our image.
+        let Ok(entries) = fs::read_dir("/sys/block") else {
+            return;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("loop") && backing(&name).as_deref() == Some(self.img.as_path()) {
+                run_any("losetup", &["-d", &format!("/dev/{name}")]);
+            }
+        }
+    }
+}
+
+/// The backing file of `loopN`, while it is bound.
+fn backing(name: &str) -> Option<PathBuf> {
+    let raw = fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok()?;
+    Some(PathBuf::from(raw.trim_end_matches('\n')))
+}
+
+/// `/sys/block/loopN/loop/autoclear` (`None` once the device is detached).
+fn autoclear(name: &str) -> Option<String> {
+    fs::read_to_string(format!("/sys/block/{name}/loop/autoclear"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// After the repair: `umount M` alone detaches the loop device (the flag works again).
+fn umount_detaches(fx: &LoopMounted, name: &str) {
+    run("umount", &[fx.mnt.as_os_str()]);
+    wait_until(
+        "the loop device detaches at umount after the repair",
+        || backing(name).as_deref() != Some(fx.img.as_path()),
+    );
+}
+
+fn record(path: &Path) -> Option<Value> {
+    fs::read(path)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).expect("a JSON record"))
+}
+
+#[test]
+fn a_mount_o_loop_ext4_is_repaired_and_its_loop_device_autoclears_again() {
+    if !require_root("a_mount_o_loop_ext4_is_repaired_and_its_loop_device_autoclears_again") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear");
+    let fx = LoopMounted::new(&dir, "ac");
+    let name = fx.loop_name();
+    assert_eq!(
+        autoclear(&name).as_deref(),
+        Some("1"),
+        "mount -o loop sets it"
+    );
+    let before = mount_line(&fx.mnt).unwrap();
+    let (status, state) = scan_status(&fx.mnt);
+    assert_ne!(
+        status, "ok",
+        "the fixture must be unclean (state {state:?})"
+    );
+    // What the scan tells the admin to run for exactly this mount.
+    let scan = run_snapguard(
+        [OsStr::new("scan"), OsStr::new("--json"), fx.mnt.as_os_str()],
+        RUN_LIMIT,
+    )
+    .json();
+    assert_eq!(
+        common::expect_finding(&scan["targets"][0], "ext.not-clean")["remedy"],
+        format!("snapguard repair {}", fx.mnt.display()),
+        "{scan:#}"
+    );
+
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.mnt.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert_eq!(code, 1, "a successful repair exits 1:\n{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "repaired", "{doc:#}");
+    assert_eq!(mount_line(&fx.mnt).unwrap(), before, "mounted as before");
+    assert_eq!(
+        fx.loop_name(),
+        name,
+        "mounted again from the same loop device"
+    );
+    assert_eq!(hashes(&fx.mnt), fx.files, "every file has the same SHA-256");
+    assert_eq!(
+        autoclear(&name).as_deref(),
+        Some("1"),
+        "autoclear set again after the mount"
+    );
+    let steps = step(t, "autoclear");
+    assert_eq!(steps.len(), 2, "cleared, then set again: {doc:#}");
+    assert!(steps.iter().all(|s| s["result"] == "ok"), "{doc:#}");
+    let (status, state) = scan_status(&fx.mnt);
+    assert_eq!(status, "ok", "clean after the repair (state {state:?})");
+    if let Some(r) = record(&fx.record_path()) {
+        assert_eq!(r["phase"], "done", "{r:#}");
+    }
+    umount_detaches(&fx, &name);
+}
+
+#[test]
+fn the_dry_run_plan_says_autoclear_is_cleared_while_unmounted() {
+    if !require_root("the_dry_run_plan_says_autoclear_is_cleared_while_unmounted") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-plan");
+    let fx = LoopMounted::new(&dir, "acp");
+    let name = fx.loop_name();
+    let before = mount_line(&fx.mnt).unwrap();
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--dry-run"), fx.mnt.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert_eq!(code, 4, "a plan not carried out:\n{doc:#}\n{stderr}");
+    let planned = step(t, "autoclear");
+    assert_eq!(planned.len(), 1, "{doc:#}");
+    let detail = planned[0]["detail"].as_str().unwrap();
+    assert_eq!(planned[0]["result"], "planned");
+    assert!(
+        detail.contains(&format!(
+            "loop device /dev/{name}: autoclear cleared while unmounted, set again after the mount"
+        )),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(&fx.img.display().to_string()),
+        "names the image: {detail}"
+    );
+    // The step comes before the unmount.
+    let order: Vec<&str> = t["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    let at = |s: &str| order.iter().position(|x| *x == s).unwrap();
+    assert!(at("autoclear") < at("unmount"), "{order:?}");
+    assert_eq!(mount_line(&fx.mnt).unwrap(), before, "nothing changed");
+    assert_eq!(autoclear(&name).as_deref(), Some("1"), "nothing changed");
+}
+
+#[test]
+fn a_failed_step_rolls_back_on_the_same_loop_device_with_autoclear_set_again() {
+    if !require_root("a_failed_step_rolls_back_on_the_same_loop_device_with_autoclear_set_again") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-rollback");
+    let fx = LoopMounted::new(&dir, "acr");
+    let name = fx.loop_name();
+    let before = mount_line(&fx.mnt).unwrap();
+    // The flag step itself, the umount right after the flag was cleared (nothing unmounted),
+    // and the checker after the umount and the fence.
+    for point in ["autoclear", "unmount", "check"] {
+        let (code, doc, stderr) = repair_env(
+            &dir,
+            &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+            &[("SNAPGUARD_FAILPOINT", point)],
+        );
+        let t = &doc["targets"][0];
+        assert_eq!(code, 8, "{point}: a failed step:\n{doc:#}\n{stderr}");
+        assert_eq!(t["outcome"], "failed", "{point}");
+        if point == "check" {
+            assert!(
+                step(t, "fence").iter().any(|s| s["result"] == "ok"),
+                "the device survived the umount and was fenced: {doc:#}"
+            );
+        }
+        assert!(
+            step(t, "rollback").iter().any(|s| s["result"] == "ok"),
+            "{point}: {doc:#}"
+        );
+        assert_eq!(
+            mount_line(&fx.mnt).unwrap(),
+            before,
+            "{point}: mounted as before"
+        );
+        assert_eq!(fx.loop_name(), name, "{point}: on the same loop device");
+        assert_eq!(
+            autoclear(&name).as_deref(),
+            Some("1"),
+            "{point}: the rollback leaves autoclear set: {doc:#}"
+        );
+        let r = record(&fx.record_path()).expect("the record of the rollback");
+        assert_eq!(r["phase"], "rolled-back", "{point}: {r:#}");
+        assert_eq!(r["autoclear"], false, "{point}: {r:#}");
+    }
+    assert_eq!(hashes(&fx.mnt), fx.files);
+    umount_detaches(&fx, &name);
+}
+
+#[test]
+fn a_held_repair_keeps_the_loop_device_until_resume_mounts_it_and_sets_autoclear() {
+    if !require_root(
+        "a_held_repair_keeps_the_loop_device_until_resume_mounts_it_and_sets_autoclear",
+    ) {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-hold");
+    let fx = LoopMounted::new(&dir, "ach");
+    let name = fx.loop_name();
+    let record_path = fx.record_path();
+    let (code, doc, stderr) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "verify")],
+    );
+    let t = &doc["targets"][0];
+    assert_eq!(code, 4, "held:\n{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "held");
+    assert!(mount_line(&fx.mnt).is_none(), "left unmounted");
+    assert_eq!(
+        backing(&name).as_deref(),
+        Some(fx.img.as_path()),
+        "the loop device stays attached while held"
+    );
+    assert_eq!(
+        autoclear(&name).as_deref(),
+        Some("0"),
+        "autoclear stays cleared while unmounted"
+    );
+    let message = t["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("/dev/{name}")) && message.contains("autoclear"),
+        "the hold says the device stays attached: {message}"
+    );
+    let r = record(&record_path).expect("the record of the hold");
+    assert_eq!(r["phase"], "held");
+    assert_eq!(r["autoclear"], true, "{r:#}");
+
+    let dev = PathBuf::from(format!("/dev/{name}"));
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), dev.as_os_str()]);
+    assert_eq!(code, 1, "{doc:#}\n{stderr}");
+    assert!(mount_line(&fx.mnt).is_some(), "mounted again by --resume");
+    assert_eq!(fx.loop_name(), name);
+    assert_eq!(
+        autoclear(&name).as_deref(),
+        Some("1"),
+        "--resume sets autoclear again after the mount"
+    );
+    umount_detaches(&fx, &name);
+}
+
+#[test]
+fn a_crash_while_unmounted_leaves_the_device_attached_and_the_next_run_sets_autoclear_again() {
+    if !require_root(
+        "a_crash_while_unmounted_leaves_the_device_attached_and_the_next_run_sets_autoclear_again",
+    ) {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-crash");
+    let fx = LoopMounted::new(&dir, "acc");
+    let name = fx.loop_name();
+    let record_path = fx.record_path();
+    let before = mount_line(&fx.mnt).unwrap();
+    // Killed at the start of the check: unmounted and fenced, nothing written.
+    let (code, _, stderr) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "check:crash")],
+    );
+    assert_eq!(code, 8, "{stderr}");
+    assert!(mount_line(&fx.mnt).is_none(), "left unmounted by the crash");
+    assert_eq!(
+        backing(&name).as_deref(),
+        Some(fx.img.as_path()),
+        "the loop device outlived the umount and the crash"
+    );
+    assert_eq!(autoclear(&name).as_deref(), Some("0"));
+    let r = record(&record_path).expect("the record the crash left");
+    assert_eq!(r["phase"], "fenced", "{r:#}");
+    assert_eq!(r["autoclear"], true, "the record says to set it again");
+
+    // The next run reads the record: mounts it back and sets the flag again.
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.mnt.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert_eq!(code, 8, "rolled back, run again:\n{doc:#}\n{stderr}");
+    assert!(
+        t["message"]
+            .as_str()
+            .unwrap()
+            .contains("its mounts are back"),
+        "{doc:#}"
+    );
+    assert_eq!(mount_line(&fx.mnt).unwrap(), before, "mounted as before");
+    assert_eq!(fx.loop_name(), name);
+    assert_eq!(autoclear(&name).as_deref(), Some("1"), "{doc:#}");
+    let r = record(&record_path).expect("the closed record");
+    assert_eq!(r["phase"], "rolled-back", "{r:#}");
+    assert_eq!(r["autoclear"], false, "{r:#}");
+    assert_eq!(hashes(&fx.mnt), fx.files);
+    umount_detaches(&fx, &name);
+}
