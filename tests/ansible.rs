@@ -269,6 +269,7 @@ fn hosts_without_a_report_are_recorded_and_a_blocked_host_fails_the_play_on_requ
     };
     let hung = fake("hung", "exec sleep 120");
     let garbage = fake("garbage", "echo 'Segmentation fault — «ünïcode»'; exit 0");
+    let silent = fake("silent", "exit 0");
     let args_json = serde_json::to_string(&args).unwrap();
     // Port 1 on the loopback: refused at once (unreachable, not a hang).
     let inventory = run.dir.join("hosts.ini");
@@ -279,11 +280,13 @@ fn hosts_without_a_report_are_recorded_and_a_blocked_host_fails_the_play_on_requ
              missing ansible_connection=local snapguard_bin={}\n\
              down ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=1\n\
              hung ansible_connection=local snapguard_bin={} snapguard_timeout=2\n\
-             garbage ansible_connection=local snapguard_bin={}\n",
+             garbage ansible_connection=local snapguard_bin={}\n\
+             silent ansible_connection=local snapguard_bin={}\n",
             env!("CARGO_BIN_EXE_snapguard"),
             missing.display(),
             hung.display(),
-            garbage.display()
+            garbage.display(),
+            silent.display()
         ),
     )
     .unwrap();
@@ -299,7 +302,11 @@ fn hosts_without_a_report_are_recorded_and_a_blocked_host_fails_the_play_on_requ
     assert_eq!(exit, 2, "{out}");
     assert!(out.contains("1 host(s) blocked: see "), "{out}");
     let hosts = fleet["hosts"].as_object().expect("hosts");
-    assert_eq!(hosts.len(), 5, "{fleet:#}");
+    assert_eq!(hosts.len(), 6, "{fleet:#}");
+    assert_eq!(
+        fleet["hosts"]["silent"],
+        json!({"error": format!("{} gave no report (exit 0): no output", silent.display())})
+    );
     assert_eq!(
         fleet["hosts"]["hung"],
         json!({"error": format!("{} did not finish within 2 s (killed)", hung.display())})
@@ -327,7 +334,7 @@ fn hosts_without_a_report_are_recorded_and_a_blocked_host_fails_the_play_on_requ
             "{down}"
         );
     }
-    assert_eq!(fleet["summary"], summary(0, 1, 0, 4));
+    assert_eq!(fleet["summary"], summary(0, 1, 0, 5));
     assert_printed(&out, &summary_line("blocked", code, &doc));
     assert!(
         out.contains("\"missing: ERROR snapguard is not installed: "),
