@@ -66,6 +66,11 @@ fn sh_env(
         .args(args)
         .stdin(Stdio::null())
         .env("SNAPGUARD_AZURE_LOGDIR", logdir)
+        // Not this machine's /etc/azure configuration (its timeoutInSeconds).
+        .env(
+            "SNAPGUARD_AZURE_CONFIG",
+            "/nonexistent-snapguard-azure-config",
+        )
         .env_remove("SNAPGUARD_AZURE_TIMEOUT")
         .env_remove("SNAPGUARD_QGA_TIMEOUT")
         .env_remove("RUST_LOG");
@@ -819,4 +824,32 @@ fn scripts_print_one_line_whatever_the_report_directory_is_named() {
         &logdir,
         "log dir second line and a tab/azure-pre.json: blocked, exit 1",
     );
+}
+
+#[test]
+fn pre_script_ends_snapguard_before_azure_gives_up_on_it() {
+    // Azure waits timeoutInSeconds for the pre-script, then goes on with the snapshot without
+    // killing it: with a timeoutInSeconds of 6, the default limit (25 s) would leave
+    // snapguard reading devices during the snapshot. The limit follows the configuration.
+    let fx = unassessed("azure-config-timeout");
+    let conf = fx.dir.join("VMSnapshotScriptPluginConfig.json");
+    std::fs::write(
+        &conf,
+        "{\n    \"timeoutInSeconds\": 6,\n    \"pluginName\": \"ScriptRunner\"\n}\n",
+    )
+    .unwrap();
+    let hang = fake_tool(&fx.dir.path(), "hang", "exec sleep 60");
+    let logdir = fx.dir.join("log");
+    let ran = sh_env(
+        &pre_script(),
+        &[],
+        Some(hang.as_os_str()),
+        &logdir,
+        &[("SNAPGUARD_AZURE_CONFIG", conf.as_os_str())],
+    );
+    assert_one_short_line(&ran);
+    assert_eq!(ran.code, 124, "{ran:?}");
+    assert!(ran.stdout.contains("did not finish within 1 s"), "{ran:?}");
+    assert!(ran.took < Duration::from_secs(6), "{ran:?}");
+    assert_eq!(report(&logdir)["exit_code"], 124);
 }

@@ -30,8 +30,12 @@
 #   SNAPGUARD               the snapguard binary (default: snapguard on PATH, else
 #                           /usr/local/bin/snapguard)
 #   SNAPGUARD_AZURE_LOGDIR  where the report goes (default /var/log/snapguard)
-#   SNAPGUARD_AZURE_TIMEOUT seconds snapguard may run (default 25, below Azure's default
-#                           timeoutInSeconds of 30; Azure never kills a late script, this does)
+#   SNAPGUARD_AZURE_TIMEOUT seconds snapguard may run (default 25, and at most 5 s less than
+#                           the timeoutInSeconds of SNAPGUARD_AZURE_CONFIG, so that snapguard
+#                           is gone before Azure gives up on the script and goes on with the
+#                           snapshot; Azure never kills a late script, this does)
+#   SNAPGUARD_AZURE_CONFIG  the extension's configuration (default
+#                           /etc/azure/VMSnapshotScriptPluginConfig.json), read for that only
 #
 # POSIX sh: Azure runs it with sh, whatever its first line and mode (mode 0700, owned by root:
 # the extension refuses anything else).
@@ -125,6 +129,22 @@ fi
 case $limit in
     '' | *[!0-9]* | 0) limit=25 ;;
 esac
+if [ -z "${SNAPGUARD_AZURE_TIMEOUT:-}" ]; then
+    # The default stays below what Azure waits (timeoutInSeconds, 30 in the sample).
+    azure=$(sed -n 's/.*"timeoutInSeconds"[[:space:]]*:[[:space:]]*\([0-9][0-9]*\).*/\1/p' \
+        "${SNAPGUARD_AZURE_CONFIG:-/etc/azure/VMSnapshotScriptPluginConfig.json}" 2>/dev/null |
+        head -n 1)
+    case $azure in
+        '' | *[!0-9]*) ;;
+        *)
+            if [ "${#azure}" -le 6 ] && [ "$azure" -le 6 ]; then
+                limit=1
+            elif [ "${#azure}" -le 6 ] && [ "$((azure - 5))" -lt "$limit" ]; then
+                limit=$((azure - 5))
+            fi
+            ;;
+    esac
+fi
 # Killed (TERM, INT, HUP): stop snapguard too and leave no temporary file. snapguard runs in
 # the background so that the trap runs at once, not when snapguard ends.
 child=
