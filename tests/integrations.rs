@@ -763,12 +763,12 @@ fn pre_script_killed_stops_snapguard_and_leaves_no_temporary_file() {
     assert_eq!(temporary_files(&logdir), Vec::<String>::new());
 
     // KILL cannot be caught: snapguard ends at the time limit (1 s, then TERM), and the
-    // next run removes the temporary report the killed one left.
+    // next run removes the temporary report and stderr the killed one left.
     let (mut sh, snapguard) = pre_script_running(&fx, &logdir, "1");
     kill(nix::unistd::Pid::from_raw(sh.id() as i32), Signal::SIGKILL).unwrap();
     sh.wait().unwrap();
     wait_until("snapguard stopped at the time limit", gone(snapguard));
-    assert_eq!(temporary_files(&logdir).len(), 1);
+    assert_eq!(temporary_files(&logdir).len(), 2);
     let ran = azure_pre(&fx, &logdir, &[]);
     assert_eq!(ran.code, 1, "{ran:?}");
     preflight_report(&logdir, 1);
@@ -852,4 +852,47 @@ fn pre_script_ends_snapguard_before_azure_gives_up_on_it() {
     assert!(ran.stdout.contains("did not finish within 1 s"), "{ran:?}");
     assert!(ran.took < Duration::from_secs(6), "{ran:?}");
     assert_eq!(report(&logdir)["exit_code"], 124);
+}
+
+#[test]
+fn concurrent_pre_scripts_keep_their_own_stderr() {
+    // Azure retries while a late run still goes (it never kills one), or two backups overlap:
+    // each run names its own snapguard's error, and no temporary file is left.
+    let fx = unassessed("azure-concurrent");
+    let logdir = fx.dir.join("log");
+    let started = fx.dir.join("slow.started");
+    let slow = fake_tool(
+        &fx.dir.path(),
+        "slow",
+        &format!(
+            "echo 'slow run error' >&2; touch '{}'; sleep 1; exit 3",
+            started.display()
+        ),
+    );
+    let fast = fake_tool(&fx.dir.path(), "fast", "echo 'fast run error' >&2; exit 3");
+    let (slow_ran, fast_ran) = std::thread::scope(|s| {
+        let slow_ran = s.spawn(|| sh(&pre_script(), &[], Some(slow.as_os_str()), &logdir));
+        wait_until("the slow run started", || started.exists());
+        let fast_ran = sh(&pre_script(), &[], Some(fast.as_os_str()), &logdir);
+        (slow_ran.join().unwrap(), fast_ran)
+    });
+    for (ran, own) in [(&slow_ran, "slow run error"), (&fast_ran, "fast run error")] {
+        assert_one_short_line(ran);
+        assert_eq!(ran.code, 3, "{ran:?}");
+        assert!(
+            ran.stdout.contains(&format!("snapguard exited 3: {own}")),
+            "{ran:?}"
+        );
+    }
+    // The last to finish left its report and its stderr.
+    assert!(
+        report(&logdir)["error"]
+            .as_str()
+            .unwrap()
+            .contains("slow run error")
+    );
+    assert_eq!(
+        std::fs::read_to_string(logdir.join("azure-pre.stderr")).unwrap(),
+        "slow run error\n"
+    );
 }

@@ -91,6 +91,7 @@ first_entry() {
 # someone else owns (who could plant a symlink named azure-pre.stderr) gets no report.
 tmp=
 tmpname=
+errname=
 if ! mkdir -p -- "$logdir" 2>/dev/null; then
     saved="no report: cannot create $logdir"
 elif [ -L "$logdir" ] || [ ! -d "$logdir" ] || [ ! -O "$logdir" ]; then
@@ -100,13 +101,16 @@ elif ! chmod 0700 -- "$logdir" 2>/dev/null; then
 else
     tmpname=$logdir/.azure-pre.json.$$
     tmp=$tmpname
-    # Temporary reports of runs that were killed (their process is gone).
-    for stale in "$logdir"/.azure-pre.json.*; do
+    # Temporary files of runs that were killed (their process is gone).
+    for stale in "$logdir"/.azure-pre.json.* "$logdir"/.azure-pre.stderr.*; do
         [ -f "$stale" ] || continue
         kill -0 "${stale##*.}" 2>/dev/null || rm -f -- "$stale"
     done
     rm -f -- "$tmp"
-    errfile=$logdir/azure-pre.stderr
+    # snapguard's stderr: this run's own file until it ends (a run beside it, such as an Azure
+    # retry while this one is still going, does not write into it).
+    errname=$logdir/.azure-pre.stderr.$$
+    errfile=$errname
     out=$tmp
     saved="report $report"
 fi
@@ -152,7 +156,7 @@ child=
 stop() {
     trap '' TERM INT HUP
     [ -z "$child" ] || kill -TERM "$child" 2>/dev/null
-    [ -z "$tmpname" ] || rm -f -- "$tmpname"
+    [ -z "$tmpname" ] || rm -f -- "$tmpname" "$errname"
     exit "$1"
 }
 trap 'stop 143' TERM
@@ -177,6 +181,8 @@ else
     rc=$?
 fi
 child=
+first=$(head -n 1 "$errfile" 2>/dev/null)
+[ -z "$errname" ] || mv -f -- "$errname" "$logdir/azure-pre.stderr"
 
 case $rc in
     0 | 1 | 2)
@@ -219,7 +225,6 @@ case $rc in
         exit 124
         ;;
     *)
-        first=$(head -n 1 "$errfile" 2>/dev/null)
         error_report 3 "snapguard exited $rc${first:+: $first}"
         note err 3 "FAILED: snapguard exited $rc${first:+: $first}"
         exit 3
