@@ -503,6 +503,21 @@ fn freeze_hook_protocol() {
     );
     assert_eq!(ran.code, 4, "{ran:?}");
     assert!(ran.stderr.contains("snapguard exited 3"), "{ran:?}");
+    // Killed at once (the OOM killer's KILL): a crash, not a time-out.
+    let dir = TestDir::new("qga-killed");
+    let killed = fake_tool(&dir.path(), "killed", "echo 'about to die'; kill -KILL $$");
+    let ran = sh(
+        &qga_hook(),
+        &[OsStr::new("freeze")],
+        Some(killed.as_os_str()),
+        unused,
+    );
+    assert_eq!(ran.code, 4, "{ran:?}");
+    assert!(
+        ran.stderr.contains("snapguard exited 137: about to die"),
+        "{ran:?}"
+    );
+    assert_eq!(ran.stderr.lines().count(), 1, "{ran:?}");
 }
 
 /// `scripts/install.sh` into `dest` with the test binary.
