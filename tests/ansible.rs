@@ -260,6 +260,16 @@ fn hosts_without_a_report_are_recorded_and_a_blocked_host_fails_the_play_on_requ
     assert_eq!(doc["decision"], "blocked", "{doc:#}");
 
     let missing = run.dir.join("not-installed/snapguard");
+    // A snapguard that never answers (a device that hangs it) and one that prints no JSON.
+    let fake = |name: &str, body: &str| {
+        let p = run.dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let hung = fake("hung", "exec sleep 120");
+    let garbage = fake("garbage", "echo 'Segmentation fault — «ünïcode»'; exit 0");
+    let silent = fake("silent", "exit 0");
     let args_json = serde_json::to_string(&args).unwrap();
     // Port 1 on the loopback: refused at once (unreachable, not a hang).
     let inventory = run.dir.join("hosts.ini");
@@ -268,22 +278,46 @@ fn hosts_without_a_report_are_recorded_and_a_blocked_host_fails_the_play_on_requ
         format!(
             "blocked ansible_connection=local snapguard_bin={} snapguard_args='{args_json}'\n\
              missing ansible_connection=local snapguard_bin={}\n\
-             down ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=1\n",
+             down ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=1\n\
+             hung ansible_connection=local snapguard_bin={} snapguard_timeout=2\n\
+             garbage ansible_connection=local snapguard_bin={}\n\
+             silent ansible_connection=local snapguard_bin={}\n",
             env!("CARGO_BIN_EXE_snapguard"),
-            missing.display()
+            missing.display(),
+            hung.display(),
+            garbage.display(),
+            silent.display()
         ),
     )
     .unwrap();
+    let started = std::time::Instant::now();
     let (exit, out, fleet) = run.collect(
         inventory.to_str().unwrap(),
         false,
         json!({"snapguard_fail_on_blocked": true}),
     );
+    // The hung host is given up after its 2 s, not after its 120 s.
+    assert!(started.elapsed() < Duration::from_secs(100), "{out}");
     // The file is written first; then the play fails because a host is blocked.
     assert_eq!(exit, 2, "{out}");
     assert!(out.contains("1 host(s) blocked: see "), "{out}");
     let hosts = fleet["hosts"].as_object().expect("hosts");
-    assert_eq!(hosts.len(), 3, "{fleet:#}");
+    assert_eq!(hosts.len(), 6, "{fleet:#}");
+    assert_eq!(
+        fleet["hosts"]["silent"],
+        json!({"error": format!("{} gave no report (exit 0): no output", silent.display())})
+    );
+    assert_eq!(
+        fleet["hosts"]["hung"],
+        json!({"error": format!("{} did not finish within 2 s (killed)", hung.display())})
+    );
+    assert_eq!(
+        fleet["hosts"]["garbage"],
+        json!({"error": format!(
+            "{} gave no report (exit 0): stdout is not a JSON object: Segmentation fault — «ünïcode»",
+            garbage.display()
+        )})
+    );
     assert_matches_direct("blocked", &fleet["hosts"]["blocked"], code, &doc);
     assert_eq!(
         fleet["hosts"]["missing"],
@@ -300,7 +334,7 @@ fn hosts_without_a_report_are_recorded_and_a_blocked_host_fails_the_play_on_requ
             "{down}"
         );
     }
-    assert_eq!(fleet["summary"], summary(0, 1, 0, 2));
+    assert_eq!(fleet["summary"], summary(0, 1, 0, 5));
     assert_printed(&out, &summary_line("blocked", code, &doc));
     assert!(
         out.contains("\"missing: ERROR snapguard is not installed: "),

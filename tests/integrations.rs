@@ -66,6 +66,11 @@ fn sh_env(
         .args(args)
         .stdin(Stdio::null())
         .env("SNAPGUARD_AZURE_LOGDIR", logdir)
+        // Not this machine's /etc/azure configuration (its timeoutInSeconds).
+        .env(
+            "SNAPGUARD_AZURE_CONFIG",
+            "/nonexistent-snapguard-azure-config",
+        )
         .env_remove("SNAPGUARD_AZURE_TIMEOUT")
         .env_remove("SNAPGUARD_QGA_TIMEOUT")
         .env_remove("RUST_LOG");
@@ -498,6 +503,21 @@ fn freeze_hook_protocol() {
     );
     assert_eq!(ran.code, 4, "{ran:?}");
     assert!(ran.stderr.contains("snapguard exited 3"), "{ran:?}");
+    // Killed at once (the OOM killer's KILL): a crash, not a time-out.
+    let dir = TestDir::new("qga-killed");
+    let killed = fake_tool(&dir.path(), "killed", "echo 'about to die'; kill -KILL $$");
+    let ran = sh(
+        &qga_hook(),
+        &[OsStr::new("freeze")],
+        Some(killed.as_os_str()),
+        unused,
+    );
+    assert_eq!(ran.code, 4, "{ran:?}");
+    assert!(
+        ran.stderr.contains("snapguard exited 137: about to die"),
+        "{ran:?}"
+    );
+    assert_eq!(ran.stderr.lines().count(), 1, "{ran:?}");
 }
 
 /// `scripts/install.sh` into `dest` with the test binary.
@@ -637,5 +657,257 @@ fn scripts_are_posix_sh_and_shellcheck_clean() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A mount table naming a device that does not exist: snapguard blocks (exit 1), quickly.
+fn unassessed(tag: &str) -> FixtureRoot {
+    FixtureRoot::new(
+        tag,
+        &format!("{ROOT_LINE}30 20 259:77 / /data rw - ext4 /dev/snapguard-test-absent rw\n"),
+    )
+}
+
+/// An executable shell script `dir/name` with `body`.
+fn fake_tool(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn scripts_do_not_wait_on_a_stuck_journal() {
+    // A `logger` that never returns (journald stuck): Azure never kills a late script, and
+    // qemu-ga waits for its hook, so each script must give up on the journal by itself.
+    let fx = unassessed("stuck-logger");
+    let fakes = fx.dir.mkdir("bin");
+    fake_tool(&fakes, "logger", "exec sleep 20");
+    let path = format!("{}:/usr/bin:/bin", fakes.display());
+    let logdir = fx.dir.join("log");
+    let env = [("PATH", OsStr::new(&path))];
+    let bin: &OsStr = snapguard_bin().as_ref();
+    let target = [
+        OsStr::new("--root"),
+        fx.root.as_os_str(),
+        OsStr::new("--config"),
+        fx.config.as_os_str(),
+    ];
+    let mut freeze = vec![OsStr::new("freeze")];
+    freeze.extend(target);
+    let (pre, post, hook) = std::thread::scope(|s| {
+        let pre = s.spawn(|| sh_env(&pre_script(), &target, Some(bin), &logdir, &env));
+        let hook = s.spawn(|| sh_env(&qga_hook(), &freeze, Some(bin), &logdir, &env));
+        let post = s.spawn(|| sh_env(&post_script(), &[], Some(bin), &logdir, &env));
+        (
+            pre.join().unwrap(),
+            post.join().unwrap(),
+            hook.join().unwrap(),
+        )
+    });
+    assert_one_short_line(&pre);
+    assert_eq!(pre.code, 1, "{pre:?}");
+    assert_eq!(hook.code, 1, "{hook:?}");
+    assert_eq!(post.code, 0, "{post:?}");
+    for ran in [&pre, &post, &hook] {
+        assert!(ran.took < Duration::from_secs(10), "{ran:?}");
+    }
+}
+
+/// `sh pre.sh` started in the background with a snapguard that records its PID in `pidfile`
+/// and sleeps: the shell and snapguard's PID.
+fn pre_script_running(
+    fx: &FixtureRoot,
+    logdir: &Path,
+    limit: &str,
+) -> (std::process::Child, nix::unistd::Pid) {
+    let pidfile = fx.dir.join("sleeper.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let sleeper = fake_tool(
+        &fx.dir.path(),
+        "sleeper",
+        &format!(
+            "echo $$ > '{}.new'; mv '{0}.new' '{0}'; exec sleep 30",
+            pidfile.display()
+        ),
+    );
+    let child = Command::new("sh")
+        .arg(pre_script())
+        .env("SNAPGUARD", &sleeper)
+        .env("SNAPGUARD_AZURE_LOGDIR", logdir)
+        .env("SNAPGUARD_AZURE_TIMEOUT", limit)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run sh");
+    wait_until("the fake snapguard runs", || pidfile.exists());
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (child, nix::unistd::Pid::from_raw(pid))
+}
+
+fn temporary_files(logdir: &Path) -> Vec<String> {
+    std::fs::read_dir(logdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".azure-pre"))
+        .collect()
+}
+
+#[test]
+fn pre_script_killed_stops_snapguard_and_leaves_no_temporary_file() {
+    use nix::sys::signal::{Signal, kill};
+    let fx = unassessed("azure-killed");
+    let logdir = fx.dir.join("log");
+    let gone = |pid: nix::unistd::Pid| {
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        move || !dir.exists()
+    };
+
+    // TERM (an operator, a service manager): snapguard stops at once, not at the time limit
+    // (60 s here), and the temporary report goes.
+    let (mut sh, snapguard) = pre_script_running(&fx, &logdir, "60");
+    kill(nix::unistd::Pid::from_raw(sh.id() as i32), Signal::SIGTERM).unwrap();
+    let status = sh.wait().unwrap();
+    wait_until("snapguard stopped with the pre-script", gone(snapguard));
+    assert!(!status.success(), "{status:?}");
+    assert_eq!(temporary_files(&logdir), Vec::<String>::new());
+
+    // KILL cannot be caught: snapguard ends at the time limit (1 s, then TERM), and the
+    // next run removes the temporary report and stderr the killed one left.
+    let (mut sh, snapguard) = pre_script_running(&fx, &logdir, "1");
+    kill(nix::unistd::Pid::from_raw(sh.id() as i32), Signal::SIGKILL).unwrap();
+    sh.wait().unwrap();
+    wait_until("snapguard stopped at the time limit", gone(snapguard));
+    assert_eq!(temporary_files(&logdir).len(), 2);
+    let ran = azure_pre(&fx, &logdir, &[]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    preflight_report(&logdir, 1);
+}
+
+#[test]
+fn pre_script_writes_no_report_through_a_directory_it_does_not_own() {
+    let fx = unassessed("azure-logdir-owner");
+    let victim = fx.dir.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let elsewhere = fx.dir.mkdir("elsewhere");
+
+    // A symlink to another directory: nothing is written there, and the verdict still stands.
+    let link = fx.dir.join("log-link");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let ran = azure_pre(&fx, &link, &[]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(ran.stdout.contains("no report: "), "{ran:?}");
+    assert!(
+        ran.stdout.contains("is a symlink or not owned by"),
+        "{ran:?}"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    // A directory another user owns, holding a symlink where snapguard's stderr goes: root
+    // must not truncate the file it points at.
+    if !require_root("integrations_logdir_owner") {
+        return;
+    }
+    let theirs = fx.dir.mkdir("theirs");
+    std::os::unix::fs::symlink(&victim, theirs.join("azure-pre.stderr")).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let ran = azure_pre(&fx, &theirs, &[]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(
+        ran.stdout.contains("is a symlink or not owned by"),
+        "{ran:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(!theirs.join("azure-pre.json").exists());
+}
+
+#[test]
+fn scripts_print_one_line_whatever_the_report_directory_is_named() {
+    // Spaces, a newline and a tab in SNAPGUARD_AZURE_LOGDIR: still one line for Azure.
+    let fx = unassessed("azure-odd-logdir");
+    let logdir = fx.dir.join("log dir\nsecond line\tand a tab");
+    let ran = azure_pre(&fx, &logdir, &[]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(ran.stdout.contains("BLOCKED: scan "), "{ran:?}");
+    preflight_report(&logdir, 1);
+    azure_post_twice(
+        &logdir,
+        "log dir second line and a tab/azure-pre.json: blocked, exit 1",
+    );
+}
+
+#[test]
+fn pre_script_ends_snapguard_before_azure_gives_up_on_it() {
+    // Azure waits timeoutInSeconds for the pre-script, then goes on with the snapshot without
+    // killing it: with a timeoutInSeconds of 6, the default limit (25 s) would leave
+    // snapguard reading devices during the snapshot. The limit follows the configuration.
+    let fx = unassessed("azure-config-timeout");
+    let conf = fx.dir.join("VMSnapshotScriptPluginConfig.json");
+    std::fs::write(
+        &conf,
+        "{\n    \"timeoutInSeconds\": 6,\n    \"pluginName\": \"ScriptRunner\"\n}\n",
+    )
+    .unwrap();
+    let hang = fake_tool(&fx.dir.path(), "hang", "exec sleep 60");
+    let logdir = fx.dir.join("log");
+    let ran = sh_env(
+        &pre_script(),
+        &[],
+        Some(hang.as_os_str()),
+        &logdir,
+        &[("SNAPGUARD_AZURE_CONFIG", conf.as_os_str())],
+    );
+    assert_one_short_line(&ran);
+    assert_eq!(ran.code, 124, "{ran:?}");
+    assert!(ran.stdout.contains("did not finish within 1 s"), "{ran:?}");
+    assert!(ran.took < Duration::from_secs(6), "{ran:?}");
+    assert_eq!(report(&logdir)["exit_code"], 124);
+}
+
+#[test]
+fn concurrent_pre_scripts_keep_their_own_stderr() {
+    // Azure retries while a late run still goes (it never kills one), or two backups overlap:
+    // each run names its own snapguard's error, and no temporary file is left.
+    let fx = unassessed("azure-concurrent");
+    let logdir = fx.dir.join("log");
+    let started = fx.dir.join("slow.started");
+    let slow = fake_tool(
+        &fx.dir.path(),
+        "slow",
+        &format!(
+            "echo 'slow run error' >&2; touch '{}'; sleep 1; exit 3",
+            started.display()
+        ),
+    );
+    let fast = fake_tool(&fx.dir.path(), "fast", "echo 'fast run error' >&2; exit 3");
+    let (slow_ran, fast_ran) = std::thread::scope(|s| {
+        let slow_ran = s.spawn(|| sh(&pre_script(), &[], Some(slow.as_os_str()), &logdir));
+        wait_until("the slow run started", || started.exists());
+        let fast_ran = sh(&pre_script(), &[], Some(fast.as_os_str()), &logdir);
+        (slow_ran.join().unwrap(), fast_ran)
+    });
+    for (ran, own) in [(&slow_ran, "slow run error"), (&fast_ran, "fast run error")] {
+        assert_one_short_line(ran);
+        assert_eq!(ran.code, 3, "{ran:?}");
+        assert!(
+            ran.stdout.contains(&format!("snapguard exited 3: {own}")),
+            "{ran:?}"
+        );
+    }
+    // The last to finish left its report and its stderr.
+    assert!(
+        report(&logdir)["error"]
+            .as_str()
+            .unwrap()
+            .contains("slow run error")
+    );
+    assert_eq!(
+        std::fs::read_to_string(logdir.join("azure-pre.stderr")).unwrap(),
+        "slow run error\n"
     );
 }

@@ -27,8 +27,15 @@ else
     pre="no pre-script report at $report"
 fi
 msg="snapshot finished; $pre"
+# To the journal when logger is here, never waiting more than 3 s for it.
 if command -v logger >/dev/null 2>&1; then
-    logger -t snapguard-azure -p user.info -- "post-script: $msg" >/dev/null 2>&1 || :
+    if command -v timeout >/dev/null 2>&1; then
+        timeout -k 1 3 logger -t snapguard-azure -p user.info -- "post-script: $msg" \
+            </dev/null >/dev/null 2>&1 || :
+    else
+        logger -t snapguard-azure -p user.info -- "post-script: $msg" </dev/null >/dev/null 2>&1 &
+    fi
 fi
-printf 'snapguard-azure: %s\n' "$msg" | cut -c1-200
+# One line whatever the report path holds.
+printf 'snapguard-azure: %s\n' "$(printf '%s' "$msg" | tr '\000-\037' '[ *]')" | cut -c1-200
 exit 0

@@ -21,14 +21,21 @@
 # small); the same line to the journal (logger -t snapguard-azure); the JSON report, written
 # atomically, to $SNAPGUARD_AZURE_LOGDIR/azure-pre.json (default /var/log/snapguard, made
 # mode 0700) with snapguard's stderr next to it in azure-pre.stderr. When snapguard gives no
-# report, azure-pre.json says why ("decision": "error").
+# report, azure-pre.json says why ("decision": "error"). A report directory that is a symlink
+# or not root's own gets no report (root would write through it). Killed with TERM, INT or
+# HUP, the script stops snapguard and removes its temporary report; a later run removes those
+# a KILL left.
 #
 # Environment:
 #   SNAPGUARD               the snapguard binary (default: snapguard on PATH, else
 #                           /usr/local/bin/snapguard)
 #   SNAPGUARD_AZURE_LOGDIR  where the report goes (default /var/log/snapguard)
-#   SNAPGUARD_AZURE_TIMEOUT seconds snapguard may run (default 25, below Azure's default
-#                           timeoutInSeconds of 30; Azure never kills a late script, this does)
+#   SNAPGUARD_AZURE_TIMEOUT seconds snapguard may run (default 25, and at most 5 s less than
+#                           the timeoutInSeconds of SNAPGUARD_AZURE_CONFIG, so that snapguard
+#                           is gone before Azure gives up on the script and goes on with the
+#                           snapshot; Azure never kills a late script, this does)
+#   SNAPGUARD_AZURE_CONFIG  the extension's configuration (default
+#                           /etc/azure/VMSnapshotScriptPluginConfig.json), read for that only
 #
 # POSIX sh: Azure runs it with sh, whatever its first line and mode (mode 0700, owned by root:
 # the extension refuses anything else).
@@ -41,14 +48,25 @@ logdir=${SNAPGUARD_AZURE_LOGDIR:-/var/log/snapguard}
 limit=${SNAPGUARD_AZURE_TIMEOUT:-25}
 report=$logdir/azure-pre.json
 
-# note PRIORITY CODE MESSAGE: the line to the journal (when logger is here) and, cut to 240
-# characters, to stdout: "snapguard-azure: exit CODE (report FILE): MESSAGE".
+# journal PRIORITY MESSAGE: one line to the journal when logger is here, never waiting more
+# than 3 s for it (a stuck journal must not hold the backup: Azure never kills a late script).
+journal() {
+    command -v logger >/dev/null 2>&1 || return 0
+    if command -v timeout >/dev/null 2>&1; then
+        timeout -k 1 3 logger -t snapguard-azure -p "user.$1" -- "$2" </dev/null >/dev/null 2>&1 || :
+    else
+        logger -t snapguard-azure -p "user.$1" -- "$2" </dev/null >/dev/null 2>&1 &
+    fi
+}
+
+# note PRIORITY CODE MESSAGE: the line to the journal and, on one line cut to 240 characters,
+# to stdout:
+# "snapguard-azure: exit CODE (report FILE): MESSAGE".
 note() {
     line="exit $2 ($saved): $3"
-    if command -v logger >/dev/null 2>&1; then
-        logger -t snapguard-azure -p "user.$1" -- "pre-script $line" >/dev/null 2>&1 || :
-    fi
-    printf 'snapguard-azure: %s\n' "$line" | cut -c1-240
+    journal "$1" "pre-script $line"
+    # One line whatever the text holds (a report path with a newline, a message with a tab).
+    printf 'snapguard-azure: %s\n' "$(printf '%s' "$line" | tr '\000-\037' '[ *]')" | cut -c1-240
 }
 
 # json_string TEXT: TEXT as a JSON string (quotes, backslashes, no control characters).
@@ -69,17 +87,36 @@ first_entry() {
     sed -n "/^  \"$1\": \\[\$/{n;s/^    \"\\(.*\\)\",\\{0,1\\}\$/\\1/p;q;}" "$tmp" 2>/dev/null
 }
 
+# The report directory must be root's own: root writes through it, so a symlink or a directory
+# someone else owns (who could plant a symlink named azure-pre.stderr) gets no report.
 tmp=
-if mkdir -p -- "$logdir" 2>/dev/null && chmod 0700 -- "$logdir" 2>/dev/null; then
-    tmp=$logdir/.azure-pre.json.$$
+tmpname=
+errname=
+if ! mkdir -p -- "$logdir" 2>/dev/null; then
+    saved="no report: cannot create $logdir"
+elif [ -L "$logdir" ] || [ ! -d "$logdir" ] || [ ! -O "$logdir" ]; then
+    saved="no report: $logdir is a symlink or not owned by $(id -un 2>/dev/null || id -u)"
+elif ! chmod 0700 -- "$logdir" 2>/dev/null; then
+    saved="no report: cannot make $logdir private"
+else
+    tmpname=$logdir/.azure-pre.json.$$
+    tmp=$tmpname
+    # Temporary files of runs that were killed (their process is gone).
+    for stale in "$logdir"/.azure-pre.json.* "$logdir"/.azure-pre.stderr.*; do
+        [ -f "$stale" ] || continue
+        kill -0 "${stale##*.}" 2>/dev/null || rm -f -- "$stale"
+    done
     rm -f -- "$tmp"
-    errfile=$logdir/azure-pre.stderr
+    # snapguard's stderr: this run's own file until it ends (a run beside it, such as an Azure
+    # retry while this one is still going, does not write into it).
+    errname=$logdir/.azure-pre.stderr.$$
+    errfile=$errname
     out=$tmp
     saved="report $report"
-else
+fi
+if [ -z "$tmp" ]; then
     errfile=/dev/null
     out=/dev/null
-    saved="no report: cannot create $logdir"
 fi
 
 bin=${SNAPGUARD:-}
@@ -96,19 +133,56 @@ fi
 case $limit in
     '' | *[!0-9]* | 0) limit=25 ;;
 esac
+if [ -z "${SNAPGUARD_AZURE_TIMEOUT:-}" ]; then
+    # The default stays below what Azure waits (timeoutInSeconds, 30 in the sample).
+    azure=$(sed -n 's/.*"timeoutInSeconds"[[:space:]]*:[[:space:]]*\([0-9][0-9]*\).*/\1/p' \
+        "${SNAPGUARD_AZURE_CONFIG:-/etc/azure/VMSnapshotScriptPluginConfig.json}" 2>/dev/null |
+        head -n 1)
+    case $azure in
+        '' | *[!0-9]*) ;;
+        *)
+            if [ "${#azure}" -le 6 ] && [ "$azure" -le 6 ]; then
+                limit=1
+            elif [ "${#azure}" -le 6 ] && [ "$((azure - 5))" -lt "$limit" ]; then
+                limit=$((azure - 5))
+            fi
+            ;;
+    esac
+fi
+# Killed (TERM, INT, HUP): stop snapguard too and leave no temporary file. snapguard runs in
+# the background so that the trap runs at once, not when snapguard ends.
+child=
+# shellcheck disable=SC2317 # run by the traps below
+stop() {
+    trap '' TERM INT HUP
+    [ -z "$child" ] || kill -TERM "$child" 2>/dev/null
+    [ -z "$tmpname" ] || rm -f -- "$tmpname" "$errname"
+    exit "$1"
+}
+trap 'stop 143' TERM
+trap 'stop 130' INT
+trap 'stop 129' HUP
 if command -v timeout >/dev/null 2>&1; then
     # TERM after $limit s, KILL 2 s later (timeout then exits 124, or 137 after the KILL; a
-    # 137 before the limit is a kill by someone else, such as the OOM killer).
+    # 137 before the limit is a kill by someone else, such as the OOM killer). A TERM to
+    # timeout goes on to snapguard.
     start=$(date +%s)
-    timeout -k 2 "$limit" "$bin" preflight --profile azure --json "$@" >"$out" 2>"$errfile"
+    timeout -k 2 "$limit" "$bin" preflight --profile azure --json "$@" </dev/null >"$out" 2>"$errfile" &
+    child=$!
+    wait "$child" 2>/dev/null
     rc=$?
     if [ "$rc" -eq 137 ] && [ $(($(date +%s) - start)) -ge "$limit" ]; then
         rc=124
     fi
 else
-    "$bin" preflight --profile azure --json "$@" >"$out" 2>"$errfile"
+    "$bin" preflight --profile azure --json "$@" </dev/null >"$out" 2>"$errfile" &
+    child=$!
+    wait "$child" 2>/dev/null
     rc=$?
 fi
+child=
+first=$(head -n 1 "$errfile" 2>/dev/null)
+[ -z "$errname" ] || mv -f -- "$errname" "$logdir/azure-pre.stderr"
 
 case $rc in
     0 | 1 | 2)
@@ -151,7 +225,6 @@ case $rc in
         exit 124
         ;;
     *)
-        first=$(head -n 1 "$errfile" 2>/dev/null)
         error_report 3 "snapguard exited $rc${first:+: $first}"
         note err 3 "FAILED: snapguard exited $rc${first:+: $first}"
         exit 3
