@@ -126,7 +126,7 @@ if [ -z "$bin" ]; then
 fi
 if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
     error_report 127 "no snapguard binary at $bin"
-    note err 127 "FAILED: no snapguard binary at $bin (install it, or set SNAPGUARD)"
+    note err 127 "FAILED: no snapguard binary at $bin (run scripts/install.sh again: it puts the binary where this script looks)"
     exit 127
 fi
 
