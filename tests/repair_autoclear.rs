@@ -404,3 +404,72 @@ fn a_crash_while_unmounted_leaves_the_device_attached_and_the_next_run_sets_auto
     assert_eq!(hashes(&fx.mnt), fx.files);
     umount_detaches(&fx, &name);
 }
+
+/// Detaches, on drop, every loop device backed by `image` (only ever our own file).
+struct DetachOnDrop(PathBuf);
+
+impl Drop for DetachOnDrop {
+    fn drop(&mut self) {
+        let Ok(entries) = fs::read_dir("/sys/block") else {
+            return;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("loop") && backing(&name).as_deref() == Some(self.0.as_path()) {
+                run_any("losetup", &["-d", &format!("/dev/{name}")]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_hold_whose_loop_number_now_reads_another_image_is_refused_by_resume() {
+    if !require_root("a_hold_whose_loop_number_now_reads_another_image_is_refused_by_resume") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-reused");
+    let fx = LoopMounted::new(&dir, "acu");
+    let name = fx.loop_name();
+    let dev = PathBuf::from(format!("/dev/{name}"));
+    let (code, doc, stderr) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "verify")],
+    );
+    assert_eq!(code, 4, "held:\n{doc:#}\n{stderr}");
+    assert_eq!(backing(&name).as_deref(), Some(fx.img.as_path()));
+    // The admin detaches the held device (its flag is cleared: it stays until then) and the
+    // same loop number is taken for another image: a copy of it, so the same UUID.
+    let copy = dir.join("copy.img");
+    fs::copy(&fx.img, &copy).unwrap();
+    let copy = fs::canonicalize(&copy).unwrap();
+    let _copy_guard = DetachOnDrop(copy.clone());
+    run("losetup", &[OsStr::new("-d"), dev.as_os_str()]);
+    wait_until("the held loop device detaches", || {
+        backing(&name).as_deref() != Some(fx.img.as_path())
+    });
+    run("losetup", &[dev.as_os_str(), copy.as_os_str()]);
+    assert_eq!(backing(&name).as_deref(), Some(copy.as_path()));
+    assert_eq!(autoclear(&name).as_deref(), Some("0"));
+
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), dev.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert!(
+        mount_line(&fx.mnt).is_none(),
+        "another image was mounted on M:\n{doc:#}\n{stderr}"
+    );
+    assert_eq!(
+        autoclear(&name).as_deref(),
+        Some("0"),
+        "autoclear set on a device the record did not clear it on:\n{doc:#}"
+    );
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    let message = t["message"].as_str().unwrap();
+    assert!(
+        message.contains(&copy.display().to_string()) && message.contains("--discard-record"),
+        "names the image it reads now and the way out: {message}"
+    );
+    run("losetup", &[OsStr::new("-d"), dev.as_os_str()]);
+}

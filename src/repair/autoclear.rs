@@ -3,6 +3,7 @@
 //! outlives the umount, the fence, the check and a hold, and set again only once the filesystem
 //! is mounted again (never while nothing holds the device: it would detach at our own close).
 
+use super::state::LoopImage;
 use crate::root::{DEV_DIR, SYS_BLOCK, SysRoot};
 use crate::sys::{SysError, loopdev};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,13 @@ pub enum AutoclearError {
         node: PathBuf,
         path: PathBuf,
         why: String,
+    },
+    /// LOOP_GET_STATUS64 failed (detached, not a loop device, no privilege).
+    #[error("cannot ask loop device {node} which file it reads: {source}")]
+    Status {
+        node: PathBuf,
+        #[source]
+        source: SysError,
     },
     /// LOOP_GET_STATUS64 / LOOP_SET_STATUS64 failed.
     #[error("cannot change the autoclear flag of loop device {node}: {source}")]
@@ -81,12 +89,75 @@ pub fn find(root: &SysRoot, disk: Option<&str>) -> Result<Option<AutoclearLoop>,
     if !on {
         return Ok(None);
     }
-    let image = std::fs::read(dir.join("backing_file")).ok().map(|bytes| {
+    let image = backing_file(root, disk);
+    Ok(Some(AutoclearLoop { node, image }))
+}
+
+/// The file loop device `disk` reads, as sysfs names it (`loop/backing_file`), while bound.
+pub fn backing_file(root: &SysRoot, disk: &str) -> Option<PathBuf> {
+    let path = root
+        .path(SYS_BLOCK)
+        .join(disk)
+        .join("loop")
+        .join("backing_file");
+    std::fs::read(path).ok().map(|bytes| {
         use std::os::unix::ffi::OsStrExt as _;
         let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
         PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
-    });
-    Ok(Some(AutoclearLoop { node, image }))
+    })
+}
+
+/// Which file the loop device `l` reads now, asked of the device (the identity a record keeps
+/// to tell the same device from a reused loop number).
+pub fn image(l: &AutoclearLoop) -> Result<LoopImage, AutoclearError> {
+    let status = loopdev::loop_status(&l.node).map_err(|source| AutoclearError::Status {
+        node: l.node.clone(),
+        source,
+    })?;
+    Ok(LoopImage {
+        backing_dev: status.backing_dev,
+        backing_ino: status.backing_ino,
+        offset: status.offset,
+        path: l.image.clone(),
+    })
+}
+
+/// Whether loop device `disk` still reads the file `recorded` names: `Err` with a one-line
+/// reason when it reads another one (a detached device whose number was taken again), or
+/// cannot be asked.
+pub fn same_image(root: &SysRoot, disk: &str, recorded: &LoopImage) -> Result<(), String> {
+    let now = AutoclearLoop {
+        node: node(disk),
+        image: backing_file(root, disk),
+    };
+    let describe = |i: &LoopImage| {
+        format!(
+            "{} at offset {}",
+            i.path
+                .as_ref()
+                .map_or_else(|| "an image".to_string(), |p| p.display().to_string()),
+            i.offset
+        )
+    };
+    match image(&now) {
+        Ok(i)
+            if (i.backing_dev, i.backing_ino, i.offset)
+                == (recorded.backing_dev, recorded.backing_ino, recorded.offset) =>
+        {
+            Ok(())
+        }
+        Ok(i) => Err(format!(
+            "the repair record was written for loop device {} reading {}, but it now reads {}: \
+             the loop device was detached since and its number taken for another image",
+            now.node.display(),
+            describe(recorded),
+            describe(&i)
+        )),
+        Err(e) => Err(format!(
+            "{e}: cannot confirm it still reads {} as the repair record says",
+            describe(recorded)
+        )),
+    }
 }
 
 /// The node of loop device `disk` ([`find`]'s, for a record's device whose flag this run or

@@ -386,6 +386,7 @@ impl Machine<'_> {
             phase: Phase::Discovered,
             replay_mount: None,
             autoclear: false,
+            loop_image: None,
             steps: Vec::new(),
             updated: 0,
         };
@@ -1051,8 +1052,12 @@ impl Machine<'_> {
             );
             return job;
         }
-        // The record is only ever acted on for the filesystem it was written for.
-        if let Err(why) = self.same_filesystem(&job) {
+        // The record is only ever acted on for the filesystem it was written for, and a loop
+        // device's only while the same number still reads the same file.
+        if let Err(why) = self
+            .same_filesystem(&job)
+            .and_then(|()| self.same_loop_image(&job))
+        {
             push(&mut job, "resume", "refused", why.clone(), None, started);
             job.report.outcome = RepairOutcome::Refused;
             job.report.message = format!(
@@ -1328,6 +1333,22 @@ impl Machine<'_> {
             record.minor,
             show(&fstype, &uuid)
         ))
+    }
+
+    /// A record that names the file its loop device read (its autoclear flag was cleared):
+    /// the device must read that file still.
+    fn same_loop_image(&self, job: &Job) -> Result<(), String> {
+        let Some(recorded) = &job.record.loop_image else {
+            return Ok(());
+        };
+        let Some(disk) = job.subject.disk_name(self.root) else {
+            return Err(format!(
+                "cannot find the loop device of {} to confirm it still reads the image of the \
+                 repair record",
+                job.subject.device.display()
+            ));
+        };
+        autoclear::same_image(self.root, &disk, recorded)
     }
 
     /// Every recorded mount is back (mounted by hand, or by a run that stopped before writing
@@ -2486,6 +2507,9 @@ impl Machine<'_> {
         let Some(l) = found else {
             return Ok(());
         };
+        // Which file it reads, before anything changes: a later run acts on the record only
+        // while the same number reads the same file (loop numbers are reused).
+        job.record.loop_image = Some(autoclear::image(&l)?);
         job.record.autoclear = true;
         self.save(job);
         self.step(job, "autoclear", |_, _| {
@@ -2941,6 +2965,7 @@ fn report_only(target: &Path, report: RepairTarget) -> Job {
             phase: Phase::Discovered,
             replay_mount: None,
             autoclear: false,
+            loop_image: None,
             steps: Vec::new(),
             updated: 0,
         },
@@ -3552,6 +3577,7 @@ mod tests {
             phase,
             replay_mount: None,
             autoclear: false,
+            loop_image: None,
             steps: Vec::new(),
             updated: 0,
         }
