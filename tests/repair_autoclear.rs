@@ -471,5 +471,18 @@ fn a_hold_whose_loop_number_now_reads_another_image_is_refused_by_resume() {
         message.contains(&copy.display().to_string()) && message.contains("--discard-record"),
         "names the image it reads now and the way out: {message}"
     );
+    // Forgetting the record must not tell the admin to detach someone else's device.
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--discard-record"), dev.as_os_str()]);
+    let message = doc["targets"][0]["message"].as_str().unwrap();
+    assert_eq!(code, 0, "{doc:#}\n{stderr}");
+    assert!(
+        !message.contains("losetup -d"),
+        "the loop device reads another image now: {message}"
+    );
+    assert!(
+        message.contains(&copy.display().to_string()),
+        "says what it reads now: {message}"
+    );
+    assert_eq!(backing(&name).as_deref(), Some(copy.as_path()));
     run("losetup", &[OsStr::new("-d"), dev.as_os_str()]);
 }

@@ -1441,11 +1441,24 @@ impl Machine<'_> {
                         quote_path(dir)
                     ));
                 }
-                if job.record.autoclear {
-                    let node = job
-                        .subject
-                        .disk_name(self.root)
-                        .map_or_else(|| job.subject.device.clone(), |d| autoclear::node(&d));
+                let disk = job.subject.disk_name(self.root);
+                // A device detached since, whose number now reads another image, is not ours
+                // to detach: say so instead of naming it for `losetup -d`.
+                let reused = match (&job.record.loop_image, &disk) {
+                    (Some(recorded), Some(disk)) if job.record.autoclear => {
+                        autoclear::same_image(self.root, disk, recorded).err()
+                    }
+                    _ => None,
+                };
+                if let Some(why) = reused {
+                    job.report.message.push_str(&format!(
+                        "; {why}: the device the record cleared autoclear on is gone, and this \
+                         one is not detached or changed"
+                    ));
+                } else if job.record.autoclear {
+                    let node = disk
+                        .as_deref()
+                        .map_or_else(|| job.subject.device.clone(), autoclear::node);
                     job.report.message.push_str(&format!(
                         "; loop device {} keeps its autoclear flag cleared (it stays attached \
                          after a umount): `losetup -d {}` detaches it (at once when unused, at \
