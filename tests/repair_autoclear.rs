@@ -486,3 +486,50 @@ fn a_hold_whose_loop_number_now_reads_another_image_is_refused_by_resume() {
     assert_eq!(backing(&name).as_deref(), Some(copy.as_path()));
     run("losetup", &[OsStr::new("-d"), dev.as_os_str()]);
 }
+
+#[test]
+fn a_read_only_loop_device_is_refused_before_anything_is_unmounted() {
+    if !require_root("a_read_only_loop_device_is_refused_before_anything_is_unmounted") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-ro");
+    let fx = LoopMounted::new(&dir, "acro");
+    // `mount -o loop,ro` sets up a read-only loop device: no repair can write it.
+    let first = fx.loop_name();
+    run("umount", &[fx.mnt.as_os_str()]);
+    wait_until("the autoclear loop device detaches at umount", || {
+        backing(&first).as_deref() != Some(fx.img.as_path())
+    });
+    fx.mount(&format!("ro,{EXT4_OPTS}"));
+    let name = fx.loop_name();
+    assert_eq!(
+        fs::read_to_string(format!("/sys/block/{name}/ro"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    let _ = fs::remove_file(fx.record_path());
+    let before = mount_line(&fx.mnt).unwrap();
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.mnt.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert_eq!(
+        mount_line(&fx.mnt).as_ref(),
+        Some(&before),
+        "left mounted as it was:\n{doc:#}\n{stderr}"
+    );
+    assert_eq!(autoclear(&name).as_deref(), Some("1"), "{doc:#}");
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    let message = t["message"].as_str().unwrap();
+    assert!(
+        message.contains("read-only") && message.contains(&format!("/dev/{name}")),
+        "{message}"
+    );
+    assert!(step(t, "unmount").is_empty(), "{doc:#}");
+    assert!(
+        record(&fx.record_path()).is_none(),
+        "no record: nothing changed"
+    );
+    umount_detaches(&fx, &name);
+}

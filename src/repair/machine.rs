@@ -522,6 +522,18 @@ impl Machine<'_> {
             job.report.message = format!("{why}: choose another --backup-dir; nothing was changed");
             return Ok(());
         }
+        // A read-only device (`mount -o loop,ro`) cannot be repaired: refused before the
+        // umount, instead of holding a filesystem unmounted for a write that cannot happen.
+        if job.subject.read_only(self.root) {
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!(
+                "{} is a read-only block device (a read-only loop device: `mount -o loop,ro`; \
+                 `blockdev --setro`): a repair cannot write it; nothing was changed (unmount it \
+                 and repair the device or image set up read-write)",
+                quote_path(&job.subject.device)
+            );
+            return Ok(());
+        }
         // `mount -o loop`: the umount would detach the device under the fence and the check.
         match autoclear::find(self.root, job.subject.disk_name(self.root).as_deref()) {
             Ok(found) => job.autoclear = found,
