@@ -533,3 +533,106 @@ fn a_read_only_loop_device_is_refused_before_anything_is_unmounted() {
     );
     umount_detaches(&fx, &name);
 }
+
+/// Unmounts the mount points on drop (a test that failed half-way leaves none behind).
+struct UnmountOnDrop(Vec<PathBuf>);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        for m in &self.0 {
+            for _ in 0..3 {
+                if mount_line(m).is_none() {
+                    break;
+                }
+                run_any("umount", &[m.as_os_str()]);
+            }
+        }
+    }
+}
+
+#[test]
+fn two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted() {
+    if !require_root("two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted")
+    {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-parts");
+    // One image, two partitions, each an unclean ext4, both mounted from the same loop disk
+    // whose autoclear flag is set.
+    let img = dir.join("parts.img");
+    fs::File::create(&img).unwrap().set_len(160 * MIB).unwrap();
+    let mut sfdisk = std::process::Command::new("sfdisk")
+        .args([OsStr::new("-q"), img.as_os_str()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sfdisk");
+    use std::io::Write as _;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: dos\nstart=2048, size=131072, type=83\nstart=133120, type=83\n")
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let lo = common::LoopDevice::attach_partitioned(&img);
+    let parts = [lo.partition(1), lo.partition(2)];
+    let mnts = [dir.mkdir("p1"), dir.mkdir("p2")];
+    let _unmount = UnmountOnDrop(mnts.to_vec());
+    for (part, mnt) in parts.iter().zip(&mnts) {
+        run(
+            "mkfs.ext4",
+            &[OsStr::new("-q"), OsStr::new("-F"), part.as_os_str()],
+        );
+        run(
+            "debugfs",
+            &[
+                OsStr::new("-w"),
+                OsStr::new("-R"),
+                OsStr::new("ssv state 0"),
+                part.as_os_str(),
+            ],
+        );
+        run("mount", &[part.as_os_str(), mnt.as_os_str()]);
+        let devt = fs::metadata(part).unwrap().rdev();
+        let _ = fs::remove_file(format!(
+            "/run/snapguard/repair-{}-{}.json",
+            libc::major(devt),
+            libc::minor(devt)
+        ));
+    }
+    snapguard::sys::loopdev::set_autoclear(lo.dev(), true).unwrap();
+    assert_eq!(autoclear(lo.name()).as_deref(), Some("1"));
+
+    for mnt in &mnts {
+        let (code, doc, stderr) = repair_env(
+            &dir,
+            &[OsStr::new("--yes"), mnt.as_os_str()],
+            &[("SNAPGUARD_FAILPOINT", "verify")],
+        );
+        assert_eq!(code, 4, "held:\n{doc:#}\n{stderr}");
+    }
+    assert_eq!(autoclear(lo.name()).as_deref(), Some("0"));
+    // The first hold is closed: its filesystem is mounted again, but the second one is still
+    // held unmounted on the same disk, so the flag stays cleared.
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), parts[0].as_os_str()]);
+    assert_eq!(code, 1, "{doc:#}\n{stderr}");
+    assert!(mount_line(&mnts[0]).is_some());
+    assert_eq!(
+        autoclear(lo.name()).as_deref(),
+        Some("0"),
+        "autoclear set while the other partition is held unmounted:\n{doc:#}"
+    );
+    // The admin's umount of the first one must not take the held one's device away.
+    run("umount", &[mnts[0].as_os_str()]);
+    assert_eq!(backing(lo.name()).as_deref(), Some(img.as_path()));
+    run("mount", &[parts[0].as_os_str(), mnts[0].as_os_str()]);
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), parts[1].as_os_str()]);
+    assert_eq!(code, 1, "{doc:#}\n{stderr}");
+    assert!(mount_line(&mnts[1]).is_some());
+    assert_eq!(
+        autoclear(lo.name()).as_deref(),
+        Some("1"),
+        "the last hold closed sets it again:\n{doc:#}"
+    );
+}

@@ -2528,9 +2528,10 @@ impl Machine<'_> {
     /// so before the flag is touched (a crash right after still sets it again).
     fn clear_autoclear(&mut self, job: &mut Job) -> anyhow::Result<()> {
         // As it is now (the plan's view may be minutes old).
-        let found = autoclear::find(self.root, job.subject.disk_name(self.root).as_deref())?;
+        let disk = job.subject.disk_name(self.root);
+        let found = autoclear::find(self.root, disk.as_deref())?;
         let Some(l) = found else {
-            return Ok(());
+            return self.share_autoclear(job, disk.as_deref());
         };
         // Which file it reads, before anything changes: a later run acts on the record only
         // while the same number reads the same file (loop numbers are reused).
@@ -2550,6 +2551,58 @@ impl Machine<'_> {
         })?;
         job.autoclear = Some(l);
         Ok(())
+    }
+
+    /// The flag is cleared already because another repair holds a filesystem of the same loop
+    /// disk (a partition) with it cleared: this record shares that duty, so that whichever
+    /// of them is mounted again last sets it (never while the other is unmounted).
+    fn share_autoclear(&mut self, job: &mut Job, disk: Option<&str>) -> anyhow::Result<()> {
+        let Some(disk) = disk else {
+            return Ok(());
+        };
+        let others = self.autoclear_holds_on(job, disk);
+        if others.is_empty() {
+            return Ok(());
+        }
+        let l = AutoclearLoop {
+            node: autoclear::node(disk),
+            image: autoclear::backing_file(self.root, disk),
+        };
+        job.record.loop_image = Some(autoclear::image(&l)?);
+        job.record.autoclear = true;
+        self.save(job);
+        push(
+            job,
+            "autoclear",
+            "ok",
+            format!(
+                "loop device {}: autoclear already cleared by the repair of {} on the same disk \
+                 (set again once every filesystem on it is mounted)",
+                l.describe(),
+                others.join(", ")
+            ),
+            None,
+            Instant::now(),
+        );
+        job.autoclear = Some(l);
+        Ok(())
+    }
+
+    /// The devices of other unfinished repairs of the loop disk `disk` that cleared (or share)
+    /// its autoclear flag.
+    fn autoclear_holds_on(&self, job: &Job, disk: &str) -> Vec<String> {
+        let Ok(records) = state::records(self.root) else {
+            return Vec::new();
+        };
+        records
+            .readable
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| (r.major, r.minor) != (job.record.major, job.record.minor))
+            .filter(|r| r.autoclear && !r.phase.is_final())
+            .filter(|r| subject::disk_of(self.root, (r.major, r.minor)).as_deref() == Some(disk))
+            .map(|r| r.device.display().to_string())
+            .collect()
     }
 
     /// Once the filesystem is mounted again: set the autoclear flag this run (or the
@@ -2581,6 +2634,28 @@ impl Machine<'_> {
             return;
         };
         let node = autoclear::node(&disk);
+        let others = self.autoclear_holds_on(job, &disk);
+        if !others.is_empty() {
+            // Another filesystem of the same disk is held unmounted with the flag cleared: set
+            // now, the next umount of this one would detach the disk under it. Its record sets
+            // the flag once it is mounted again.
+            job.record.autoclear = false;
+            push(
+                job,
+                "autoclear",
+                "ok",
+                format!(
+                    "loop device {}: autoclear left cleared while the repair of {} on the same \
+                     disk is unfinished (its record sets it again once mounted)",
+                    node.display(),
+                    others.join(", ")
+                ),
+                None,
+                started,
+            );
+            self.save(job);
+            return;
+        }
         match autoclear::set(&node, true) {
             Ok(()) => {
                 job.record.autoclear = false;

@@ -52,18 +52,24 @@ impl Subject {
 
     /// The whole disk's kernel name, as util-linux names `/run/fsck/<disk>.lock`.
     pub fn disk_name(&self, root: &SysRoot) -> Option<String> {
-        let link = root.dev_block(self.dev.0, self.dev.1);
-        let resolved = std::fs::canonicalize(&link).ok()?;
-        if resolved.join("partition").exists() {
-            resolved
-                .parent()?
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        } else {
-            resolved
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        }
+        disk_of(root, self.dev)
+    }
+}
+
+/// The whole disk's kernel name of the block device `dev` (major, minor): its own for a whole
+/// disk, its parent's for a partition.
+pub fn disk_of(root: &SysRoot, dev: (u32, u32)) -> Option<String> {
+    let link = root.dev_block(dev.0, dev.1);
+    let resolved = std::fs::canonicalize(&link).ok()?;
+    if resolved.join("partition").exists() {
+        resolved
+            .parent()?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    } else {
+        resolved
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
     }
 }
 
