@@ -636,3 +636,76 @@ fn two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted(
         "the last hold closed sets it again:\n{doc:#}"
     );
 }
+
+#[test]
+fn the_same_image_behind_a_second_loop_device_is_refused_by_plan_and_resume() {
+    if !require_root("the_same_image_behind_a_second_loop_device_is_refused_by_plan_and_resume") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-twice");
+    let fx = LoopMounted::new(&dir, "act");
+    let name = fx.loop_name();
+    let dev = PathBuf::from(format!("/dev/{name}"));
+    let other_mnt = dir.mkdir("other");
+    let _unmount = UnmountOnDrop(vec![other_mnt.clone()]);
+    // The same image attached a second time (`losetup -f IMG`) and mounted read-only there:
+    // a repair through the first device would write under that mount.
+    let second = |what: &str| {
+        let lo = common::LoopDevice::attach(&fx.img);
+        run(
+            "mount",
+            &[
+                OsStr::new("-o"),
+                OsStr::new("ro"),
+                lo.dev().as_os_str(),
+                other_mnt.as_os_str(),
+            ],
+        );
+        assert!(mount_line(&other_mnt).is_some(), "{what}");
+        lo
+    };
+    let lo = second("before the repair");
+    let before = mount_line(&fx.mnt).unwrap();
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.mnt.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert_eq!(
+        mount_line(&fx.mnt).as_ref(),
+        Some(&before),
+        "left mounted:\n{doc:#}\n{stderr}"
+    );
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    assert!(
+        t["message"].as_str().unwrap().contains(lo.name()),
+        "names the other loop device: {doc:#}"
+    );
+    run("umount", &[other_mnt.as_os_str()]);
+    drop(lo);
+
+    // Held, then the image is attached and mounted a second time: --resume must not verify
+    // and mount the first device under it.
+    let (code, doc, stderr) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "verify")],
+    );
+    assert_eq!(code, 4, "held:\n{doc:#}\n{stderr}");
+    let lo = second("during the hold");
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), dev.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert!(
+        mount_line(&fx.mnt).is_none(),
+        "mounted while the image is mounted through {}:\n{doc:#}\n{stderr}",
+        lo.name()
+    );
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    assert_eq!(autoclear(&name).as_deref(), Some("0"));
+    run("umount", &[other_mnt.as_os_str()]);
+    drop(lo);
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), dev.as_os_str()]);
+    assert_eq!(code, 1, "{doc:#}\n{stderr}");
+    assert_eq!(autoclear(&name).as_deref(), Some("1"));
+    umount_detaches(&fx, &name);
+}

@@ -122,6 +122,52 @@ pub fn image(l: &AutoclearLoop) -> Result<LoopImage, AutoclearError> {
     })
 }
 
+/// The other loop devices that read the file loop device `disk` reads, over an overlapping
+/// range (`losetup -f IMG` a second time): a repair through `disk` would write under them.
+/// Empty when `disk` is not a bound loop device. One that cannot be asked (not detaching in
+/// between) is named too: whether it reads the file cannot be told.
+pub fn same_file_elsewhere(root: &SysRoot, disk: &str) -> Vec<String> {
+    let sys = root.path(SYS_BLOCK);
+    if !sys.join(disk).join("loop").is_dir() {
+        return Vec::new();
+    }
+    let Ok(ours) = loopdev::loop_status(&node(disk)) else {
+        return Vec::new();
+    };
+    // [start, end) in the file; an unreadable size reaches to the end of any file.
+    let range = |name: &str, offset: u64| {
+        let sectors = std::fs::read_to_string(sys.join(name).join("size"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        (
+            offset,
+            sectors.map_or(u64::MAX, |n| offset.saturating_add(n.saturating_mul(512))),
+        )
+    };
+    let (start, end) = range(disk, ours.offset);
+    let Ok(entries) = std::fs::read_dir(&sys) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("loop") && n != disk && sys.join(n).join("loop").is_dir())
+        .filter(|n| match loopdev::loop_status(&node(n)) {
+            Ok(s) => {
+                let (s_start, s_end) = range(n, s.offset);
+                (s.backing_dev, s.backing_ino) == (ours.backing_dev, ours.backing_ino)
+                    && s_start < end
+                    && start < s_end
+            }
+            Err(SysError::Ioctl { errno, .. }) => errno != nix::errno::Errno::ENXIO,
+            Err(SysError::Io { source, .. }) => source.kind() != std::io::ErrorKind::NotFound,
+        })
+        .map(|n| node(&n).display().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Whether loop device `disk` still reads the file `recorded` names: `Err` with a one-line
 /// reason when it reads another one (a detached device whose number was taken again), or
 /// cannot be asked.

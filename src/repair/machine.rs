@@ -534,6 +534,11 @@ impl Machine<'_> {
             );
             return Ok(());
         }
+        if let Some(why) = self.image_attached_twice(&job.subject) {
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!("{why}; nothing was changed");
+            return Ok(());
+        }
         // `mount -o loop`: the umount would detach the device under the fence and the check.
         match autoclear::find(self.root, job.subject.disk_name(self.root).as_deref()) {
             Ok(found) => job.autoclear = found,
@@ -1360,7 +1365,33 @@ impl Machine<'_> {
                 job.subject.device.display()
             ));
         };
-        autoclear::same_image(self.root, &disk, recorded)
+        autoclear::same_image(self.root, &disk, recorded)?;
+        match self.image_attached_twice(&job.subject) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// A loop device whose file another loop device reads too (`losetup -f IMG` twice): the
+    /// one-line refusal, since a check or mount through it writes under the other.
+    fn image_attached_twice(&self, subject: &Subject) -> Option<String> {
+        let disk = subject.disk_name(self.root)?;
+        let others = autoclear::same_file_elsewhere(self.root, &disk);
+        if others.is_empty() {
+            return None;
+        }
+        let node = autoclear::node(&disk);
+        Some(format!(
+            "the file loop device {} reads{} is attached again as {} (`losetup -f` of the same \
+             image): a repair through {} would write under it; detach the other (`losetup -d`) \
+             first",
+            node.display(),
+            autoclear::backing_file(self.root, &disk)
+                .map(|p| format!(" ({})", p.display()))
+                .unwrap_or_default(),
+            others.join(", "),
+            node.display()
+        ))
     }
 
     /// Every recorded mount is back (mounted by hand, or by a run that stopped before writing
