@@ -550,16 +550,9 @@ impl Drop for UnmountOnDrop {
     }
 }
 
-#[test]
-fn two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted() {
-    if !require_root("two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted")
-    {
-        return;
-    }
-    let _turn = one_at_a_time();
-    let dir = TestDir::new("repair-autoclear-parts");
-    // One image, two partitions, each an unclean ext4, both mounted from the same loop disk
-    // whose autoclear flag is set.
+/// One image, two partitions, each an unclean ext4, both mounted from the same loop disk
+/// whose autoclear flag is set; both then held by a repair (the first one clears the flag).
+fn two_held_partitions(dir: &TestDir) -> (common::LoopDevice, [PathBuf; 2], UnmountOnDrop) {
     let img = dir.join("parts.img");
     fs::File::create(&img).unwrap().set_len(160 * MIB).unwrap();
     let mut sfdisk = std::process::Command::new("sfdisk")
@@ -578,7 +571,7 @@ fn two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted(
     let lo = common::LoopDevice::attach_partitioned(&img);
     let parts = [lo.partition(1), lo.partition(2)];
     let mnts = [dir.mkdir("p1"), dir.mkdir("p2")];
-    let _unmount = UnmountOnDrop(mnts.to_vec());
+    let unmount = UnmountOnDrop(mnts.to_vec());
     for (part, mnt) in parts.iter().zip(&mnts) {
         run(
             "mkfs.ext4",
@@ -606,13 +599,26 @@ fn two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted(
 
     for mnt in &mnts {
         let (code, doc, stderr) = repair_env(
-            &dir,
+            dir,
             &[OsStr::new("--yes"), mnt.as_os_str()],
             &[("SNAPGUARD_FAILPOINT", "verify")],
         );
         assert_eq!(code, 4, "held:\n{doc:#}\n{stderr}");
     }
     assert_eq!(autoclear(lo.name()).as_deref(), Some("0"));
+    (lo, parts, unmount)
+}
+
+#[test]
+fn two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted() {
+    if !require_root("two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted")
+    {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-parts");
+    let (lo, parts, unmount) = two_held_partitions(&dir);
+    let mnts = unmount.0.clone();
     // The first hold is closed: its filesystem is mounted again, but the second one is still
     // held unmounted on the same disk, so the flag stays cleared.
     let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), parts[0].as_os_str()]);
@@ -625,7 +631,10 @@ fn two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted(
     );
     // The admin's umount of the first one must not take the held one's device away.
     run("umount", &[mnts[0].as_os_str()]);
-    assert_eq!(backing(lo.name()).as_deref(), Some(img.as_path()));
+    assert_eq!(
+        backing(lo.name()).as_deref(),
+        Some(dir.join("parts.img").as_path())
+    );
     run("mount", &[parts[0].as_os_str(), mnts[0].as_os_str()]);
     let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), parts[1].as_os_str()]);
     assert_eq!(code, 1, "{doc:#}\n{stderr}");
@@ -708,4 +717,32 @@ fn the_same_image_behind_a_second_loop_device_is_refused_by_plan_and_resume() {
     assert_eq!(code, 1, "{doc:#}\n{stderr}");
     assert_eq!(autoclear(&name).as_deref(), Some("1"));
     umount_detaches(&fx, &name);
+}
+
+#[test]
+fn discarding_one_of_two_holds_on_a_loop_disk_names_no_losetup_d() {
+    if !require_root("discarding_one_of_two_holds_on_a_loop_disk_names_no_losetup_d") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-parts-discard");
+    let (lo, parts, _unmount) = two_held_partitions(&dir);
+    let (code, doc, stderr) = repair(
+        &dir,
+        &[OsStr::new("--discard-record"), parts[0].as_os_str()],
+    );
+    let message = doc["targets"][0]["message"].as_str().unwrap();
+    assert_eq!(code, 0, "{doc:#}\n{stderr}");
+    // `losetup -d` of the disk now (nothing mounted) would take the held partition away.
+    assert!(
+        !message.contains("losetup -d"),
+        "the other partition is still held on this disk: {message}"
+    );
+    assert!(
+        message.contains(&parts[1].display().to_string()),
+        "{message}"
+    );
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), parts[1].as_os_str()]);
+    assert_eq!(code, 1, "{doc:#}\n{stderr}");
+    assert_eq!(autoclear(lo.name()).as_deref(), Some("1"));
 }

@@ -1493,10 +1493,25 @@ impl Machine<'_> {
                     }
                     _ => None,
                 };
+                let sharing = match (&disk, job.record.autoclear) {
+                    (Some(disk), true) => self.autoclear_holds_on(job, disk),
+                    _ => Vec::new(),
+                };
                 if let Some(why) = reused {
                     job.report.message.push_str(&format!(
                         "; {why}: the device the record cleared autoclear on is gone, and this \
                          one is not detached or changed"
+                    ));
+                } else if !sharing.is_empty() {
+                    // `losetup -d` now would take the disk away under the other held one.
+                    job.report.message.push_str(&format!(
+                        "; loop device {} keeps its autoclear flag cleared: the repair of {} on \
+                         the same disk is unfinished, and its record sets it again once mounted",
+                        disk.as_deref().map_or_else(
+                            || job.subject.device.display().to_string(),
+                            |d| autoclear::node(d).display().to_string()
+                        ),
+                        sharing.join(", ")
                     ));
                 } else if job.record.autoclear {
                     let node = disk
