@@ -404,3 +404,345 @@ fn a_crash_while_unmounted_leaves_the_device_attached_and_the_next_run_sets_auto
     assert_eq!(hashes(&fx.mnt), fx.files);
     umount_detaches(&fx, &name);
 }
+
+/// Detaches, on drop, every loop device backed by `image` (only ever our own file).
+struct DetachOnDrop(PathBuf);
+
+impl Drop for DetachOnDrop {
+    fn drop(&mut self) {
+        let Ok(entries) = fs::read_dir("/sys/block") else {
+            return;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("loop") && backing(&name).as_deref() == Some(self.0.as_path()) {
+                run_any("losetup", &["-d", &format!("/dev/{name}")]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_hold_whose_loop_number_now_reads_another_image_is_refused_by_resume() {
+    if !require_root("a_hold_whose_loop_number_now_reads_another_image_is_refused_by_resume") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-reused");
+    let fx = LoopMounted::new(&dir, "acu");
+    let name = fx.loop_name();
+    let dev = PathBuf::from(format!("/dev/{name}"));
+    let (code, doc, stderr) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "verify")],
+    );
+    assert_eq!(code, 4, "held:\n{doc:#}\n{stderr}");
+    assert_eq!(backing(&name).as_deref(), Some(fx.img.as_path()));
+    // The admin detaches the held device (its flag is cleared: it stays until then) and the
+    // same loop number is taken for another image: a copy of it, so the same UUID.
+    let copy = dir.join("copy.img");
+    fs::copy(&fx.img, &copy).unwrap();
+    let copy = fs::canonicalize(&copy).unwrap();
+    let _copy_guard = DetachOnDrop(copy.clone());
+    run("losetup", &[OsStr::new("-d"), dev.as_os_str()]);
+    wait_until("the held loop device detaches", || {
+        backing(&name).as_deref() != Some(fx.img.as_path())
+    });
+    run("losetup", &[dev.as_os_str(), copy.as_os_str()]);
+    assert_eq!(backing(&name).as_deref(), Some(copy.as_path()));
+    assert_eq!(autoclear(&name).as_deref(), Some("0"));
+
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), dev.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert!(
+        mount_line(&fx.mnt).is_none(),
+        "another image was mounted on M:\n{doc:#}\n{stderr}"
+    );
+    assert_eq!(
+        autoclear(&name).as_deref(),
+        Some("0"),
+        "autoclear set on a device the record did not clear it on:\n{doc:#}"
+    );
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    let message = t["message"].as_str().unwrap();
+    assert!(
+        message.contains(&copy.display().to_string()) && message.contains("--discard-record"),
+        "names the image it reads now and the way out: {message}"
+    );
+    // Forgetting the record must not tell the admin to detach someone else's device.
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--discard-record"), dev.as_os_str()]);
+    let message = doc["targets"][0]["message"].as_str().unwrap();
+    assert_eq!(code, 0, "{doc:#}\n{stderr}");
+    assert!(
+        !message.contains("losetup -d"),
+        "the loop device reads another image now: {message}"
+    );
+    assert!(
+        message.contains(&copy.display().to_string()),
+        "says what it reads now: {message}"
+    );
+    assert_eq!(backing(&name).as_deref(), Some(copy.as_path()));
+    run("losetup", &[OsStr::new("-d"), dev.as_os_str()]);
+}
+
+#[test]
+fn a_read_only_loop_device_is_refused_before_anything_is_unmounted() {
+    if !require_root("a_read_only_loop_device_is_refused_before_anything_is_unmounted") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-ro");
+    let fx = LoopMounted::new(&dir, "acro");
+    // `mount -o loop,ro` sets up a read-only loop device: no repair can write it.
+    let first = fx.loop_name();
+    run("umount", &[fx.mnt.as_os_str()]);
+    wait_until("the autoclear loop device detaches at umount", || {
+        backing(&first).as_deref() != Some(fx.img.as_path())
+    });
+    fx.mount(&format!("ro,{EXT4_OPTS}"));
+    let name = fx.loop_name();
+    assert_eq!(
+        fs::read_to_string(format!("/sys/block/{name}/ro"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    let _ = fs::remove_file(fx.record_path());
+    let before = mount_line(&fx.mnt).unwrap();
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.mnt.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert_eq!(
+        mount_line(&fx.mnt).as_ref(),
+        Some(&before),
+        "left mounted as it was:\n{doc:#}\n{stderr}"
+    );
+    assert_eq!(autoclear(&name).as_deref(), Some("1"), "{doc:#}");
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    let message = t["message"].as_str().unwrap();
+    assert!(
+        message.contains("read-only") && message.contains(&format!("/dev/{name}")),
+        "{message}"
+    );
+    assert!(step(t, "unmount").is_empty(), "{doc:#}");
+    assert!(
+        record(&fx.record_path()).is_none(),
+        "no record: nothing changed"
+    );
+    umount_detaches(&fx, &name);
+}
+
+/// Unmounts the mount points on drop (a test that failed half-way leaves none behind).
+struct UnmountOnDrop(Vec<PathBuf>);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        for m in &self.0 {
+            for _ in 0..3 {
+                if mount_line(m).is_none() {
+                    break;
+                }
+                run_any("umount", &[m.as_os_str()]);
+            }
+        }
+    }
+}
+
+/// One image, two partitions, each an unclean ext4, both mounted from the same loop disk
+/// whose autoclear flag is set; both then held by a repair (the first one clears the flag).
+fn two_held_partitions(dir: &TestDir) -> (common::LoopDevice, [PathBuf; 2], UnmountOnDrop) {
+    let img = dir.join("parts.img");
+    fs::File::create(&img).unwrap().set_len(160 * MIB).unwrap();
+    let mut sfdisk = std::process::Command::new("sfdisk")
+        .args([OsStr::new("-q"), img.as_os_str()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sfdisk");
+    use std::io::Write as _;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: dos\nstart=2048, size=131072, type=83\nstart=133120, type=83\n")
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let lo = common::LoopDevice::attach_partitioned(&img);
+    let parts = [lo.partition(1), lo.partition(2)];
+    let mnts = [dir.mkdir("p1"), dir.mkdir("p2")];
+    let unmount = UnmountOnDrop(mnts.to_vec());
+    for (part, mnt) in parts.iter().zip(&mnts) {
+        run(
+            "mkfs.ext4",
+            &[OsStr::new("-q"), OsStr::new("-F"), part.as_os_str()],
+        );
+        run(
+            "debugfs",
+            &[
+                OsStr::new("-w"),
+                OsStr::new("-R"),
+                OsStr::new("ssv state 0"),
+                part.as_os_str(),
+            ],
+        );
+        run("mount", &[part.as_os_str(), mnt.as_os_str()]);
+        let devt = fs::metadata(part).unwrap().rdev();
+        let _ = fs::remove_file(format!(
+            "/run/snapguard/repair-{}-{}.json",
+            libc::major(devt),
+            libc::minor(devt)
+        ));
+    }
+    snapguard::sys::loopdev::set_autoclear(lo.dev(), true).unwrap();
+    assert_eq!(autoclear(lo.name()).as_deref(), Some("1"));
+
+    for mnt in &mnts {
+        let (code, doc, stderr) = repair_env(
+            dir,
+            &[OsStr::new("--yes"), mnt.as_os_str()],
+            &[("SNAPGUARD_FAILPOINT", "verify")],
+        );
+        assert_eq!(code, 4, "held:\n{doc:#}\n{stderr}");
+    }
+    assert_eq!(autoclear(lo.name()).as_deref(), Some("0"));
+    (lo, parts, unmount)
+}
+
+#[test]
+fn two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted() {
+    if !require_root("two_holds_on_one_autoclear_loop_disk_keep_it_attached_until_both_are_mounted")
+    {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-parts");
+    let (lo, parts, unmount) = two_held_partitions(&dir);
+    let mnts = unmount.0.clone();
+    // The first hold is closed: its filesystem is mounted again, but the second one is still
+    // held unmounted on the same disk, so the flag stays cleared.
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), parts[0].as_os_str()]);
+    assert_eq!(code, 1, "{doc:#}\n{stderr}");
+    assert!(mount_line(&mnts[0]).is_some());
+    assert_eq!(
+        autoclear(lo.name()).as_deref(),
+        Some("0"),
+        "autoclear set while the other partition is held unmounted:\n{doc:#}"
+    );
+    // The admin's umount of the first one must not take the held one's device away.
+    run("umount", &[mnts[0].as_os_str()]);
+    assert_eq!(
+        backing(lo.name()).as_deref(),
+        Some(dir.join("parts.img").as_path())
+    );
+    run("mount", &[parts[0].as_os_str(), mnts[0].as_os_str()]);
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), parts[1].as_os_str()]);
+    assert_eq!(code, 1, "{doc:#}\n{stderr}");
+    assert!(mount_line(&mnts[1]).is_some());
+    assert_eq!(
+        autoclear(lo.name()).as_deref(),
+        Some("1"),
+        "the last hold closed sets it again:\n{doc:#}"
+    );
+}
+
+#[test]
+fn the_same_image_behind_a_second_loop_device_is_refused_by_plan_and_resume() {
+    if !require_root("the_same_image_behind_a_second_loop_device_is_refused_by_plan_and_resume") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-twice");
+    let fx = LoopMounted::new(&dir, "act");
+    let name = fx.loop_name();
+    let dev = PathBuf::from(format!("/dev/{name}"));
+    let other_mnt = dir.mkdir("other");
+    let _unmount = UnmountOnDrop(vec![other_mnt.clone()]);
+    // The same image attached a second time (`losetup -f IMG`) and mounted read-only there:
+    // a repair through the first device would write under that mount.
+    let second = |what: &str| {
+        let lo = common::LoopDevice::attach(&fx.img);
+        run(
+            "mount",
+            &[
+                OsStr::new("-o"),
+                OsStr::new("ro"),
+                lo.dev().as_os_str(),
+                other_mnt.as_os_str(),
+            ],
+        );
+        assert!(mount_line(&other_mnt).is_some(), "{what}");
+        lo
+    };
+    let lo = second("before the repair");
+    let before = mount_line(&fx.mnt).unwrap();
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--yes"), fx.mnt.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert_eq!(
+        mount_line(&fx.mnt).as_ref(),
+        Some(&before),
+        "left mounted:\n{doc:#}\n{stderr}"
+    );
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    assert!(
+        t["message"].as_str().unwrap().contains(lo.name()),
+        "names the other loop device: {doc:#}"
+    );
+    run("umount", &[other_mnt.as_os_str()]);
+    drop(lo);
+
+    // Held, then the image is attached and mounted a second time: --resume must not verify
+    // and mount the first device under it.
+    let (code, doc, stderr) = repair_env(
+        &dir,
+        &[OsStr::new("--yes"), fx.mnt.as_os_str()],
+        &[("SNAPGUARD_FAILPOINT", "verify")],
+    );
+    assert_eq!(code, 4, "held:\n{doc:#}\n{stderr}");
+    let lo = second("during the hold");
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), dev.as_os_str()]);
+    let t = &doc["targets"][0];
+    assert!(
+        mount_line(&fx.mnt).is_none(),
+        "mounted while the image is mounted through {}:\n{doc:#}\n{stderr}",
+        lo.name()
+    );
+    assert_eq!(code, 8, "{doc:#}\n{stderr}");
+    assert_eq!(t["outcome"], "refused", "{doc:#}");
+    assert_eq!(autoclear(&name).as_deref(), Some("0"));
+    run("umount", &[other_mnt.as_os_str()]);
+    drop(lo);
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), dev.as_os_str()]);
+    assert_eq!(code, 1, "{doc:#}\n{stderr}");
+    assert_eq!(autoclear(&name).as_deref(), Some("1"));
+    umount_detaches(&fx, &name);
+}
+
+#[test]
+fn discarding_one_of_two_holds_on_a_loop_disk_names_no_losetup_d() {
+    if !require_root("discarding_one_of_two_holds_on_a_loop_disk_names_no_losetup_d") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-autoclear-parts-discard");
+    let (lo, parts, _unmount) = two_held_partitions(&dir);
+    let (code, doc, stderr) = repair(
+        &dir,
+        &[OsStr::new("--discard-record"), parts[0].as_os_str()],
+    );
+    let message = doc["targets"][0]["message"].as_str().unwrap();
+    assert_eq!(code, 0, "{doc:#}\n{stderr}");
+    // `losetup -d` of the disk now (nothing mounted) would take the held partition away.
+    assert!(
+        !message.contains("losetup -d"),
+        "the other partition is still held on this disk: {message}"
+    );
+    assert!(
+        message.contains(&parts[1].display().to_string()),
+        "{message}"
+    );
+    let (code, doc, stderr) = repair(&dir, &[OsStr::new("--resume"), parts[1].as_os_str()]);
+    assert_eq!(code, 1, "{doc:#}\n{stderr}");
+    assert_eq!(autoclear(lo.name()).as_deref(), Some("1"));
+}

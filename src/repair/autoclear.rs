@@ -3,6 +3,7 @@
 //! outlives the umount, the fence, the check and a hold, and set again only once the filesystem
 //! is mounted again (never while nothing holds the device: it would detach at our own close).
 
+use super::state::LoopImage;
 use crate::root::{DEV_DIR, SYS_BLOCK, SysRoot};
 use crate::sys::{SysError, loopdev};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,13 @@ pub enum AutoclearError {
         node: PathBuf,
         path: PathBuf,
         why: String,
+    },
+    /// LOOP_GET_STATUS64 failed (detached, not a loop device, no privilege).
+    #[error("cannot ask loop device {node} which file it reads: {source}")]
+    Status {
+        node: PathBuf,
+        #[source]
+        source: SysError,
     },
     /// LOOP_GET_STATUS64 / LOOP_SET_STATUS64 failed.
     #[error("cannot change the autoclear flag of loop device {node}: {source}")]
@@ -81,12 +89,121 @@ pub fn find(root: &SysRoot, disk: Option<&str>) -> Result<Option<AutoclearLoop>,
     if !on {
         return Ok(None);
     }
-    let image = std::fs::read(dir.join("backing_file")).ok().map(|bytes| {
+    let image = backing_file(root, disk);
+    Ok(Some(AutoclearLoop { node, image }))
+}
+
+/// The file loop device `disk` reads, as sysfs names it (`loop/backing_file`), while bound.
+pub fn backing_file(root: &SysRoot, disk: &str) -> Option<PathBuf> {
+    let path = root
+        .path(SYS_BLOCK)
+        .join(disk)
+        .join("loop")
+        .join("backing_file");
+    std::fs::read(path).ok().map(|bytes| {
         use std::os::unix::ffi::OsStrExt as _;
         let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
         PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
-    });
-    Ok(Some(AutoclearLoop { node, image }))
+    })
+}
+
+/// Which file the loop device `l` reads now, asked of the device (the identity a record keeps
+/// to tell the same device from a reused loop number).
+pub fn image(l: &AutoclearLoop) -> Result<LoopImage, AutoclearError> {
+    let status = loopdev::loop_status(&l.node).map_err(|source| AutoclearError::Status {
+        node: l.node.clone(),
+        source,
+    })?;
+    Ok(LoopImage {
+        backing_dev: status.backing_dev,
+        backing_ino: status.backing_ino,
+        offset: status.offset,
+        path: l.image.clone(),
+    })
+}
+
+/// The other loop devices that read the file loop device `disk` reads, over an overlapping
+/// range (`losetup -f IMG` a second time): a repair through `disk` would write under them.
+/// Empty when `disk` is not a bound loop device. One that cannot be asked (not detaching in
+/// between) is named too: whether it reads the file cannot be told.
+pub fn same_file_elsewhere(root: &SysRoot, disk: &str) -> Vec<String> {
+    let sys = root.path(SYS_BLOCK);
+    if !sys.join(disk).join("loop").is_dir() {
+        return Vec::new();
+    }
+    let Ok(ours) = loopdev::loop_status(&node(disk)) else {
+        return Vec::new();
+    };
+    // [start, end) in the file; an unreadable size reaches to the end of any file.
+    let range = |name: &str, offset: u64| {
+        let sectors = std::fs::read_to_string(sys.join(name).join("size"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        (
+            offset,
+            sectors.map_or(u64::MAX, |n| offset.saturating_add(n.saturating_mul(512))),
+        )
+    };
+    let (start, end) = range(disk, ours.offset);
+    let Ok(entries) = std::fs::read_dir(&sys) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("loop") && n != disk && sys.join(n).join("loop").is_dir())
+        .filter(|n| match loopdev::loop_status(&node(n)) {
+            Ok(s) => {
+                let (s_start, s_end) = range(n, s.offset);
+                (s.backing_dev, s.backing_ino) == (ours.backing_dev, ours.backing_ino)
+                    && s_start < end
+                    && start < s_end
+            }
+            Err(SysError::Ioctl { errno, .. }) => errno != nix::errno::Errno::ENXIO,
+            Err(SysError::Io { source, .. }) => source.kind() != std::io::ErrorKind::NotFound,
+        })
+        .map(|n| node(&n).display().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether loop device `disk` still reads the file `recorded` names: `Err` with a one-line
+/// reason when it reads another one (a detached device whose number was taken again), or
+/// cannot be asked.
+pub fn same_image(root: &SysRoot, disk: &str, recorded: &LoopImage) -> Result<(), String> {
+    let now = AutoclearLoop {
+        node: node(disk),
+        image: backing_file(root, disk),
+    };
+    let describe = |i: &LoopImage| {
+        format!(
+            "{} at offset {}",
+            i.path
+                .as_ref()
+                .map_or_else(|| "an image".to_string(), |p| p.display().to_string()),
+            i.offset
+        )
+    };
+    match image(&now) {
+        Ok(i)
+            if (i.backing_dev, i.backing_ino, i.offset)
+                == (recorded.backing_dev, recorded.backing_ino, recorded.offset) =>
+        {
+            Ok(())
+        }
+        Ok(i) => Err(format!(
+            "the repair record was written for loop device {} reading {}, but it now reads {}: \
+             the loop device was detached since and its number taken for another image",
+            now.node.display(),
+            describe(recorded),
+            describe(&i)
+        )),
+        Err(e) => Err(format!(
+            "{e}: cannot confirm it still reads {} as the repair record says",
+            describe(recorded)
+        )),
+    }
 }
 
 /// The node of loop device `disk` ([`find`]'s, for a record's device whose flag this run or

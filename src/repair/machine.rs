@@ -386,6 +386,7 @@ impl Machine<'_> {
             phase: Phase::Discovered,
             replay_mount: None,
             autoclear: false,
+            loop_image: None,
             steps: Vec::new(),
             updated: 0,
         };
@@ -519,6 +520,23 @@ impl Machine<'_> {
         if let Some(why) = self.backup_dir_on_target(&job.subject) {
             job.report.outcome = RepairOutcome::Refused;
             job.report.message = format!("{why}: choose another --backup-dir; nothing was changed");
+            return Ok(());
+        }
+        // A read-only device (`mount -o loop,ro`) cannot be repaired: refused before the
+        // umount, instead of holding a filesystem unmounted for a write that cannot happen.
+        if job.subject.read_only(self.root) {
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!(
+                "{} is a read-only block device (a read-only loop device: `mount -o loop,ro`; \
+                 `blockdev --setro`): a repair cannot write it; nothing was changed (unmount it \
+                 and repair the device or image set up read-write)",
+                quote_path(&job.subject.device)
+            );
+            return Ok(());
+        }
+        if let Some(why) = self.image_attached_twice(&job.subject) {
+            job.report.outcome = RepairOutcome::Refused;
+            job.report.message = format!("{why}; nothing was changed");
             return Ok(());
         }
         // `mount -o loop`: the umount would detach the device under the fence and the check.
@@ -1051,8 +1069,12 @@ impl Machine<'_> {
             );
             return job;
         }
-        // The record is only ever acted on for the filesystem it was written for.
-        if let Err(why) = self.same_filesystem(&job) {
+        // The record is only ever acted on for the filesystem it was written for, and a loop
+        // device's only while the same number still reads the same file.
+        if let Err(why) = self
+            .same_filesystem(&job)
+            .and_then(|()| self.same_loop_image(&job))
+        {
             push(&mut job, "resume", "refused", why.clone(), None, started);
             job.report.outcome = RepairOutcome::Refused;
             job.report.message = format!(
@@ -1330,6 +1352,48 @@ impl Machine<'_> {
         ))
     }
 
+    /// A record that names the file its loop device read (its autoclear flag was cleared):
+    /// the device must read that file still.
+    fn same_loop_image(&self, job: &Job) -> Result<(), String> {
+        let Some(recorded) = &job.record.loop_image else {
+            return Ok(());
+        };
+        let Some(disk) = job.subject.disk_name(self.root) else {
+            return Err(format!(
+                "cannot find the loop device of {} to confirm it still reads the image of the \
+                 repair record",
+                job.subject.device.display()
+            ));
+        };
+        autoclear::same_image(self.root, &disk, recorded)?;
+        match self.image_attached_twice(&job.subject) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// A loop device whose file another loop device reads too (`losetup -f IMG` twice): the
+    /// one-line refusal, since a check or mount through it writes under the other.
+    fn image_attached_twice(&self, subject: &Subject) -> Option<String> {
+        let disk = subject.disk_name(self.root)?;
+        let others = autoclear::same_file_elsewhere(self.root, &disk);
+        if others.is_empty() {
+            return None;
+        }
+        let node = autoclear::node(&disk);
+        Some(format!(
+            "the file loop device {} reads{} is attached again as {} (`losetup -f` of the same \
+             image): a repair through {} would write under it; detach the other (`losetup -d`) \
+             first",
+            node.display(),
+            autoclear::backing_file(self.root, &disk)
+                .map(|p| format!(" ({})", p.display()))
+                .unwrap_or_default(),
+            others.join(", "),
+            node.display()
+        ))
+    }
+
     /// Every recorded mount is back (mounted by hand, or by a run that stopped before writing
     /// `done`): compare them with the record, scan the filesystem (read-only), close the record.
     fn close_mounted_again(&mut self, job: &mut Job, previous: &str, outcome: RepairOutcome) {
@@ -1420,11 +1484,39 @@ impl Machine<'_> {
                         quote_path(dir)
                     ));
                 }
-                if job.record.autoclear {
-                    let node = job
-                        .subject
-                        .disk_name(self.root)
-                        .map_or_else(|| job.subject.device.clone(), |d| autoclear::node(&d));
+                let disk = job.subject.disk_name(self.root);
+                // A device detached since, whose number now reads another image, is not ours
+                // to detach: say so instead of naming it for `losetup -d`.
+                let reused = match (&job.record.loop_image, &disk) {
+                    (Some(recorded), Some(disk)) if job.record.autoclear => {
+                        autoclear::same_image(self.root, disk, recorded).err()
+                    }
+                    _ => None,
+                };
+                let sharing = match (&disk, job.record.autoclear) {
+                    (Some(disk), true) => self.autoclear_holds_on(job, disk),
+                    _ => Vec::new(),
+                };
+                if let Some(why) = reused {
+                    job.report.message.push_str(&format!(
+                        "; {why}: the device the record cleared autoclear on is gone, and this \
+                         one is not detached or changed"
+                    ));
+                } else if !sharing.is_empty() {
+                    // `losetup -d` now would take the disk away under the other held one.
+                    job.report.message.push_str(&format!(
+                        "; loop device {} keeps its autoclear flag cleared: the repair of {} on \
+                         the same disk is unfinished, and its record sets it again once mounted",
+                        disk.as_deref().map_or_else(
+                            || job.subject.device.display().to_string(),
+                            |d| autoclear::node(d).display().to_string()
+                        ),
+                        sharing.join(", ")
+                    ));
+                } else if job.record.autoclear {
+                    let node = disk
+                        .as_deref()
+                        .map_or_else(|| job.subject.device.clone(), autoclear::node);
                     job.report.message.push_str(&format!(
                         "; loop device {} keeps its autoclear flag cleared (it stays attached \
                          after a umount): `losetup -d {}` detaches it (at once when unused, at \
@@ -2482,10 +2574,14 @@ impl Machine<'_> {
     /// so before the flag is touched (a crash right after still sets it again).
     fn clear_autoclear(&mut self, job: &mut Job) -> anyhow::Result<()> {
         // As it is now (the plan's view may be minutes old).
-        let found = autoclear::find(self.root, job.subject.disk_name(self.root).as_deref())?;
+        let disk = job.subject.disk_name(self.root);
+        let found = autoclear::find(self.root, disk.as_deref())?;
         let Some(l) = found else {
-            return Ok(());
+            return self.share_autoclear(job, disk.as_deref());
         };
+        // Which file it reads, before anything changes: a later run acts on the record only
+        // while the same number reads the same file (loop numbers are reused).
+        job.record.loop_image = Some(autoclear::image(&l)?);
         job.record.autoclear = true;
         self.save(job);
         self.step(job, "autoclear", |_, _| {
@@ -2501,6 +2597,58 @@ impl Machine<'_> {
         })?;
         job.autoclear = Some(l);
         Ok(())
+    }
+
+    /// The flag is cleared already because another repair holds a filesystem of the same loop
+    /// disk (a partition) with it cleared: this record shares that duty, so that whichever
+    /// of them is mounted again last sets it (never while the other is unmounted).
+    fn share_autoclear(&mut self, job: &mut Job, disk: Option<&str>) -> anyhow::Result<()> {
+        let Some(disk) = disk else {
+            return Ok(());
+        };
+        let others = self.autoclear_holds_on(job, disk);
+        if others.is_empty() {
+            return Ok(());
+        }
+        let l = AutoclearLoop {
+            node: autoclear::node(disk),
+            image: autoclear::backing_file(self.root, disk),
+        };
+        job.record.loop_image = Some(autoclear::image(&l)?);
+        job.record.autoclear = true;
+        self.save(job);
+        push(
+            job,
+            "autoclear",
+            "ok",
+            format!(
+                "loop device {}: autoclear already cleared by the repair of {} on the same disk \
+                 (set again once every filesystem on it is mounted)",
+                l.describe(),
+                others.join(", ")
+            ),
+            None,
+            Instant::now(),
+        );
+        job.autoclear = Some(l);
+        Ok(())
+    }
+
+    /// The devices of other unfinished repairs of the loop disk `disk` that cleared (or share)
+    /// its autoclear flag.
+    fn autoclear_holds_on(&self, job: &Job, disk: &str) -> Vec<String> {
+        let Ok(records) = state::records(self.root) else {
+            return Vec::new();
+        };
+        records
+            .readable
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| (r.major, r.minor) != (job.record.major, job.record.minor))
+            .filter(|r| r.autoclear && !r.phase.is_final())
+            .filter(|r| subject::disk_of(self.root, (r.major, r.minor)).as_deref() == Some(disk))
+            .map(|r| r.device.display().to_string())
+            .collect()
     }
 
     /// Once the filesystem is mounted again: set the autoclear flag this run (or the
@@ -2532,6 +2680,28 @@ impl Machine<'_> {
             return;
         };
         let node = autoclear::node(&disk);
+        let others = self.autoclear_holds_on(job, &disk);
+        if !others.is_empty() {
+            // Another filesystem of the same disk is held unmounted with the flag cleared: set
+            // now, the next umount of this one would detach the disk under it. Its record sets
+            // the flag once it is mounted again.
+            job.record.autoclear = false;
+            push(
+                job,
+                "autoclear",
+                "ok",
+                format!(
+                    "loop device {}: autoclear left cleared while the repair of {} on the same \
+                     disk is unfinished (its record sets it again once mounted)",
+                    node.display(),
+                    others.join(", ")
+                ),
+                None,
+                started,
+            );
+            self.save(job);
+            return;
+        }
         match autoclear::set(&node, true) {
             Ok(()) => {
                 job.record.autoclear = false;
@@ -2941,6 +3111,7 @@ fn report_only(target: &Path, report: RepairTarget) -> Job {
             phase: Phase::Discovered,
             replay_mount: None,
             autoclear: false,
+            loop_image: None,
             steps: Vec::new(),
             updated: 0,
         },
@@ -3552,6 +3723,7 @@ mod tests {
             phase,
             replay_mount: None,
             autoclear: false,
+            loop_image: None,
             steps: Vec::new(),
             updated: 0,
         }

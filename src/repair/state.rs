@@ -175,9 +175,30 @@ pub struct Record {
     /// device attached (nothing lost) and this says to restore the flag.
     #[serde(default)]
     pub autoclear: bool,
+    /// The file that loop device reads (asked of the device when its flag is cleared): a held
+    /// or interrupted record is only acted on while the same loop number still reads the same
+    /// file at the same offset, never on a device detached since and its number taken for
+    /// another image (loop numbers are reused; a copy of the image has the same UUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_image: Option<LoopImage>,
     pub steps: Vec<RepairStep>,
     /// Unix time of the last write.
     pub updated: u64,
+}
+
+/// Which file a loop device reads: the `(st_dev, st_ino)` of its backing file and the offset
+/// (LOOP_GET_STATUS64), with sysfs's name of the file for messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopImage {
+    pub backing_dev: u64,
+    pub backing_ino: u64,
+    pub offset: u64,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "path_json::option"
+    )]
+    pub path: Option<PathBuf>,
 }
 
 /// The record's path for a device number.
@@ -362,6 +383,7 @@ mod tests {
             phase: Phase::Fenced,
             replay_mount: None,
             autoclear: true,
+            loop_image: None,
             steps: vec![],
             updated: 0,
         };

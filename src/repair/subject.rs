@@ -37,20 +37,39 @@ impl Subject {
         crate::scan::live::kernel_name(root, self.dev.0, self.dev.1)
     }
 
+    /// Whether the kernel refuses writes to the device (`ro` of it or of its whole disk is
+    /// `1`: `mount -o loop,ro` sets up a read-only loop device, `blockdev --setro`). An
+    /// unreadable `ro` is not read-only here: the repair command would then say so itself.
+    pub fn read_only(&self, root: &SysRoot) -> bool {
+        let is_one = |dir: PathBuf| {
+            std::fs::read_to_string(dir.join("ro")).is_ok_and(|text| text.trim() == "1")
+        };
+        is_one(root.dev_block(self.dev.0, self.dev.1))
+            || self
+                .disk_name(root)
+                .is_some_and(|disk| is_one(root.path(crate::root::SYS_BLOCK).join(disk)))
+    }
+
     /// The whole disk's kernel name, as util-linux names `/run/fsck/<disk>.lock`.
     pub fn disk_name(&self, root: &SysRoot) -> Option<String> {
-        let link = root.dev_block(self.dev.0, self.dev.1);
-        let resolved = std::fs::canonicalize(&link).ok()?;
-        if resolved.join("partition").exists() {
-            resolved
-                .parent()?
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        } else {
-            resolved
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        }
+        disk_of(root, self.dev)
+    }
+}
+
+/// The whole disk's kernel name of the block device `dev` (major, minor): its own for a whole
+/// disk, its parent's for a partition.
+pub fn disk_of(root: &SysRoot, dev: (u32, u32)) -> Option<String> {
+    let link = root.dev_block(dev.0, dev.1);
+    let resolved = std::fs::canonicalize(&link).ok()?;
+    if resolved.join("partition").exists() {
+        resolved
+            .parent()?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    } else {
+        resolved
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
     }
 }
 
