@@ -746,3 +746,55 @@ fn discarding_one_of_two_holds_on_a_loop_disk_names_no_losetup_d() {
     assert_eq!(code, 1, "{doc:#}\n{stderr}");
     assert_eq!(autoclear(lo.name()).as_deref(), Some("1"));
 }
+
+/// A record of another device that had the same name (a loop partition's number is dynamic:
+/// `/dev/loop1p1` of an earlier run was 259:0, today's is another number), unfinished or
+/// finished, never stands in for the device that has the name now: `--resume` finds no hold of
+/// it, `--discard-record` nothing to discard, and the other record stays (it is `--status`'s to
+/// show). Found in a loaded CI run, where one test's stale hold made another test's `--resume`
+/// of its own `/dev/loop1p2` refuse.
+#[test]
+fn a_record_of_another_device_with_the_same_name_is_not_this_device_s() {
+    if !require_root("a_record_of_another_device_with_the_same_name_is_not_this_device_s") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let dir = TestDir::new("repair-same-name");
+    let img = fixtures::ext4(&dir, "fs.img", &[]);
+    let lo = common::LoopDevice::attach(&img);
+    // A device number nothing has: 259 is blkext, minors this high are not handed out here.
+    let minor = 900_000 + std::process::id() % 90_000;
+    let record = PathBuf::from(format!("/run/snapguard/repair-259-{minor}.json"));
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(record.clone());
+    let write = |phase: &str| {
+        let doc = serde_json::json!({
+            "version": 1, "pid": 4_194_303, "start_time": 1,
+            "device": lo.dev().display().to_string(), "major": 259, "minor": minor,
+            "kind": "ext", "fstype": "ext4", "uuid": null, "mounts": [],
+            "stopped_units": [], "phase": phase, "steps": [], "updated": 0
+        });
+        fs::create_dir_all("/run/snapguard").unwrap();
+        fs::write(&record, serde_json::to_vec(&doc).unwrap()).unwrap();
+    };
+
+    write("held");
+    let (code, _, stderr) = repair(&dir, &[OsStr::new("--resume"), lo.dev().as_os_str()]);
+    assert_eq!(code, 16, "the stale hold is not this device's:\n{stderr}");
+    assert!(stderr.contains("no held repair"), "{stderr}");
+    assert!(record.exists(), "another device's record was touched");
+
+    write("done");
+    let (code, doc, stderr) = repair(
+        &dir,
+        &[OsStr::new("--discard-record"), lo.dev().as_os_str()],
+    );
+    assert_eq!(code, 0, "{doc:#}\n{stderr}");
+    assert_eq!(doc["targets"][0]["outcome"], "nothing-to-do", "{doc:#}");
+    assert!(record.exists(), "another device's record was discarded");
+}

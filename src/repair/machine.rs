@@ -260,20 +260,33 @@ impl Machine<'_> {
         // An interrupted run comes first: its record knows the mounts it took away (a mount
         // point it unmounted is no mount point now, so TARGET is matched against the record).
         let mut handled: Vec<PathBuf> = Vec::new();
-        for (path, record) in &records {
-            let discard = self.options.discard_record;
-            if (record.phase.is_final() && !discard) || run_alive(self.root, record) {
+        // Unfinished records first; `--discard-record` also takes a finished one, but only for
+        // a TARGET no unfinished record names (a week-old "done" record of the same loop
+        // device name must not stand in for the hold the admin means).
+        let (unfinished, finished): (Vec<_>, Vec<_>) =
+            records.iter().partition(|(_, r)| !r.phase.is_final());
+        let candidates = unfinished
+            .into_iter()
+            .map(|entry| (entry, false))
+            .chain(finished.into_iter().map(|entry| (entry, true)));
+        for ((path, record), is_final) in candidates {
+            if (is_final && !self.options.discard_record) || run_alive(self.root, record) {
                 continue;
             }
             // By device number, not path text: a symlink or /dev/disk/by-* alias of the device
-            // must find the record too (else an interrupted repair would be retried).
-            let names = |t: &PathBuf| {
-                t == &record.device
-                    || record.mounts.iter().any(|m| &m.mount_point == t)
-                    || block_device_number(t) == Some((record.major, record.minor))
+            // must find the record too (else an interrupted repair would be retried), and a
+            // reused name (/dev/loop1p1 of another test, another disk) must not. The path text
+            // only counts once no block device answers to it (the device is gone).
+            let names = |t: &PathBuf| match block_device_number(t) {
+                Some(number) => number == (record.major, record.minor),
+                None => t == &record.device || record.mounts.iter().any(|m| &m.mount_point == t),
             };
-            let matched: Vec<PathBuf> = targets.iter().filter(|t| names(t)).cloned().collect();
-            if targets.is_empty() || !matched.is_empty() {
+            let matched: Vec<PathBuf> = targets
+                .iter()
+                .filter(|t| names(t) && !(is_final && handled.contains(t)))
+                .cloned()
+                .collect();
+            if (targets.is_empty() && !is_final) || !matched.is_empty() {
                 handled.extend(matched);
                 handled.push(record.device.clone());
                 jobs.push(self.resume_job(path, record.clone()));
