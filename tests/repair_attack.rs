@@ -8,6 +8,7 @@
 mod common;
 mod freeze_support;
 
+use common::repair::make_unclean;
 use common::{LoopDevice, Mount, TestDir, fixtures, require_root, run, run_any};
 use freeze_support::assert_schema;
 use serde_json::Value;
@@ -124,10 +125,7 @@ fn unclean_ext4(dir: &TestDir, name: &str) -> Fixture {
     run("sync", &[OsStr::new("-f"), mnt.as_os_str()]);
     let ino = fs::metadata(mnt.join("file")).unwrap().ino();
     m.unmount();
-    fixtures::debugfs_w_script(
-        lo.dev(),
-        &[&format!("sif <{ino}> links_count 5"), "ssv state 0"],
-    );
+    make_unclean(lo.dev(), ino);
     let m = Mount::new(lo.dev(), &mnt, Some(EXT4_OPTS));
     // A stale record of an earlier user of this loop number would be resumed: not ours.
     let fx = Fixture {

@@ -8,8 +8,8 @@ mod common;
 
 use common::fixtures;
 use common::repair::{
-    EXT4_OPTS, MIB, RUN_LIMIT, hashes, mount_line, one_at_a_time, repair, repair_env, scan_status,
-    step, write_files,
+    EXT4_OPTS, MIB, RUN_LIMIT, hashes, make_unclean, mount_line, one_at_a_time, repair, repair_env,
+    scan_status, step, write_files,
 };
 use common::{TestDir, require_root, run, run_any, run_snapguard, wait_until};
 use serde_json::Value;
@@ -54,10 +54,7 @@ impl LoopMounted {
         wait_until("the autoclear loop device detaches at umount", || {
             backing(&first).as_deref() != Some(me.img.as_path())
         });
-        fixtures::debugfs_w_script(
-            &me.img,
-            &[&format!("sif <{ino}> links_count 5"), "ssv state 0"],
-        );
+        make_unclean(&me.img, ino);
         me.mount(EXT4_OPTS);
         // A record left by an earlier user of this loop number is not this filesystem's.
         let _ = fs::remove_file(me.record_path());

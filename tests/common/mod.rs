@@ -1613,6 +1613,16 @@ pub mod repair {
 
     pub const EXT4_OPTS: &str = "noatime,nodev,nosuid,errors=remount-ro,commit=30";
 
+    /// Leave the unmounted ext4 at `target` (image or device) needing a preen: inode `ino`'s
+    /// link count made wrong and the state "not clean", as after a crash. `e2fsck -p` fixes
+    /// both, so the repair's preen tier finds and repairs it.
+    pub fn make_unclean(target: &Path, ino: u64) {
+        fixtures::debugfs_w_script(
+            target,
+            &[&format!("sif <{ino}> links_count 5"), "ssv state 0"],
+        );
+    }
+
     pub fn unclean_ext4(dir: &TestDir, name: &str) -> UncleanExt4 {
         let img = fixtures::mkfs(
             dir,
@@ -1629,10 +1639,7 @@ pub mod repair {
         let files = hashes(&mnt);
         let ino = fs::metadata(mnt.join("file3")).unwrap().ino();
         m.unmount();
-        fixtures::debugfs_w_script(
-            lo.dev(),
-            &[&format!("sif <{ino}> links_count 5"), "ssv state 0"],
-        );
+        make_unclean(lo.dev(), ino);
         let m = Mount::new(lo.dev(), &mnt, Some(EXT4_OPTS));
         let fx = UncleanExt4 {
             mount: Some(m),
